@@ -1,0 +1,231 @@
+//! The vector workflow: create, train, add, search. Every input is checked
+//! in full before anything is written, so a bad file changes nothing.
+
+use super::progress::bar;
+use chromatica::input::{check_dim, check_vectors};
+use chromatica::vecio::{self, VectorFile};
+use chromatica::{Config, Error, Index, Preset, Result, SearchParams, TrainOptions, TrainStep};
+use rand::SeedableRng;
+use std::path::Path;
+use std::time::Instant;
+
+/// Rows per segment written by `add`, and per batch read by `search`.
+const BATCH: usize = 131_072;
+
+pub fn create(
+    dir: &Path,
+    preset: Option<Preset>,
+    dim: Option<usize>,
+    nlist: Option<usize>,
+    m: Option<usize>,
+    nbits: Option<usize>,
+    nprobe: Option<usize>,
+) -> Result<()> {
+    let base = Config::preset(preset.unwrap_or(Preset::Memory));
+    let config = Config {
+        dim: dim.unwrap_or(base.dim),
+        nlist: nlist.unwrap_or(base.nlist),
+        m: m.unwrap_or(base.m),
+        nbits: nbits.unwrap_or(base.nbits),
+        nprobe: nprobe.unwrap_or(base.nprobe),
+        ..base
+    };
+    Index::create(dir, config)?;
+    println!(
+        "created {}: dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}",
+        dir.display(),
+        config.dim,
+        config.nlist,
+        config.m,
+        config.nbits,
+        config.code_size(),
+        config.nprobe
+    );
+    Ok(())
+}
+
+fn open_vectors(path: &Path, config: &Config, what: &str) -> Result<VectorFile> {
+    let f = VectorFile::open(path)?;
+    if f.is_empty() {
+        return Err(Error::bad_file(path, "holds no vectors"));
+    }
+    check_dim(f.dim(), config.dim, &format!("{} ({what})", path.display()))?;
+    Ok(f)
+}
+
+pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64) -> Result<()> {
+    let index = Index::open(dir)?;
+    if index.is_trained() {
+        return Err(Error::AlreadyTrained);
+    }
+    let c = index.config();
+    let file = open_vectors(vectors, &c, "training vectors")?;
+    if sample == Some(0) {
+        return Err(Error::InvalidInput("--sample must be at least 1".into()));
+    }
+    let cap = sample.unwrap_or(256 * c.nlist.max(c.ksub()));
+    let n = cap.min(file.len());
+    let data = if n == file.len() {
+        file.read_all()?
+    } else {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut rows = rand::seq::index::sample(&mut rng, file.len(), n).into_vec();
+        rows.sort_unstable();
+        let mut out = Vec::with_capacity(n * c.dim);
+        for r in rows {
+            file.read_rows(r, 1, &mut out)?;
+        }
+        out
+    };
+    check_vectors(&data, c.dim, &vectors.display().to_string())?;
+    let opts = TrainOptions { seed, ..TrainOptions::default() };
+    let pb = bar((opts.niter + c.m) as u64, "training");
+    let t = Instant::now();
+    let report = index.train(&data, &opts, &mut |step| match step {
+        TrainStep::Coarse { i, .. } => pb.set_position(i as u64),
+        TrainStep::Pq { j, .. } => pb.set_position((opts.niter + j) as u64),
+    });
+    pb.finish_and_clear();
+    let report = report?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "trained on {} vectors in {:.2}s: coarse MSE {:.6}, reconstruction MSE {:.6}",
+        report.train_points,
+        t.elapsed().as_secs_f64(),
+        report.coarse_mse,
+        report.reconstruction_mse
+    );
+    Ok(())
+}
+
+pub fn add(dir: &Path, vectors: &Path, ids: Option<&Path>) -> Result<()> {
+    let index = Index::open(dir)?;
+    if !index.is_trained() {
+        return Err(Error::NotTrained);
+    }
+    let c = index.config();
+    let file = open_vectors(vectors, &c, "vectors")?;
+    let ids = match ids {
+        Some(p) => {
+            let ids = vecio::read_ids(p)?;
+            if ids.len() != file.len() {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {} ids for {} vectors in {}",
+                    p.display(),
+                    ids.len(),
+                    file.len(),
+                    vectors.display()
+                )));
+            }
+            chromatica::input::check_unique_ids(&ids)?;
+            Some(ids)
+        }
+        None => None,
+    };
+    // Check every row before writing anything.
+    let mut buf = Vec::new();
+    for start in (0..file.len()).step_by(BATCH) {
+        buf.clear();
+        let count = BATCH.min(file.len() - start);
+        file.read_rows(start, count, &mut buf)?;
+        check_vectors(&buf, c.dim, &vectors.display().to_string())
+            .map_err(|e| Error::InvalidInput(e.to_string().replace("row ", &format!("(batch at row {start}) row "))))?;
+    }
+    let pb = bar(file.len() as u64, "adding");
+    let t = Instant::now();
+    let (mut first, mut last, mut segments) = (u64::MAX, 0, 0);
+    for start in (0..file.len()).step_by(BATCH) {
+        buf.clear();
+        let count = BATCH.min(file.len() - start);
+        file.read_rows(start, count, &mut buf)?;
+        let report = index.add(&buf, ids.as_ref().map(|v| &v[start..start + count]))?;
+        first = first.min(report.ids.start);
+        last = last.max(report.ids.end);
+        segments += 1;
+        pb.inc(count as u64);
+    }
+    pb.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "added {} vectors (ids {first}..{last}) in {segments} segment(s) in {secs:.2}s ({:.0} vectors/s); index holds {}",
+        file.len(),
+        file.len() as f64 / secs,
+        index.len()
+    );
+    Ok(())
+}
+
+pub fn search(
+    dir: &Path,
+    vectors: &Path,
+    k: usize,
+    nprobe: Option<usize>,
+    threads: Option<usize>,
+    out: &Path,
+    distances: Option<&Path>,
+) -> Result<()> {
+    let index = Index::open_read_only(dir)?;
+    let c = index.config();
+    if k == 0 {
+        return Err(Error::InvalidInput("--k must be at least 1".into()));
+    }
+    if let Some(p) = nprobe {
+        c.check_nprobe(p)?;
+    }
+    if !index.is_trained() {
+        return Err(Error::NotTrained);
+    }
+    if threads == Some(0) {
+        return Err(Error::InvalidInput("--threads must be at least 1".into()));
+    }
+    let file = open_vectors(vectors, &c, "queries")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot start {threads:?} threads: {e}")))?;
+    let params = SearchParams { k, nprobe };
+    let pb = bar(file.len() as u64, "searching");
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(file.len() * k);
+    let mut dists = Vec::with_capacity(file.len() * k);
+    let mut buf = Vec::new();
+    for start in (0..file.len()).step_by(BATCH) {
+        buf.clear();
+        let count = BATCH.min(file.len() - start);
+        file.read_rows(start, count, &mut buf)?;
+        let results = pool.install(|| index.search(&buf, &params))?;
+        for row in results {
+            for j in 0..k {
+                match row.get(j) {
+                    Some(nb) => {
+                        let id = i32::try_from(nb.id).map_err(|_| {
+                            Error::InvalidInput(format!("id {} does not fit the int32 of an .ivecs file", nb.id))
+                        })?;
+                        ids.push(id);
+                        dists.push(nb.distance);
+                    }
+                    None => {
+                        ids.push(-1);
+                        dists.push(f32::INFINITY);
+                    }
+                }
+            }
+        }
+        pb.inc(count as u64);
+    }
+    pb.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    vecio::write_ivecs(out, &ids, k)?;
+    if let Some(d) = distances {
+        vecio::write_fvecs(d, &dists, k)?;
+    }
+    eprintln!(
+        "searched {} queries (k {k}, nprobe {}) in {secs:.3}s ({:.0} queries/s)",
+        file.len(),
+        nprobe.unwrap_or(c.nprobe),
+        file.len() as f64 / secs
+    );
+    Ok(())
+}

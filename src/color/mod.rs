@@ -1,0 +1,28 @@
+//! Colour: sRGB → CIE Lab, the 1152-bin Lab histogram that Chromatica
+//! indexes (8 L\* × 12 a\* × 12 b\* bins, tri-linear soft assignment,
+//! L1-normalised; [`hellinger`] turns it into the stored vector), image
+//! decoding with downscaling to at most 256 px, colour queries, and
+//! dominant colours for swatches.
+//!
+//! The definition is `shared/testdata/histograms.json` (its `note`) and
+//! `soft_hist` in `shared/tools/make_dataset.py`; Lab is scikit-image's
+//! `rgb2lab` (D65, 2°), checked against `shared/testdata/srgb_to_lab.csv`.
+
+mod decode;
+mod downscale;
+mod histogram;
+mod lab;
+mod palette;
+mod query;
+
+pub use decode::{decode_rgb, image_histogram, load_image};
+pub use downscale::{area_resize, fit_within, target_size, MAX_SIDE};
+pub use histogram::{
+    bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM,
+    L_BINS, L_RANGE,
+};
+pub use lab::{lab_to_srgb, srgb_to_lab};
+pub use palette::{dominant_colors, to_hex};
+pub use query::{
+    parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS,
+};

@@ -1,0 +1,215 @@
+//! The manifest: the one file that says what the index is. A commit writes a
+//! new manifest under a temporary name, syncs it, renames it into place and
+//! syncs the directory (see FORMAT.md, "Commit protocol").
+
+use super::{read_checked_header, write_checked_header, FileHeader, FileKind};
+use crate::config::{Config, Metric};
+use crate::error::{Error, Result};
+use zerocopy::byteorder::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Fixed part of a manifest file (92 bytes).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
+#[repr(C)]
+pub struct ManifestHeader {
+    pub file: FileHeader,
+    pub generation: U64,
+    pub dim: U32,
+    pub nlist: U32,
+    pub m: U32,
+    pub nbits: U32,
+    pub nprobe: U32,
+    pub metric: U32,
+    pub flags: U32,
+    pub reserved: U32,
+    pub next_id: U64,
+    pub next_file: U64,
+    pub quantizer_file: U64,
+    pub segment_count: U32,
+    pub table_crc: U32,
+    pub header_crc: U32,
+}
+
+/// One live segment (32 bytes).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
+#[repr(C)]
+pub struct SegmentEntry {
+    pub file: U64,
+    pub vectors: U64,
+    pub bytes: U64,
+    pub generation: U64,
+}
+
+/// A live segment as the engine sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// File number: the segment lives in `{file:016x}.seg`.
+    pub file: u64,
+    pub vectors: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Manifest generation that first listed this segment.
+    pub generation: u64,
+}
+
+/// The decoded manifest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    pub generation: u64,
+    pub config: Config,
+    /// Smallest id never handed out: default ids continue from here.
+    pub next_id: u64,
+    /// Next file number to allocate.
+    pub next_file: u64,
+    /// Number of the trained quantizer file, if trained.
+    pub quantizer_file: Option<u64>,
+    pub segments: Vec<SegmentMeta>,
+}
+
+impl Manifest {
+    /// The manifest of a new, untrained, empty index.
+    pub fn new(config: Config) -> Manifest {
+        Manifest { generation: 1, config, next_id: 0, next_file: 1, quantizer_file: None, segments: vec![] }
+    }
+
+    pub fn total_vectors(&self) -> u64 {
+        self.segments.iter().map(|s| s.vectors).sum()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut table = Vec::with_capacity(self.segments.len() * 32);
+        for s in &self.segments {
+            let e = SegmentEntry {
+                file: U64::new(s.file),
+                vectors: U64::new(s.vectors),
+                bytes: U64::new(s.bytes),
+                generation: U64::new(s.generation),
+            };
+            table.extend_from_slice(e.as_bytes());
+        }
+        let c = &self.config;
+        let h = ManifestHeader {
+            file: FileHeader::new(FileKind::Manifest),
+            generation: U64::new(self.generation),
+            dim: U32::new(c.dim as u32),
+            nlist: U32::new(c.nlist as u32),
+            m: U32::new(c.m as u32),
+            nbits: U32::new(c.nbits as u32),
+            nprobe: U32::new(c.nprobe as u32),
+            metric: U32::new(0),
+            flags: U32::new(0),
+            reserved: U32::new(0),
+            next_id: U64::new(self.next_id),
+            next_file: U64::new(self.next_file),
+            quantizer_file: U64::new(self.quantizer_file.unwrap_or(0)),
+            segment_count: U32::new(self.segments.len() as u32),
+            table_crc: U32::new(super::crc(&table)),
+            header_crc: U32::new(0),
+        };
+        let mut out = Vec::with_capacity(std::mem::size_of::<ManifestHeader>() + table.len());
+        write_checked_header(&h, &mut out);
+        out.extend_from_slice(&table);
+        out
+    }
+
+    pub fn decode(bytes: &[u8], file: &str) -> Result<Manifest> {
+        FileHeader::check(bytes, FileKind::Manifest, file)?;
+        let h: ManifestHeader = read_checked_header(bytes, file)?;
+        let hs = std::mem::size_of::<ManifestHeader>();
+        let count = h.segment_count.get() as usize;
+        let table = &bytes[hs..];
+        if table.len() != count * 32 {
+            return Err(Error::corrupt(
+                file,
+                hs as u64,
+                format!("segment table holds {} bytes, {count} entries need {}", table.len(), count * 32),
+            ));
+        }
+        if super::crc(table) != h.table_crc.get() {
+            return Err(Error::corrupt(file, hs as u64, "segment table checksum mismatch"));
+        }
+        if h.metric.get() != 0 || h.flags.get() != 0 {
+            return Err(Error::corrupt(file, 44, "unknown metric or flags"));
+        }
+        let config = Config {
+            dim: h.dim.get() as usize,
+            nlist: h.nlist.get() as usize,
+            m: h.m.get() as usize,
+            nbits: h.nbits.get() as usize,
+            nprobe: h.nprobe.get() as usize,
+            metric: Metric::L2,
+        };
+        config.validate().map_err(|e| Error::corrupt(file, 24, e.to_string()))?;
+        let segments: Vec<SegmentMeta> = <[SegmentEntry]>::ref_from_bytes(table)
+            .expect("length checked, alignment 1")
+            .iter()
+            .map(|e| SegmentMeta {
+                file: e.file.get(),
+                vectors: e.vectors.get(),
+                bytes: e.bytes.get(),
+                generation: e.generation.get(),
+            })
+            .collect();
+        let next_file = h.next_file.get();
+        let q = h.quantizer_file.get();
+        for (i, s) in segments.iter().enumerate() {
+            if s.file == 0 || s.file >= next_file || s.file == q {
+                return Err(Error::corrupt(file, (hs + i * 32) as u64, "segment file number out of range"));
+            }
+        }
+        if q >= next_file {
+            return Err(Error::corrupt(file, 72, "quantizer file number out of range"));
+        }
+        Ok(Manifest {
+            generation: h.generation.get(),
+            config,
+            next_id: h.next_id.get(),
+            next_file,
+            quantizer_file: (q != 0).then_some(q),
+            segments,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let mut m = Manifest::new(Config::default());
+        m.generation = 7;
+        m.next_id = 1000;
+        m.next_file = 5;
+        m.quantizer_file = Some(1);
+        m.segments = vec![
+            SegmentMeta { file: 2, vectors: 600, bytes: 9000, generation: 3 },
+            SegmentMeta { file: 4, vectors: 400, bytes: 7000, generation: 6 },
+        ];
+        m
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        assert_eq!(std::mem::size_of::<ManifestHeader>(), 92);
+        assert_eq!(Manifest::decode(&m.encode(), "M").unwrap(), m);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let b = sample().encode();
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x10;
+            assert!(Manifest::decode(&c, "M").is_err(), "flip at byte {i} not caught");
+        }
+    }
+
+    #[test]
+    fn truncation_is_caught() {
+        let b = sample().encode();
+        for n in 0..b.len() {
+            assert!(Manifest::decode(&b[..n], "M").is_err());
+        }
+    }
+}

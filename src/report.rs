@@ -1,0 +1,221 @@
+//! What an index costs and holds: the memory report and `inspect`.
+//! Everything is counted — codes, ids, quantizers, the precomputed table,
+//! file headers — not just the codes the design note's "576×" counts.
+
+use crate::config::Config;
+use crate::format::{manifest_name, quantizer_name, FORMAT_VERSION};
+use crate::read::Snapshot;
+use crate::storage::Storage;
+use serde::Serialize;
+
+/// Bytes an index uses, on disk and in memory.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct MemoryReport {
+    pub vectors: u64,
+    /// What the same vectors cost as flat float32 (dim × 4 bytes each).
+    pub flat_f32_bytes: u64,
+    /// PQ codes (code_size per vector): the only part the "576×" counts.
+    pub code_bytes: u64,
+    /// Stored ids (4 bytes per vector where they fit, else 8).
+    pub id_bytes: u64,
+    /// Coarse centroids and PQ codebooks.
+    pub quantizer_bytes: u64,
+    /// The precomputed per-list table (nlist × m × 2^nbits floats).
+    pub precomputed_table_bytes: u64,
+    /// File headers, list directories, padding and the manifest.
+    pub metadata_bytes: u64,
+    /// All index files.
+    pub disk_bytes: u64,
+    /// Heap memory held while open: quantizers, table, list directories.
+    /// Codes and ids are memory-mapped and come on top, as pages are touched.
+    pub resident_heap_bytes: u64,
+    /// Segment bytes mapped (resident only once read).
+    pub mapped_bytes: u64,
+    pub code_bytes_per_vector: f64,
+    pub disk_bytes_per_vector: f64,
+    pub resident_bytes_per_vector: f64,
+    /// flat_f32_bytes / code_bytes.
+    pub compression_codes_only: f64,
+    /// flat_f32_bytes / disk_bytes.
+    pub compression_total: f64,
+}
+
+/// Size distribution of the inverted lists.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ListStats {
+    pub nlist: usize,
+    pub empty: usize,
+    pub min: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    /// n·Σ size² / (Σ size)²: 1 when lists are even (faiss's imbalance factor).
+    pub imbalance: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SegmentInfo {
+    pub file: String,
+    pub vectors: u64,
+    pub bytes: u64,
+    /// Manifest generation that added the segment.
+    pub generation: u64,
+    pub id_width: usize,
+}
+
+/// Disk bytes by kind.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DiskBytes {
+    pub codes: u64,
+    pub ids: u64,
+    pub quantizers: u64,
+    /// Exact vectors kept for re-ranking (none in this format version).
+    pub refine: u64,
+    pub metadata: u64,
+    pub total: u64,
+}
+
+/// Everything `chromatica inspect` shows.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Inspection {
+    pub format_version: u32,
+    pub generation: u64,
+    pub config: Config,
+    pub code_size: usize,
+    pub trained: bool,
+    pub train_points: u64,
+    pub vectors: u64,
+    pub deleted: u64,
+    pub next_id: u64,
+    pub segments: Vec<SegmentInfo>,
+    pub lists: ListStats,
+    pub memory: MemoryReport,
+    pub disk_bytes: DiskBytes,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn file_len(storage: &dyn Storage, name: &str) -> u64 {
+    storage.map(name).map(|b| b.len() as u64).unwrap_or(0)
+}
+
+impl Snapshot {
+    pub fn memory_report(&self, storage: &dyn Storage) -> MemoryReport {
+        let c = &self.manifest.config;
+        let n = self.vectors();
+        let code_bytes = n * c.code_size() as u64;
+        let id_bytes: u64 = self.segments.iter().map(|s| s.vectors() * s.id_width() as u64).sum();
+        let (quantizer_bytes, precomputed_table_bytes) =
+            self.quantizers.as_ref().map_or((0, 0), |q| {
+                let (a, b) = q.resident_bytes();
+                (a as u64, b as u64)
+            });
+        let mapped_bytes: u64 = self.segments.iter().map(|s| s.file_bytes() as u64).sum();
+        let qfile = self.manifest.quantizer_file.map_or(0, |q| file_len(storage, &quantizer_name(q)));
+        let manifest = file_len(storage, &manifest_name(self.manifest.generation));
+        let disk_bytes = mapped_bytes + qfile + manifest;
+        let metadata_bytes = disk_bytes - code_bytes - id_bytes - quantizer_bytes - precomputed_table_bytes;
+        // Per segment in memory: one (start, count, crc) and one flag per list.
+        let dirs = (self.segments.len() * c.nlist * (3 * 8 + 1)) as u64;
+        let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + dirs;
+        let flat = n * c.dim as u64 * 4;
+        MemoryReport {
+            vectors: n,
+            flat_f32_bytes: flat,
+            code_bytes,
+            id_bytes,
+            quantizer_bytes,
+            precomputed_table_bytes,
+            metadata_bytes,
+            disk_bytes,
+            resident_heap_bytes,
+            mapped_bytes,
+            code_bytes_per_vector: ratio(code_bytes, n),
+            disk_bytes_per_vector: ratio(disk_bytes, n),
+            resident_bytes_per_vector: ratio(resident_heap_bytes, n),
+            compression_codes_only: ratio(flat, code_bytes),
+            compression_total: ratio(flat, disk_bytes),
+        }
+    }
+
+    pub fn list_stats(&self) -> ListStats {
+        let nlist = self.manifest.config.nlist;
+        let mut sizes: Vec<u64> =
+            (0..nlist).map(|l| self.segments.iter().map(|s| s.list_len(l) as u64).sum()).collect();
+        let total: u64 = sizes.iter().sum();
+        let sq: f64 = sizes.iter().map(|&s| (s as f64).powi(2)).sum();
+        sizes.sort_unstable();
+        let pct = |p: f64| sizes[((nlist as f64 - 1.0) * p).round() as usize];
+        ListStats {
+            nlist,
+            empty: sizes.iter().filter(|&&s| s == 0).count(),
+            min: sizes[0],
+            max: sizes[nlist - 1],
+            mean: total as f64 / nlist as f64,
+            p50: pct(0.5),
+            p90: pct(0.9),
+            p99: pct(0.99),
+            imbalance: if total == 0 { 0.0 } else { nlist as f64 * sq / (total as f64).powi(2) },
+        }
+    }
+
+    pub fn inspect(&self, storage: &dyn Storage) -> Inspection {
+        let memory = self.memory_report(storage);
+        let segments = self
+            .manifest
+            .segments
+            .iter()
+            .zip(&self.segments)
+            .map(|(m, v)| SegmentInfo {
+                file: crate::format::segment_name(m.file),
+                vectors: m.vectors,
+                bytes: m.bytes,
+                generation: m.generation,
+                id_width: v.id_width(),
+            })
+            .collect();
+        let quantizers = memory.quantizer_bytes + memory.precomputed_table_bytes;
+        Inspection {
+            format_version: FORMAT_VERSION,
+            generation: self.manifest.generation,
+            config: self.manifest.config,
+            code_size: self.manifest.config.code_size(),
+            trained: self.quantizers.is_some(),
+            train_points: self.quantizers.as_ref().map_or(0, |q| q.train_points),
+            vectors: memory.vectors,
+            deleted: 0,
+            next_id: self.manifest.next_id,
+            segments,
+            lists: self.list_stats(),
+            disk_bytes: DiskBytes {
+                codes: memory.code_bytes,
+                ids: memory.id_bytes,
+                quantizers,
+                refine: 0,
+                metadata: memory.disk_bytes - memory.code_bytes - memory.id_bytes - quantizers,
+                total: memory.disk_bytes,
+            },
+            memory,
+        }
+    }
+}
+
+impl crate::Index {
+    /// Bytes this index uses now, on disk and in memory.
+    pub fn memory_estimate(&self) -> MemoryReport {
+        self.snapshot().memory_report(self.storage())
+    }
+
+    /// Configuration, counts, segments, list sizes, memory and disk bytes.
+    pub fn inspect(&self) -> Inspection {
+        self.snapshot().inspect(self.storage())
+    }
+}

@@ -1,0 +1,74 @@
+//! Where bytes live. Everything the index reads or writes goes through the
+//! small [`Storage`] trait, scoped to one directory, so that tests can swap the
+//! real filesystem ([`FsStorage`]) for a model of it ([`MemStorage`]) that
+//! loses whatever was not made durable when it "crashes", or fails on demand.
+//!
+//! Durability model (the contract both backends implement):
+//! - a file's bytes are durable once [`StorageFile::sync`] returned;
+//! - a name (create, rename, remove) is durable once [`Storage::sync_dir`]
+//!   returned after it.
+
+mod fs;
+mod mem;
+
+pub use fs::FsStorage;
+pub use mem::MemStorage;
+
+use crate::error::Result;
+use std::fmt::Debug;
+use std::ops::Deref;
+
+/// A flat directory of named files.
+pub trait Storage: Send + Sync + Debug {
+    /// Creates (or truncates) `name` for writing.
+    fn create(&self, name: &str) -> Result<Box<dyn StorageFile>>;
+    /// A read-only view of an immutable file: memory-mapped on the filesystem.
+    fn map(&self, name: &str) -> Result<Bytes>;
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+    fn remove(&self, name: &str) -> Result<()>;
+    /// File names in the directory, in no particular order.
+    fn list(&self) -> Result<Vec<String>>;
+    /// Makes every earlier create, rename and remove durable.
+    fn sync_dir(&self) -> Result<()>;
+    /// Takes the single-writer lock, held until the returned guard drops.
+    fn lock_writer(&self) -> Result<Box<dyn Send + Sync>>;
+    /// How a file is named in messages (its path, for the filesystem).
+    fn describe(&self, name: &str) -> String;
+}
+
+/// A file being written.
+pub trait StorageFile: Send {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+    /// Makes every byte written so far durable.
+    fn sync(&mut self) -> Result<()>;
+}
+
+/// Immutable file contents: a memory map or an owned buffer.
+pub enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(std::sync::Arc<Vec<u8>>),
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+impl Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.len())
+    }
+}
+
+/// Writes `bytes` to `name` and makes the file durable (not yet its name).
+pub fn write_file(storage: &dyn Storage, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut f = storage.create(name)?;
+    f.write_all(bytes)?;
+    f.sync()
+}

@@ -1,0 +1,168 @@
+//! The write path. Every change follows the same commit protocol (FORMAT.md,
+//! "Commit protocol"): write new immutable files and sync them, sync the
+//! directory, then publish a new manifest by temp file + sync + rename +
+//! directory sync. Nothing is ever modified in place, so a crash at any
+//! point leaves the previous manifest and everything it names intact.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::format::manifest::{Manifest, SegmentMeta};
+use crate::format::{
+    manifest_name, parse_manifest_name, parse_numbered_name, quantizer_name, segment_file, segment_name,
+    TEMP_SUFFIX,
+};
+use crate::quantizer::Quantizers;
+use crate::storage::{write_file, Storage};
+use std::collections::HashSet;
+
+/// Publishes `next` as the current manifest, then drops the one it replaces.
+pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> Result<()> {
+    let name = manifest_name(next.generation);
+    let tmp = format!("{name}{TEMP_SUFFIX}");
+    let published = write_file(storage, &tmp, &next.encode())
+        .and_then(|()| storage.rename(&tmp, &name))
+        .and_then(|()| storage.sync_dir());
+    if let Err(e) = published {
+        let _ = storage.remove(&tmp);
+        return Err(e);
+    }
+    if let Some(g) = replaces.filter(|&g| g != next.generation) {
+        // Best effort: a leftover older manifest is ignored and removed at
+        // the next open.
+        let _ = storage.remove(&manifest_name(g));
+    }
+    Ok(())
+}
+
+/// Writes a new file with the next file number and makes it and its name
+/// durable. Returns the number.
+fn write_numbered(storage: &dyn Storage, manifest: &mut Manifest, name: fn(u64) -> String, bytes: &[u8]) -> Result<u64> {
+    let number = manifest.next_file;
+    manifest.next_file += 1;
+    let file = name(number);
+    let written = write_file(storage, &file, bytes).and_then(|()| storage.sync_dir());
+    if let Err(e) = written {
+        let _ = storage.remove(&file);
+        return Err(e);
+    }
+    Ok(number)
+}
+
+/// Commits trained quantizers. Returns the new manifest.
+pub fn commit_quantizers(storage: &dyn Storage, current: &Manifest, q: &Quantizers) -> Result<Manifest> {
+    let mut next = current.clone();
+    next.generation += 1;
+    let number = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
+    next.quantizer_file = Some(number);
+    commit_or_clean(storage, current, &next, &[quantizer_name(number)])?;
+    Ok(next)
+}
+
+/// Commits one batch of encoded vectors as a new segment. `lists`, `codes`
+/// and `ids` are in input order; they are grouped by list here.
+pub fn commit_segment(
+    storage: &dyn Storage,
+    current: &Manifest,
+    lists: &[u32],
+    codes: &[u8],
+    ids: &[u64],
+) -> Result<Manifest> {
+    let c = current.config;
+    let q = current.quantizer_file.ok_or(Error::NotTrained)?;
+    let cs = c.code_size();
+    // Counting sort by list, stable in input order.
+    let mut counts = vec![0u32; c.nlist];
+    for &l in lists {
+        counts[l as usize] += 1;
+    }
+    let mut next_slot: Vec<usize> = counts
+        .iter()
+        .scan(0usize, |acc, &n| {
+            let s = *acc;
+            *acc += n as usize;
+            Some(s)
+        })
+        .collect();
+    let mut sorted_codes = vec![0u8; codes.len()];
+    let mut sorted_ids = vec![0u64; ids.len()];
+    for (i, &l) in lists.iter().enumerate() {
+        let s = next_slot[l as usize];
+        next_slot[l as usize] += 1;
+        sorted_codes[s * cs..(s + 1) * cs].copy_from_slice(&codes[i * cs..(i + 1) * cs]);
+        sorted_ids[s] = ids[i];
+    }
+    let bytes = segment_file::encode(cs, q, &counts, &sorted_codes, &sorted_ids);
+    let mut next = current.clone();
+    next.generation += 1;
+    let number = write_numbered(storage, &mut next, segment_name, &bytes)?;
+    next.segments.push(SegmentMeta {
+        file: number,
+        vectors: ids.len() as u64,
+        bytes: bytes.len() as u64,
+        generation: next.generation,
+    });
+    let max_id = ids.iter().copied().max().expect("non-empty batch");
+    next.next_id = next.next_id.max(max_id.saturating_add(1));
+    commit_or_clean(storage, current, &next, &[segment_name(number)])?;
+    Ok(next)
+}
+
+fn commit_or_clean(storage: &dyn Storage, current: &Manifest, next: &Manifest, new_files: &[String]) -> Result<()> {
+    commit(storage, next, Some(current.generation)).inspect_err(|_| {
+        for f in new_files {
+            let _ = storage.remove(f);
+        }
+    })
+}
+
+/// Creates the first manifest of a new index.
+pub fn create(storage: &dyn Storage, config: Config) -> Result<Manifest> {
+    let m = Manifest::new(config);
+    commit(storage, &m, None)?;
+    Ok(m)
+}
+
+/// The newest manifest that decodes, with every manifest's generation, or
+/// `None` if there is no manifest at all. A newer manifest that fails its
+/// checks (torn or damaged) is skipped in favour of the newest valid one; if
+/// none is valid, the newest one's error is returned.
+pub fn latest_manifest(storage: &dyn Storage) -> Result<Option<Manifest>> {
+    let mut gens: Vec<u64> = storage.list()?.iter().filter_map(|n| parse_manifest_name(n)).collect();
+    gens.sort_unstable_by(|a, b| b.cmp(a));
+    let mut first_err = None;
+    for g in gens {
+        let name = manifest_name(g);
+        let decoded = storage.map(&name).and_then(|b| Manifest::decode(&b, &storage.describe(&name)));
+        match decoded {
+            Ok(m) if m.generation == g => return Ok(Some(m)),
+            Ok(_) => {
+                first_err.get_or_insert(Error::corrupt(storage.describe(&name), 16, "generation differs from file name"));
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(None), Err)
+}
+
+/// Removes what a crash may have left behind: temporary files, manifests
+/// other than `current`, and numbered files `current` does not name. Files
+/// with names the engine does not use are left alone. Returns what it removed.
+pub fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Result<Vec<String>> {
+    let live: HashSet<u64> = current.segments.iter().map(|s| s.file).chain(current.quantizer_file).collect();
+    let mut removed = Vec::new();
+    for name in storage.list()? {
+        let stale = name.ends_with(TEMP_SUFFIX)
+            || parse_manifest_name(&name).is_some_and(|g| g != current.generation)
+            || parse_numbered_name(&name).is_some_and(|(n, _)| !live.contains(&n));
+        if stale {
+            storage.remove(&name)?;
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        storage.sync_dir()?;
+    }
+    Ok(removed)
+}

@@ -1,0 +1,171 @@
+//! Shared helpers of the integration tests: deterministic data (no external
+//! RNG crate), exact search, recall, and small file writers.
+
+#![allow(dead_code)]
+
+use chromatica::{Config, Metric, Neighbor};
+use std::path::Path;
+
+/// SplitMix64: tiny, deterministic, good enough for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A mixture of isotropic Gaussian clusters.
+pub struct Clusters {
+    pub dim: usize,
+    pub centers: Vec<f32>,
+    pub sigma: f64,
+}
+
+impl Clusters {
+    /// `count` centres with coordinates drawn from N(0, 1); points spread
+    /// around them with standard deviation `sigma`.
+    pub fn new(dim: usize, count: usize, sigma: f64, seed: u64) -> Clusters {
+        let mut rng = Rng::new(seed);
+        let centers = (0..dim * count).map(|_| rng.normal() as f32).collect();
+        Clusters { dim, centers, sigma }
+    }
+
+    pub fn count(&self) -> usize {
+        self.centers.len() / self.dim
+    }
+
+    /// `n` points (n × dim, row-major), each from a random cluster.
+    pub fn sample(&self, n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        let mut out = Vec::with_capacity(n * self.dim);
+        for _ in 0..n {
+            let c = rng.below(self.count());
+            for j in 0..self.dim {
+                out.push(self.centers[c * self.dim + j] + (self.sigma * rng.normal()) as f32);
+            }
+        }
+        out
+    }
+}
+
+/// The default test data: clustered, `n` points.
+pub fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    Clusters::new(dim, 40, 0.25, 1000 + dim as u64).sample(n, seed)
+}
+
+pub fn config(dim: usize, nlist: usize, m: usize, nbits: usize, nprobe: usize) -> Config {
+    Config { dim, nlist, m, nbits, nprobe, metric: Metric::L2 }
+}
+
+pub fn l2(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()
+}
+
+/// Exact k nearest base rows (indices) of each query, ties by index.
+pub fn exact_knn(base: &[f32], queries: &[f32], dim: usize, k: usize) -> Vec<Vec<u64>> {
+    queries
+        .chunks_exact(dim)
+        .map(|q| {
+            let mut d: Vec<(f64, u64)> =
+                base.chunks_exact(dim).enumerate().map(|(i, x)| (l2(q, x), i as u64)).collect();
+            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            d.truncate(k);
+            d.into_iter().map(|(_, i)| i).collect()
+        })
+        .collect()
+}
+
+/// Mean fraction of the true k nearest found among the first k results.
+pub fn recall(results: &[Vec<Neighbor>], truth: &[Vec<u64>], k: usize) -> f64 {
+    let mut hits = 0usize;
+    for (r, t) in results.iter().zip(truth) {
+        let t = &t[..k.min(t.len())];
+        hits += r.iter().take(k).filter(|n| t.contains(&n.id)).count();
+    }
+    hits as f64 / (truth.len() * k) as f64
+}
+
+/// Results nearest first, distances finite and non-decreasing.
+pub fn assert_sorted(results: &[Vec<Neighbor>]) {
+    for r in results {
+        for w in r.windows(2) {
+            assert!(w[0].distance <= w[1].distance, "results not sorted: {:?} then {:?}", w[0], w[1]);
+        }
+        for n in r {
+            assert!(n.distance.is_finite(), "non-finite distance {n:?}");
+        }
+    }
+}
+
+/// Writes a 1-D little-endian int64 `.npy` file (NumPy format 1.0).
+pub fn write_npy_i64(path: &Path, ids: &[i64]) {
+    let dict = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", ids.len());
+    let total = (10 + dict.len() + 1).div_ceil(64) * 64;
+    let mut b = Vec::with_capacity(total + ids.len() * 8);
+    b.extend_from_slice(b"\x93NUMPY\x01\x00");
+    b.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    b.extend_from_slice(dict.as_bytes());
+    b.resize(total - 1, b' ');
+    b.push(b'\n');
+    for id in ids {
+        b.extend_from_slice(&id.to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// Parses an `.ivecs` file of rows of equal width: (rows, width, values).
+pub fn read_ivecs(path: &Path) -> (usize, usize, Vec<i32>) {
+    let b = std::fs::read(path).unwrap();
+    let mut vals = Vec::new();
+    let mut rest = &b[..];
+    let mut width = None;
+    let mut rows = 0;
+    while !rest.is_empty() {
+        let w = i32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        assert_eq!(*width.get_or_insert(w), w, "ragged .ivecs");
+        for c in rest[4..4 + 4 * w].chunks_exact(4) {
+            vals.push(i32::from_le_bytes(c.try_into().unwrap()));
+        }
+        rest = &rest[4 + 4 * w..];
+        rows += 1;
+    }
+    (rows, width.unwrap_or(0), vals)
+}
+
+/// Names and contents of the files directly inside `dir`.
+pub fn dir_contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let bytes = if e.path().is_file() { std::fs::read(e.path()).unwrap() } else { Vec::new() };
+            (name, bytes)
+        })
+        .collect()
+}
