@@ -63,7 +63,7 @@ impl Config {
         if self.dim == 0 || self.dim > 65_536 {
             return bad(format!("dim must be between 1 and 65536, got {}", self.dim));
         }
-        if self.m == 0 || self.dim % self.m != 0 {
+        if self.m == 0 || !self.dim.is_multiple_of(self.m) {
             return bad(format!("m ({}) must divide dim ({})", self.m, self.dim));
         }
         if !(1..=16).contains(&self.nbits) {
@@ -78,10 +78,7 @@ impl Config {
     /// nprobe must lie in 1..=nlist; shared by `validate` and per-call overrides.
     pub fn check_nprobe(&self, nprobe: usize) -> Result<()> {
         if nprobe == 0 || nprobe > self.nlist {
-            return Err(Error::Config(format!(
-                "nprobe must be between 1 and nlist ({}), got {nprobe}",
-                self.nlist
-            )));
+            return Err(Error::Config(format!("nprobe must be between 1 and nlist ({}), got {nprobe}", self.nlist)));
         }
         Ok(())
     }
@@ -138,7 +135,8 @@ mod tests {
         for nbits in 1..=16 {
             let c = Config { nbits, m: 8, dim: 16, nlist: 1, nprobe: 1, metric: Metric::L2 };
             c.validate().unwrap();
-            assert_eq!(c.code_size(), (8 * nbits + 7) / 8);
+            // 8 sub-codes of nbits bits are exactly nbits bytes.
+            assert_eq!(c.code_size(), nbits);
         }
     }
 }

@@ -17,12 +17,14 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::format::manifest::Manifest;
 use crate::input::check_vectors;
 use crate::quantizer::{Quantizers, TrainOptions, TrainReport, TrainStep};
 use crate::read::{Neighbor, SearchParams, Snapshot};
 use crate::storage::{FsStorage, Storage};
-use crate::write;
+use crate::write::{self, MergePolicy};
 use parking_lot::{Mutex, RwLock};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,9 +34,31 @@ pub struct Index {
     path: PathBuf,
     storage: Arc<dyn Storage>,
     current: RwLock<Arc<Snapshot>>,
-    /// The writer lock guard; `None` when opened read-only. The mutex
-    /// serialises writers within this process.
-    writer: Option<Mutex<Box<dyn Send + Sync>>>,
+    /// `None` when opened read-only. The mutex serialises writers within
+    /// this process; the lock guard inside excludes other processes.
+    writer: Option<Mutex<Writer>>,
+}
+
+struct Writer {
+    _lock: Box<dyn Send + Sync>,
+    policy: MergePolicy,
+}
+
+/// What `delete` did.
+#[derive(Clone, Debug)]
+pub struct DeleteReport {
+    pub deleted: usize,
+    /// File number of the tombstone file.
+    pub tombstones: u64,
+}
+
+/// What `compact` (or an automatic merge) did.
+#[derive(Clone, Debug, Default)]
+pub struct CompactReport {
+    pub segments_before: usize,
+    pub segments_after: usize,
+    /// Deleted vectors physically dropped.
+    pub dropped: u64,
 }
 
 /// What `add` did.
@@ -45,6 +69,11 @@ pub struct AddReport {
     pub ids: std::ops::Range<u64>,
     /// File number of the new segment.
     pub segment: u64,
+    /// Automatic merges run after the add (see [`MergePolicy`]).
+    pub merged: Option<CompactReport>,
+    /// An automatic merge that failed. The add itself is committed; the
+    /// merge is tried again after the next add.
+    pub merge_error: Option<String>,
 }
 
 impl Index {
@@ -75,7 +104,7 @@ impl Index {
         }
         let manifest = write::create(&*storage, config)?;
         let snapshot = Snapshot::load(&*storage, manifest, None)?;
-        Ok(Index { path, storage, current: RwLock::new(Arc::new(snapshot)), writer: Some(Mutex::new(guard)) })
+        Ok(Index::assemble(path, storage, snapshot, Some(guard)))
     }
 
     /// Opens an existing index for reading and writing. Fails at once with
@@ -97,12 +126,36 @@ impl Index {
     /// [`Index::open`] or [`Index::open_read_only`] over any storage backend.
     pub fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
         let guard = if writable { Some(storage.lock_writer()?) } else { None };
-        let manifest = write::latest_manifest(&*storage)?.ok_or_else(|| Error::NotAnIndex(path.clone()))?;
-        if writable {
-            write::remove_leftovers(&*storage, &manifest)?;
-        }
-        let snapshot = Snapshot::load(&*storage, manifest, None)?;
-        Ok(Index { path, storage, current: RwLock::new(Arc::new(snapshot)), writer: guard.map(Mutex::new) })
+        let snapshot = load_latest(&*storage, &path, None, |m| {
+            if writable {
+                write::remove_leftovers(&*storage, m)?;
+            }
+            Ok(())
+        })?;
+        Ok(Index::assemble(path, storage, snapshot, guard))
+    }
+
+    fn assemble(
+        path: PathBuf,
+        storage: Arc<dyn Storage>,
+        snap: Snapshot,
+        guard: Option<Box<dyn Send + Sync>>,
+    ) -> Index {
+        let writer = guard.map(|g| Mutex::new(Writer { _lock: g, policy: MergePolicy::default() }));
+        Index { path, storage, current: RwLock::new(Arc::new(snap)), writer }
+    }
+
+    /// Sets when segments are merged automatically after `add`.
+    pub fn set_merge_policy(&self, policy: MergePolicy) -> Result<()> {
+        self.writer()?.policy = policy;
+        Ok(())
+    }
+
+    /// Makes `manifest` (just committed) the current snapshot.
+    fn install(&self, manifest: Manifest, previous: &Snapshot) -> Result<Arc<Snapshot>> {
+        let next = Arc::new(Snapshot::load(&*self.storage, manifest, Some(previous))?);
+        *self.current.write() = next.clone();
+        Ok(next)
     }
 
     pub fn path(&self) -> &Path {
@@ -136,15 +189,14 @@ impl Index {
     /// want to see another process's writes).
     pub fn refresh(&self) -> Result<()> {
         let previous = self.snapshot();
-        let manifest = write::latest_manifest(&*self.storage)?.ok_or_else(|| Error::NotAnIndex(self.path.clone()))?;
-        if manifest.generation != previous.manifest.generation {
-            let next = Snapshot::load(&*self.storage, manifest, Some(&previous))?;
+        let next = load_latest(&*self.storage, &self.path, Some(&previous), |_| Ok(()))?;
+        if next.manifest.generation != previous.manifest.generation {
             *self.current.write() = Arc::new(next);
         }
         Ok(())
     }
 
-    fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Box<dyn Send + Sync>>> {
+    fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         match &self.writer {
             Some(w) => Ok(w.lock()),
             None => Err(Error::InvalidInput(format!("{}: index is open read-only", self.path.display()))),
@@ -163,8 +215,7 @@ impl Index {
         check_vectors(data, c.dim, "training vectors")?;
         let (q, report) = Quantizers::train(&c, data, opts, progress)?;
         let manifest = write::commit_quantizers(&*self.storage, &snap.manifest, &q)?;
-        let next = Snapshot::load(&*self.storage, manifest, Some(&snap))?;
-        *self.current.write() = Arc::new(next);
+        self.install(manifest, &snap)?;
         Ok(report)
     }
 
@@ -172,7 +223,7 @@ impl Index {
     /// this returns. Without `ids`, ids continue from one past the largest id
     /// ever added (0 for a new index).
     pub fn add(&self, data: &[f32], ids: Option<&[u64]>) -> Result<AddReport> {
-        let _w = self.writer()?;
+        let w = self.writer()?;
         let snap = self.snapshot();
         let q = snap.quantizers.as_deref().ok_or(Error::NotTrained)?;
         let c = snap.manifest.config;
@@ -180,6 +231,7 @@ impl Index {
         let ids: Vec<u64> = match ids {
             Some(ids) => {
                 check_ids(ids, n)?;
+                reject_live_ids(&snap, ids)?;
                 ids.to_vec()
             }
             None => {
@@ -191,11 +243,90 @@ impl Index {
         let (lists, codes) = q.encode(data);
         let manifest = write::commit_segment(&*self.storage, &snap.manifest, &lists, &codes, &ids)?;
         let segment = manifest.segments.last().expect("just added").file;
-        let next = Snapshot::load(&*self.storage, manifest, Some(&snap))?;
-        *self.current.write() = Arc::new(next);
+        let mut snap = self.install(manifest, &snap)?;
+        let (mut merged, mut merge_error) = (None, None);
+        while let Some(victims) = w.policy.candidates(&snap.manifest.segments) {
+            match self.merge(&snap, &victims) {
+                Ok((next, report)) => {
+                    snap = next;
+                    let total = merged
+                        .get_or_insert(CompactReport { segments_before: report.segments_before, ..Default::default() });
+                    total.segments_after = report.segments_after;
+                    total.dropped += report.dropped;
+                }
+                Err(e) => {
+                    merge_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
         let lo = *ids.iter().min().expect("non-empty");
         let hi = *ids.iter().max().expect("non-empty");
-        Ok(AddReport { ids: lo..hi + 1, segment })
+        Ok(AddReport { ids: lo..hi + 1, segment, merged, merge_error })
+    }
+
+    /// Marks `ids` deleted with one durable tombstone file. Every id must be
+    /// live; otherwise nothing is written and the error names the first
+    /// unknown ids. A deleted id may be added again later.
+    pub fn delete(&self, ids: &[u64]) -> Result<DeleteReport> {
+        let _w = self.writer()?;
+        let snap = self.snapshot();
+        if ids.is_empty() {
+            return Err(Error::InvalidInput("no ids to delete".into()));
+        }
+        crate::input::check_unique_ids(ids)?;
+        let wanted: HashSet<u64> = ids.iter().copied().collect();
+        let mut found = HashSet::with_capacity(ids.len());
+        let mut per_segment = vec![0u64; snap.segments.len()];
+        snap.for_each_live(|si, id| {
+            if wanted.contains(&id) {
+                found.insert(id);
+                per_segment[si] += 1;
+            }
+        })?;
+        if found.len() < wanted.len() {
+            let mut unknown: Vec<u64> = wanted.difference(&found).copied().collect();
+            unknown.sort_unstable();
+            let shown: Vec<String> = unknown.iter().take(5).map(u64::to_string).collect();
+            return Err(Error::InvalidInput(format!(
+                "{} of {} ids are not in the index ({}{}); nothing was deleted",
+                unknown.len(),
+                ids.len(),
+                shown.join(", "),
+                if unknown.len() > 5 { ", …" } else { "" }
+            )));
+        }
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        let manifest = write::commit_tombstones(&*self.storage, &snap.manifest, &sorted, &per_segment)?;
+        let tombstones = manifest.tombstones.last().expect("just added").file;
+        self.install(manifest, &snap)?;
+        Ok(DeleteReport { deleted: ids.len(), tombstones })
+    }
+
+    /// Merges every segment into one and drops deleted vectors. Searches
+    /// keep running on their snapshots meanwhile; a crash leaves the old or
+    /// the new state.
+    pub fn compact(&self) -> Result<CompactReport> {
+        let _w = self.writer()?;
+        let snap = self.snapshot();
+        if snap.segments.len() <= 1 && snap.manifest.tombstones.is_empty() {
+            let n = snap.segments.len();
+            return Ok(CompactReport { segments_before: n, segments_after: n, dropped: 0 });
+        }
+        let all: Vec<usize> = (0..snap.segments.len()).collect();
+        Ok(self.merge(&snap, &all)?.1)
+    }
+
+    /// Merges `victims` of `snap` (the writer lock is held by the caller).
+    fn merge(&self, snap: &Arc<Snapshot>, victims: &[usize]) -> Result<(Arc<Snapshot>, CompactReport)> {
+        let before = snap.manifest.segments.len();
+        let deleted_before = snap.manifest.deleted_vectors();
+        let manifest = write::commit_merge(&*self.storage, snap, victims)?;
+        let next = self.install(manifest, snap)?;
+        let dropped = snap.manifest.stored_vectors() - next.manifest.stored_vectors();
+        debug_assert!(dropped <= deleted_before);
+        Ok((next.clone(), CompactReport { segments_before: before, segments_after: next.segments.len(), dropped }))
     }
 
     /// The `k` nearest stored vectors of each query (rows of `queries`).
@@ -203,8 +334,60 @@ impl Index {
         self.snapshot().search(queries, params)
     }
 
+    /// Reads every byte of the index at `path` and checks every checksum and
+    /// invariant (see [`crate::verify`]). Takes no lock and changes nothing.
+    pub fn verify(path: impl AsRef<Path>) -> Result<crate::verify::VerifyReport> {
+        let path = path.as_ref();
+        check_dir(path)?;
+        crate::verify::verify(&FsStorage::new(path))
+    }
+
     pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.storage
+    }
+}
+
+/// Loads the newest manifest and what it names. A reader can race a writer
+/// that retires files right after publishing a newer manifest: a file that
+/// vanished means "look again", a few times.
+fn load_latest(
+    storage: &dyn Storage,
+    path: &Path,
+    previous: Option<&Snapshot>,
+    before_load: impl Fn(&Manifest) -> Result<()>,
+) -> Result<Snapshot> {
+    let mut attempt = 0;
+    loop {
+        let manifest = write::latest_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(path.to_owned()))?;
+        before_load(&manifest)?;
+        match Snapshot::load(storage, manifest, previous) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Explicit ids must not name live vectors: adding an existing id rejects
+/// the whole batch (delete it first). Ids at or above `next_id` were never
+/// used, so the scan is skipped when the batch lies entirely above it.
+fn reject_live_ids(snap: &Snapshot, ids: &[u64]) -> Result<()> {
+    if ids.iter().all(|&id| id >= snap.manifest.next_id) {
+        return Ok(());
+    }
+    let batch: HashSet<u64> = ids.iter().copied().collect();
+    let mut clash = None;
+    snap.for_each_live(|_, id| {
+        if batch.contains(&id) {
+            clash = Some(clash.map_or(id, |c: u64| c.min(id)));
+        }
+    })?;
+    match clash {
+        Some(id) => Err(Error::InvalidInput(format!(
+            "id {id} is already in the index; the batch was rejected (delete the id first to replace its vector)"
+        ))),
+        None => Ok(()),
     }
 }
 

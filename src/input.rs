@@ -8,7 +8,7 @@ pub fn check_vectors(data: &[f32], dim: usize, what: &str) -> Result<usize> {
     if data.is_empty() {
         return Err(Error::InvalidInput(format!("no {what} given")));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!(
             "{what}: {} floats is not a whole number of vectors of dimension {dim}",
             data.len()

@@ -41,11 +41,7 @@ pub struct KMeansParams {
 impl Default for KMeansParams {
     /// `niter` 25, `max_points_per_centroid` 256, `seed` 1234 (faiss defaults).
     fn default() -> Self {
-        KMeansParams {
-            niter: 25,
-            max_points_per_centroid: 256,
-            seed: 1234,
-        }
+        KMeansParams { niter: 25, max_points_per_centroid: 256, seed: 1234 }
     }
 }
 
@@ -76,9 +72,7 @@ pub fn kmeans(
     progress: &mut dyn FnMut(usize),
 ) -> Result<KMeansOutput> {
     if d == 0 {
-        return Err(Error::InvalidInput(
-            "k-means: the dimension must be at least 1".into(),
-        ));
+        return Err(Error::InvalidInput("k-means: the dimension must be at least 1".into()));
     }
     if !data.len().is_multiple_of(d) {
         return Err(Error::InvalidInput(format!(
@@ -91,19 +85,13 @@ pub fn kmeans(
     }
     let n = data.len() / d;
     if n < k {
-        return Err(Error::InvalidInput(format!(
-            "k-means needs at least {k} points, got {n}"
-        )));
+        return Err(Error::InvalidInput(format!("k-means needs at least {k} points, got {n}")));
     }
     if k > u32::MAX as usize {
-        return Err(Error::InvalidInput(format!(
-            "k-means: k = {k} does not fit in 32 bits"
-        )));
+        return Err(Error::InvalidInput(format!("k-means: k = {k} does not fit in 32 bits")));
     }
     if params.max_points_per_centroid == 0 {
-        return Err(Error::InvalidInput(
-            "k-means: max_points_per_centroid must be at least 1".into(),
-        ));
+        return Err(Error::InvalidInput("k-means: max_points_per_centroid must be at least 1".into()));
     }
 
     // Subsample as faiss does: a random permutation, keep the first points,
@@ -150,11 +138,7 @@ pub fn kmeans(
         progress(iter + 1);
     }
 
-    Ok(KMeansOutput {
-        centroids,
-        objective,
-        n_used: n,
-    })
+    Ok(KMeansOutput { centroids, objective, n_used: n })
 }
 
 /// Nearest centroid (squared L2) of every row of `data`: writes the centroid
@@ -170,11 +154,7 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
     assert!(d > 0, "assign: d must be positive");
     let n = labels.len();
     assert_eq!(data.len(), n * d, "assign: data length is not n × d");
-    assert_eq!(
-        dists.len(),
-        n,
-        "assign: dists length differs from labels length"
-    );
+    assert_eq!(dists.len(), n, "assign: dists length differs from labels length");
     assert!(
         !centroids.is_empty() && centroids.len().is_multiple_of(d),
         "assign: centroids length is not a positive multiple of d"
@@ -223,11 +203,8 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
                         1,
                     );
                 }
-                for (((row, ipr), l), out) in x
-                    .chunks_exact(d)
-                    .zip(ip.chunks_exact(k))
-                    .zip(lab.iter_mut())
-                    .zip(dis.iter_mut())
+                for (((row, ipr), l), out) in
+                    x.chunks_exact(d).zip(ip.chunks_exact(k)).zip(lab.iter_mut()).zip(dis.iter_mut())
                 {
                     // ‖x‖² is the same for every centroid: leave it out of the
                     // comparison (better precision) and add it at the end.
@@ -251,14 +228,7 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
 /// to its number of points. Empty centroids are left unchanged (they are
 /// replaced by [`split_clusters`]). Each centroid is accumulated in `f64` in
 /// increasing point order, so the result does not depend on the threads.
-fn compute_centroids(
-    x: &[f32],
-    d: usize,
-    k: usize,
-    labels: &[u32],
-    centroids: &mut [f32],
-    counts: &mut [f64],
-) {
+fn compute_centroids(x: &[f32], d: usize, k: usize, labels: &[u32], centroids: &mut [f32], counts: &mut [f64]) {
     // Counting sort of the point indices by label (stable).
     let mut start = vec![0usize; k + 1];
     for &l in labels {
@@ -332,11 +302,8 @@ fn split_clusters(
         let src = centroids[cj * d..(cj + 1) * d].to_vec();
         centroids[ci * d..(ci + 1) * d].copy_from_slice(&src);
         for j in 0..d {
-            let (fi, fj) = if j % 2 == 0 {
-                (1.0 + SPLIT_EPS, 1.0 - SPLIT_EPS)
-            } else {
-                (1.0 - SPLIT_EPS, 1.0 + SPLIT_EPS)
-            };
+            let (fi, fj) =
+                if j % 2 == 0 { (1.0 + SPLIT_EPS, 1.0 - SPLIT_EPS) } else { (1.0 - SPLIT_EPS, 1.0 + SPLIT_EPS) };
             centroids[ci * d + j] *= fi;
             centroids[cj * d + j] *= fj;
         }
@@ -380,9 +347,7 @@ mod tests {
     /// Reproducible test data: uniform in [-1, 1).
     fn random_data(n: usize, d: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n * d)
-            .map(|_| rand_float(&mut rng) * 2.0 - 1.0)
-            .collect()
+        (0..n * d).map(|_| rand_float(&mut rng) * 2.0 - 1.0).collect()
     }
 
     /// Approximately standard normal (sum of 12 uniforms − 6).
@@ -403,9 +368,7 @@ mod tests {
         let (nb, per, d) = (8usize, 100usize, 16usize);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // Means far apart (spread 20 per coordinate), points with σ = 0.1.
-        let means: Vec<f32> = (0..nb * d)
-            .map(|_| rand_float(&mut rng) * 40.0 - 20.0)
-            .collect();
+        let means: Vec<f32> = (0..nb * d).map(|_| rand_float(&mut rng) * 40.0 - 20.0).collect();
         let mut data = Vec::with_capacity(nb * per * d);
         for b in 0..nb {
             for _ in 0..per {
@@ -429,10 +392,7 @@ mod tests {
                 hit.iter().all(|&h| h)
             })
             .expect("no seed in 0..20000 starts in every blob (about 1 in 400 should)");
-        let params = KMeansParams {
-            seed,
-            ..Default::default()
-        };
+        let params = KMeansParams { seed, ..Default::default() };
         let out = run(&data, d, nb, &params);
         assert_eq!(out.n_used, nb * per);
         assert_eq!(out.objective.len(), 25);
@@ -454,16 +414,9 @@ mod tests {
         assert_eq!(seen.len(), nb, "two blobs share a cluster");
         for b in 0..nb {
             let c = cluster_of_blob[b] as usize;
-            let dist = l2sq(
-                &out.centroids[c * d..(c + 1) * d],
-                &means[b * d..(b + 1) * d],
-            )
-            .sqrt();
+            let dist = l2sq(&out.centroids[c * d..(c + 1) * d], &means[b * d..(b + 1) * d]).sqrt();
             // The sample mean of 100 points with σ = 0.1 in 16-d is ≈ 0.04 away.
-            assert!(
-                dist < 0.1,
-                "centroid of blob {b} is {dist} from the true mean"
-            );
+            assert!(dist < 0.1, "centroid of blob {b} is {dist} from the true mean");
         }
     }
 
@@ -516,20 +469,12 @@ mod tests {
         let (n, d, k) = (2000, 8, 16);
         let data = random_data(n, d, 3);
         let mut calls = Vec::new();
-        let out = kmeans(&data, d, k, &KMeansParams::default(), &mut |i| {
-            calls.push(i)
-        })
-        .unwrap();
+        let out = kmeans(&data, d, k, &KMeansParams::default(), &mut |i| calls.push(i)).unwrap();
         assert_eq!(calls, (1..=25).collect::<Vec<_>>());
         assert_eq!(out.objective.len(), 25);
         assert!(out.objective[24] < out.objective[0]);
         for w in out.objective.windows(2) {
-            assert!(
-                w[1] <= w[0] * (1.0 + 1e-6),
-                "objective went up: {} -> {}",
-                w[0],
-                w[1]
-            );
+            assert!(w[1] <= w[0] * (1.0 + 1e-6), "objective went up: {} -> {}", w[0], w[1]);
         }
         // One more Lloyd step cannot make things worse: the final centroids
         // (updated after the last recorded objective) do at least as well.
@@ -544,20 +489,14 @@ mod tests {
     fn deterministic_for_a_seed_and_thread_count() {
         let (n, d, k) = (1500, 20, 24);
         let data = random_data(n, d, 5);
-        let params = KMeansParams {
-            niter: 10,
-            ..Default::default()
-        };
+        let params = KMeansParams { niter: 10, ..Default::default() };
         let a = run(&data, d, k, &params);
         let b = run(&data, d, k, &params);
         assert_eq!(bits(&a.centroids), bits(&b.centroids));
         assert_eq!(a.objective, b.objective);
 
         let in_pool = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| run(&data, d, k, &params))
         };
         let one = in_pool(1);
@@ -566,15 +505,7 @@ mod tests {
         assert_eq!(bits(&one.centroids), bits(&a.centroids));
         assert_eq!(one.objective, two.objective);
 
-        let other = run(
-            &data,
-            d,
-            k,
-            &KMeansParams {
-                seed: 99,
-                ..params.clone()
-            },
-        );
+        let other = run(&data, d, k, &KMeansParams { seed: 99, ..params.clone() });
         assert_ne!(bits(&other.centroids), bits(&a.centroids));
     }
 
@@ -582,11 +513,7 @@ mod tests {
     fn subsampling_limits_training_points() {
         let (n, d, k) = (100, 3, 5);
         let data = random_data(n, d, 8);
-        let params = KMeansParams {
-            max_points_per_centroid: 4,
-            niter: 5,
-            ..Default::default()
-        };
+        let params = KMeansParams { max_points_per_centroid: 4, niter: 5, ..Default::default() };
         let out = run(&data, d, k, &params);
         assert_eq!(out.n_used, 20);
         assert_eq!(out.centroids.len(), k * d);
@@ -599,11 +526,7 @@ mod tests {
     #[test]
     fn empty_clusters_are_split() {
         let d = 4;
-        let points = [
-            [1.0f32, 2.0, 3.0, 4.0],
-            [-5.0, 0.5, 2.0, 1.0],
-            [10.0, 10.0, -10.0, 3.0],
-        ];
+        let points = [[1.0f32, 2.0, 3.0, 4.0], [-5.0, 0.5, 2.0, 1.0], [10.0, 10.0, -10.0, 3.0]];
         let mut data = Vec::new();
         for _ in 0..50 {
             for p in &points {
@@ -613,22 +536,11 @@ mod tests {
         let k = 5;
         let out = run(&data, d, k, &KMeansParams::default());
         assert_eq!(out.centroids.len(), k * d);
-        assert!(
-            out.centroids.iter().all(|v| v.is_finite()),
-            "{:?}",
-            out.centroids
-        );
+        assert!(out.centroids.iter().all(|v| v.is_finite()), "{:?}", out.centroids);
         // Every distinct point is (nearly) a centroid.
         for p in &points {
-            let best = out
-                .centroids
-                .chunks_exact(d)
-                .map(|c| l2sq(c, p))
-                .fold(f32::INFINITY, f32::min);
-            assert!(
-                best < 1e-2,
-                "point {p:?} is {best} from the nearest centroid"
-            );
+            let best = out.centroids.chunks_exact(d).map(|c| l2sq(c, p)).fold(f32::INFINITY, f32::min);
+            assert!(best < 1e-2, "point {p:?} is {best} from the nearest centroid");
         }
         // And the clusters really are split: no two centroids are identical.
         for a in 0..k {
@@ -645,21 +557,10 @@ mod tests {
         let mut counts = vec![10.0f64, 0.0, 1.0];
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         // Cluster 2 (size 1) has probability 0: only cluster 0 can be split.
-        assert_eq!(
-            split_clusters(d, 3, 11, &mut cents, &mut counts, &mut rng),
-            1
-        );
+        assert_eq!(split_clusters(d, 3, 11, &mut cents, &mut counts, &mut rng), 1);
         assert_eq!(counts, vec![5.0, 5.0, 1.0]);
         let e = SPLIT_EPS;
-        assert_eq!(
-            &cents[..4],
-            &[
-                1.0 * (1.0 - e),
-                2.0 * (1.0 + e),
-                1.0 * (1.0 + e),
-                2.0 * (1.0 - e)
-            ]
-        );
+        assert_eq!(&cents[..4], &[1.0 * (1.0 - e), 2.0 * (1.0 + e), 1.0 * (1.0 + e), 2.0 * (1.0 - e)]);
         assert_eq!(&cents[4..], &[3.0, 4.0]);
     }
 
@@ -673,27 +574,16 @@ mod tests {
         };
         let data = [0f32; 12];
         assert!(msg(kmeans(&data, 0, 2, &p, &mut |_| {})).contains("dimension must be at least 1"));
-        assert!(msg(kmeans(&data, 5, 2, &p, &mut |_| {}))
-            .contains("data length 12 is not a multiple of the dimension 5"));
+        assert!(
+            msg(kmeans(&data, 5, 2, &p, &mut |_| {})).contains("data length 12 is not a multiple of the dimension 5")
+        );
         assert!(msg(kmeans(&data, 3, 0, &p, &mut |_| {})).contains("k must be at least 1"));
-        assert_eq!(
-            msg(kmeans(&data, 3, 5, &p, &mut |_| {})),
-            "k-means needs at least 5 points, got 4"
-        );
-        assert_eq!(
-            msg(kmeans(&[], 3, 1, &p, &mut |_| {})),
-            "k-means needs at least 1 points, got 0"
-        );
-        let p0 = KMeansParams {
-            max_points_per_centroid: 0,
-            ..Default::default()
-        };
+        assert_eq!(msg(kmeans(&data, 3, 5, &p, &mut |_| {})), "k-means needs at least 5 points, got 4");
+        assert_eq!(msg(kmeans(&[], 3, 1, &p, &mut |_| {})), "k-means needs at least 1 points, got 0");
+        let p0 = KMeansParams { max_points_per_centroid: 0, ..Default::default() };
         assert!(msg(kmeans(&data, 3, 2, &p0, &mut |_| {})).contains("max_points_per_centroid"));
         // The Display form is one line.
-        let e = kmeans(&data, 3, 5, &p, &mut |_| {})
-            .err()
-            .unwrap()
-            .to_string();
+        let e = kmeans(&data, 3, 5, &p, &mut |_| {}).err().unwrap().to_string();
         assert_eq!(e, "invalid input: k-means needs at least 5 points, got 4");
     }
 

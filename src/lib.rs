@@ -18,11 +18,13 @@ pub mod read;
 pub mod report;
 pub mod storage;
 pub mod vecio;
+pub mod verify;
 pub mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
-pub use index::{AddReport, Index};
+pub use index::{AddReport, CompactReport, DeleteReport, Index};
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Neighbor, SearchParams, Snapshot};
 pub use report::{Inspection, MemoryReport};
+pub use write::MergePolicy;

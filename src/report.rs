@@ -3,7 +3,7 @@
 //! file headers — not just the codes the design note's "576×" counts.
 
 use crate::config::Config;
-use crate::format::{manifest_name, quantizer_name, FORMAT_VERSION};
+use crate::format::{manifest_name, quantizer_name, tombstone_name, FORMAT_VERSION};
 use crate::read::Snapshot;
 use crate::storage::Storage;
 use serde::Serialize;
@@ -22,7 +22,7 @@ pub struct MemoryReport {
     pub quantizer_bytes: u64,
     /// The precomputed per-list table (nlist × m × 2^nbits floats).
     pub precomputed_table_bytes: u64,
-    /// File headers, list directories, padding and the manifest.
+    /// File headers, list directories, padding, tombstones and the manifest.
     pub metadata_bytes: u64,
     /// All index files.
     pub disk_bytes: u64,
@@ -62,7 +62,17 @@ pub struct SegmentInfo {
     pub bytes: u64,
     /// Manifest generation that added the segment.
     pub generation: u64,
+    /// Vectors of this segment hidden by tombstones (dropped at the next merge).
+    pub deleted: u64,
     pub id_width: usize,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TombstoneInfo {
+    pub file: String,
+    pub ids: u64,
+    /// Manifest generation of the delete; it hides ids in older segments.
+    pub generation: u64,
 }
 
 /// Disk bytes by kind.
@@ -90,6 +100,7 @@ pub struct Inspection {
     pub deleted: u64,
     pub next_id: u64,
     pub segments: Vec<SegmentInfo>,
+    pub tombstones: Vec<TombstoneInfo>,
     pub lists: ListStats,
     pub memory: MemoryReport,
     pub disk_bytes: DiskBytes,
@@ -111,17 +122,17 @@ impl Snapshot {
     pub fn memory_report(&self, storage: &dyn Storage) -> MemoryReport {
         let c = &self.manifest.config;
         let n = self.vectors();
-        let code_bytes = n * c.code_size() as u64;
+        let code_bytes = self.manifest.stored_vectors() * c.code_size() as u64;
         let id_bytes: u64 = self.segments.iter().map(|s| s.vectors() * s.id_width() as u64).sum();
-        let (quantizer_bytes, precomputed_table_bytes) =
-            self.quantizers.as_ref().map_or((0, 0), |q| {
-                let (a, b) = q.resident_bytes();
-                (a as u64, b as u64)
-            });
+        let (quantizer_bytes, precomputed_table_bytes) = self.quantizers.as_ref().map_or((0, 0), |q| {
+            let (a, b) = q.resident_bytes();
+            (a as u64, b as u64)
+        });
         let mapped_bytes: u64 = self.segments.iter().map(|s| s.file_bytes() as u64).sum();
         let qfile = self.manifest.quantizer_file.map_or(0, |q| file_len(storage, &quantizer_name(q)));
         let manifest = file_len(storage, &manifest_name(self.manifest.generation));
-        let disk_bytes = mapped_bytes + qfile + manifest;
+        let tombstones: u64 = self.manifest.tombstones.iter().map(|t| file_len(storage, &tombstone_name(t.file))).sum();
+        let disk_bytes = mapped_bytes + qfile + manifest + tombstones;
         let metadata_bytes = disk_bytes - code_bytes - id_bytes - quantizer_bytes - precomputed_table_bytes;
         // Per segment in memory: one (start, count, crc) and one flag per list.
         let dirs = (self.segments.len() * c.nlist * (3 * 8 + 1)) as u64;
@@ -179,8 +190,15 @@ impl Snapshot {
                 vectors: m.vectors,
                 bytes: m.bytes,
                 generation: m.generation,
+                deleted: m.deleted,
                 id_width: v.id_width(),
             })
+            .collect();
+        let tombstones = self
+            .manifest
+            .tombstones
+            .iter()
+            .map(|t| TombstoneInfo { file: tombstone_name(t.file), ids: t.ids, generation: t.generation })
             .collect();
         let quantizers = memory.quantizer_bytes + memory.precomputed_table_bytes;
         Inspection {
@@ -191,9 +209,10 @@ impl Snapshot {
             trained: self.quantizers.is_some(),
             train_points: self.quantizers.as_ref().map_or(0, |q| q.train_points),
             vectors: memory.vectors,
-            deleted: 0,
+            deleted: self.manifest.deleted_vectors(),
             next_id: self.manifest.next_id,
             segments,
+            tombstones,
             lists: self.list_stats(),
             disk_bytes: DiskBytes {
                 codes: memory.code_bytes,

@@ -65,10 +65,7 @@ impl VectorFile {
             other => {
                 return Err(Error::bad_file(
                     path,
-                    format!(
-                        "{}: vector files must be .fvecs or .npy",
-                        describe_extension(other)
-                    ),
+                    format!("{}: vector files must be .fvecs or .npy", describe_extension(other)),
                 ))
             }
         };
@@ -114,20 +111,14 @@ impl VectorFile {
                 if !dtype.is_some_and(|d| d.kind == b'f' && d.size == 4 && d.little_endian) {
                     return Err(Error::bad_file(
                         path,
-                        format!(
-                            "unsupported dtype: expected float32 ('<f4'), got {}",
-                            quoted(&header.descr)
-                        ),
+                        format!("unsupported dtype: expected float32 ('<f4'), got {}", quoted(&header.descr)),
                     ));
                 }
                 header.check_c_order(path)?;
                 if header.shape.len() != 2 {
                     return Err(Error::bad_file(
                         path,
-                        format!(
-                            "expected a 2-D array of shape (rows, dim), got shape {}",
-                            format_shape(&header.shape)
-                        ),
+                        format!("expected a 2-D array of shape (rows, dim), got shape {}", format_shape(&header.shape)),
                     ));
                 }
                 let (rows, dim) = (header.shape[0], header.shape[1]);
@@ -144,14 +135,7 @@ impl VectorFile {
                 (header.data_offset, rows, dim)
             }
         };
-        Ok(VectorFile {
-            path: path.to_path_buf(),
-            map,
-            kind,
-            data_offset,
-            rows,
-            dim,
-        })
+        Ok(VectorFile { path: path.to_path_buf(), map, kind, data_offset, rows, dim })
     }
 
     /// Number of rows.
@@ -242,10 +226,7 @@ pub fn read_ids(path: &Path) -> Result<Vec<u64>> {
     if !matches!(kind.as_deref(), Some("npy") | Some("ivecs")) {
         return Err(Error::bad_file(
             path,
-            format!(
-                "{}: id files must be .npy or .ivecs",
-                describe_extension(kind.as_deref())
-            ),
+            format!("{}: id files must be .npy or .ivecs", describe_extension(kind.as_deref())),
         ));
     }
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -277,10 +258,7 @@ fn read_ids_npy(path: &Path, bytes: &[u8]) -> Result<Vec<u64>> {
     if header.shape.len() != 1 {
         return Err(Error::bad_file(
             path,
-            format!(
-                "expected a 1-D array of ids, got shape {}",
-                format_shape(&header.shape)
-            ),
+            format!("expected a 1-D array of ids, got shape {}", format_shape(&header.shape)),
         ));
     }
     let data = header.data(path, bytes, dtype.size)?;
@@ -307,10 +285,7 @@ fn read_ids_ivecs(path: &Path, bytes: &[u8]) -> Result<Vec<u64>> {
     if bytes.len() < 4 {
         return Err(Error::bad_file(
             path,
-            format!(
-                "truncated: {} bytes is shorter than the 4-byte dimension header of row 0",
-                bytes.len()
-            ),
+            format!("truncated: {} bytes is shorter than the 4-byte dimension header of row 0", bytes.len()),
         ));
     }
     let mut ids = Vec::with_capacity(bytes.len() / 8);
@@ -323,7 +298,9 @@ fn read_ids_ivecs(path: &Path, bytes: &[u8]) -> Result<Vec<u64>> {
         let count = i32::from_le_bytes(*header);
         if count != 1 {
             let what = if count <= 0 {
-                format!("row {row}: dimension header is {count}; an .ivecs ids file must have exactly one value per row")
+                format!(
+                    "row {row}: dimension header is {count}; an .ivecs ids file must have exactly one value per row"
+                )
             } else {
                 format!("row {row} has {count} values; an .ivecs ids file must have exactly one value per row")
             };
@@ -346,17 +323,12 @@ fn read_ids_ivecs(path: &Path, bytes: &[u8]) -> Result<Vec<u64>> {
 fn ivecs_truncated(path: &Path, len: usize) -> Error {
     Error::bad_file(
         path,
-        format!(
-            "truncated: {len} bytes is not a whole number of rows of dimension 1 (8 bytes per row)"
-        ),
+        format!("truncated: {len} bytes is not a whole number of rows of dimension 1 (8 bytes per row)"),
     )
 }
 
 fn negative_id(path: &Path, row: usize, value: i64) -> Error {
-    Error::bad_file(
-        path,
-        format!("row {row}: negative id {value}; ids must be non-negative"),
-    )
+    Error::bad_file(path, format!("row {row}: negative id {value}; ids must be non-negative"))
 }
 
 /// Reads a whole `.ivecs` matrix (e.g. ground-truth neighbours), row-major.
@@ -459,28 +431,19 @@ fn row_header(path: &Path, len: usize, width: usize, name: &str, max: usize) -> 
         return Err(shape_error(path, len, width, name));
     }
     if width > max {
-        return Err(Error::InvalidInput(format!(
-            "{}: {name} = {width} exceeds the limit of {max}",
-            path.display()
-        )));
+        return Err(Error::InvalidInput(format!("{}: {name} = {width} exceeds the limit of {max}", path.display())));
     }
     // width <= max <= i32::MAX.
     Ok((width as i32).to_le_bytes())
 }
 
 fn shape_error(path: &Path, len: usize, width: usize, name: &str) -> Error {
-    Error::InvalidInput(format!(
-        "{}: cannot write {len} values as rows of {name} = {width}",
-        path.display()
-    ))
+    Error::InvalidInput(format!("{}: cannot write {len} values as rows of {name} = {width}", path.display()))
 }
 
 /// Writes through `<path>.tmp`, synced, then renamed over `path`. On any
 /// failure the temporary file is removed and `path` is untouched.
-fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> Result<()> {
+fn write_atomic(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -499,11 +462,7 @@ fn write_atomic(
 
 /// Appends little-endian f32s. `bytes.len()` is a multiple of 4 here.
 fn extend_f32_le(out: &mut Vec<f32>, bytes: &[u8]) {
-    out.extend(
-        bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-    );
+    out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
 }
 
 /// `(rows, dim)` of an `.fvecs` file, from row 0's header and the size.
@@ -511,18 +470,12 @@ fn fvecs_layout(path: &Path, bytes: &[u8]) -> Result<(usize, usize)> {
     let Some(first) = bytes.first_chunk::<4>() else {
         return Err(Error::bad_file(
             path,
-            format!(
-                "truncated: {} bytes is shorter than the 4-byte dimension header of row 0",
-                bytes.len()
-            ),
+            format!("truncated: {} bytes is shorter than the 4-byte dimension header of row 0", bytes.len()),
         ));
     };
     let header = i32::from_le_bytes(*first);
     if header <= 0 {
-        return Err(Error::bad_file(
-            path,
-            format!("row 0: dimension header is {header}; it must be positive"),
-        ));
+        return Err(Error::bad_file(path, format!("row 0: dimension header is {header}; it must be positive")));
     }
     let dim = header as usize;
     if dim > MAX_FVECS_DIM {
@@ -547,8 +500,7 @@ fn fvecs_layout(path: &Path, bytes: &[u8]) -> Result<(usize, usize)> {
 }
 
 fn lower_extension(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
 fn describe_extension(ext: Option<&str>) -> String {
@@ -618,14 +570,8 @@ fn parse_descr(descr: &str) -> Option<Dtype> {
     if digits.is_empty() || digits.len() > 2 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let size = digits
-        .iter()
-        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-    Some(Dtype {
-        little_endian,
-        kind,
-        size,
-    })
+    let size = digits.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    Some(Dtype { little_endian, kind, size })
 }
 
 #[derive(Debug)]
@@ -649,19 +595,9 @@ impl NpyHeader {
 
     /// The data bytes, checked to be exactly what the shape needs.
     fn data<'a>(&self, path: &Path, bytes: &'a [u8], itemsize: usize) -> Result<&'a [u8]> {
-        let needed = self
-            .shape
-            .iter()
-            .try_fold(itemsize, |n, &d| n.checked_mul(d))
-            .ok_or_else(|| {
-                Error::bad_file(
-                    path,
-                    format!(
-                        "shape {} is too large to address",
-                        format_shape(&self.shape)
-                    ),
-                )
-            })?;
+        let needed = self.shape.iter().try_fold(itemsize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+            Error::bad_file(path, format!("shape {} is too large to address", format_shape(&self.shape)))
+        })?;
         // parse_npy_header checked data_offset <= bytes.len().
         let data = &bytes[self.data_offset..];
         if data.len() != needed {
@@ -683,20 +619,9 @@ impl NpyHeader {
 fn parse_npy_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader> {
     let magic_len = bytes.len().min(NPY_MAGIC.len());
     if bytes[..magic_len] != NPY_MAGIC[..magic_len] {
-        return Err(Error::bad_file(
-            path,
-            "not an .npy file (bad magic bytes: expected \\x93NUMPY)",
-        ));
+        return Err(Error::bad_file(path, "not an .npy file (bad magic bytes: expected \\x93NUMPY)"));
     }
-    let truncated = || {
-        Error::bad_file(
-            path,
-            format!(
-                "truncated .npy header: the file is only {} bytes",
-                bytes.len()
-            ),
-        )
-    };
+    let truncated = || Error::bad_file(path, format!("truncated .npy header: the file is only {} bytes", bytes.len()));
     let (major, minor) = match bytes.get(6..8) {
         Some(v) => (v[0], v[1]),
         None => return Err(truncated()),
@@ -714,24 +639,16 @@ fn parse_npy_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader> {
         _ => {
             return Err(Error::bad_file(
                 path,
-                format!(
-                    "unsupported .npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"
-                ),
+                format!("unsupported .npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"),
             ))
         }
     };
-    let data_offset = header_start
-        .checked_add(header_len)
-        .filter(|&end| end <= bytes.len())
-        .ok_or_else(|| {
-            Error::bad_file(
-                path,
-                format!(
-                    "truncated .npy header: it claims {header_len} bytes but the file is only {} bytes",
-                    bytes.len()
-                ),
-            )
-        })?;
+    let data_offset = header_start.checked_add(header_len).filter(|&end| end <= bytes.len()).ok_or_else(|| {
+        Error::bad_file(
+            path,
+            format!("truncated .npy header: it claims {header_len} bytes but the file is only {} bytes", bytes.len()),
+        )
+    })?;
     let text = &bytes[header_start..data_offset];
     let bad = |what: String| Error::bad_file(path, format!("bad .npy header: {what}"));
     let dict = DictParser::parse(text).map_err(bad)?;
@@ -753,12 +670,7 @@ fn parse_npy_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader> {
     let missing = |key: &str| bad(format!("missing key '{key}'"));
     let descr = match descr.ok_or_else(|| missing("descr"))? {
         PyValue::Str(s) => s,
-        _ => {
-            return Err(Error::bad_file(
-                path,
-                "unsupported dtype: structured (record) arrays are not supported",
-            ))
-        }
+        _ => return Err(Error::bad_file(path, "unsupported dtype: structured (record) arrays are not supported")),
     };
     let fortran_order = match fortran_order.ok_or_else(|| missing("fortran_order"))? {
         PyValue::Bool(b) => b,
@@ -775,12 +687,7 @@ fn parse_npy_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader> {
             .ok_or_else(|| bad("'shape' must be a tuple of non-negative integers".to_string()))?,
         _ => return Err(bad("'shape' is not a tuple".to_string())),
     };
-    Ok(NpyHeader {
-        descr,
-        fortran_order,
-        shape,
-        data_offset,
-    })
+    Ok(NpyHeader { descr, fortran_order, shape, data_offset })
 }
 
 /// The subset of Python literals that `.npy` headers use.
@@ -852,11 +759,7 @@ impl<'a> DictParser<'a> {
         if self.eat(c) {
             Ok(())
         } else {
-            Err(format!(
-                "expected '{}' but found {}",
-                c as char,
-                self.describe_here()
-            ))
+            Err(format!("expected '{}' but found {}", c as char, self.describe_here()))
         }
     }
 
@@ -865,11 +768,7 @@ impl<'a> DictParser<'a> {
         if self.eat(close) {
             Ok(())
         } else {
-            Err(format!(
-                "expected ',' or '{}' but found {}",
-                close as char,
-                self.describe_here()
-            ))
+            Err(format!("expected ',' or '{}' but found {}", close as char, self.describe_here()))
         }
     }
 
@@ -882,10 +781,7 @@ impl<'a> DictParser<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while matches!(
-            self.peek(),
-            Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-        ) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
             self.pos += 1;
         }
     }
@@ -901,25 +797,18 @@ impl<'a> DictParser<'a> {
             Some(c) if c == b'-' || c.is_ascii_digit() => self.int(),
             Some(c) if c.is_ascii_alphabetic() => {
                 let start = self.pos;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
-                {
+                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
                     self.pos += 1;
                 }
                 match &self.s[start..self.pos] {
                     b"True" => Ok(PyValue::Bool(true)),
                     b"False" => Ok(PyValue::Bool(false)),
-                    word => Err(format!(
-                        "unexpected name '{}' at byte {start}",
-                        printable(&String::from_utf8_lossy(word))
-                    )),
+                    word => {
+                        Err(format!("unexpected name '{}' at byte {start}", printable(&String::from_utf8_lossy(word))))
+                    }
                 }
             }
-            _ => Err(format!(
-                "expected a value but found {}",
-                self.describe_here()
-            )),
+            _ => Err(format!("expected a value but found {}", self.describe_here())),
         }
     }
 
@@ -929,14 +818,9 @@ impl<'a> DictParser<'a> {
         let body = self.pos;
         loop {
             match self.peek() {
-                None | Some(b'\n') => {
-                    return Err(format!("unterminated string starting at byte {start}"))
-                }
+                None | Some(b'\n') => return Err(format!("unterminated string starting at byte {start}")),
                 Some(b'\\') => {
-                    return Err(format!(
-                        "escape sequences in strings are not supported (byte {})",
-                        self.pos
-                    ))
+                    return Err(format!("escape sequences in strings are not supported (byte {})", self.pos))
                 }
                 Some(c) if c == quote => break,
                 Some(_) => self.pos += 1,
@@ -1018,11 +902,7 @@ mod tests {
     fn message<T: std::fmt::Debug>(result: Result<T>, path: &Path) -> String {
         let msg = result.unwrap_err().to_string();
         assert!(!msg.contains('\n'), "message is not one line: {msg:?}");
-        assert!(
-            msg.contains(&path.display().to_string()),
-            "message does not name {}: {msg}",
-            path.display()
-        );
+        assert!(msg.contains(&path.display().to_string()), "message does not name {}: {msg}", path.display());
         msg
     }
 
@@ -1081,10 +961,8 @@ mod tests {
     }
 
     fn leftovers(dir: &TempDir) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     }
@@ -1108,11 +986,7 @@ mod tests {
     #[test]
     fn fvecs_reads_handwritten_bytes() {
         let d = dir();
-        let path = file(
-            &d,
-            "v.fvecs",
-            &fvecs_bytes(&[&[1.0, -2.0], &[f32::MAX, 0.25]]),
-        );
+        let path = file(&d, "v.fvecs", &fvecs_bytes(&[&[1.0, -2.0], &[f32::MAX, 0.25]]));
         let f = VectorFile::open(&path).unwrap();
         assert_eq!((f.len(), f.dim()), (2, 2));
         assert_eq!(f.read_all().unwrap(), [1.0, -2.0, f32::MAX, 0.25]);
@@ -1136,11 +1010,7 @@ mod tests {
         let path = d.path().join("v.npy");
         let data = matrix(3, 4);
         write_npy_f32(&path, &data, 4).unwrap();
-        let expected = npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
-            &f32_bytes(&data),
-        );
+        let expected = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", &f32_bytes(&data));
         assert_eq!(fs::read(&path).unwrap(), expected);
     }
 
@@ -1150,10 +1020,7 @@ mod tests {
         let path = d.path().join("r.ivecs");
         let rows = [3, -1, 7, 0, 42, i32::MAX];
         write_ivecs(&path, &rows, 3).unwrap();
-        assert_eq!(
-            fs::read(&path).unwrap(),
-            ivecs_bytes(&[&[3, -1, 7], &[0, 42, i32::MAX]])
-        );
+        assert_eq!(fs::read(&path).unwrap(), ivecs_bytes(&[&[3, -1, 7], &[0, 42, i32::MAX]]));
         // k = 1 is an ids file.
         let ids_path = d.path().join("ids.ivecs");
         write_ivecs(&ids_path, &[5, 0, 9], 1).unwrap();
@@ -1166,10 +1033,7 @@ mod tests {
         let d = dir();
         let path = file(&d, "v.fvecs", b"old contents");
         write_fvecs(&path, &[1.0, 2.0], 2).unwrap();
-        assert_eq!(
-            VectorFile::open(&path).unwrap().read_all().unwrap(),
-            [1.0, 2.0]
-        );
+        assert_eq!(VectorFile::open(&path).unwrap().read_all().unwrap(), [1.0, 2.0]);
     }
 
     #[test]
@@ -1250,10 +1114,7 @@ mod tests {
         assert_eq!(out.len(), 9);
         let mut out = vec![0.5];
         let msg = message(f.read_rows(1, 4, &mut out), &path);
-        assert_contains(
-            &msg,
-            "row 3: dimension header is 7, but the file's dimension is 3",
-        );
+        assert_contains(&msg, "row 3: dimension header is 7, but the file's dimension is 3");
         assert_eq!(out, [0.5], "a failed read must not leave partial rows");
         let msg = message(f.read_all(), &path);
         assert_contains(&msg, "row 3:");
@@ -1267,19 +1128,13 @@ mod tests {
         for name in ["nope.fvecs", "nope.npy"] {
             let path = d.path().join(name);
             let err = VectorFile::open(&path).unwrap_err();
-            assert!(
-                matches!(&err, Error::Io { path: p, .. } if p == &path),
-                "{err:?}"
-            );
+            assert!(matches!(&err, Error::Io { path: p, .. } if p == &path), "{err:?}");
             message(Err::<(), _>(err), &path);
         }
         for name in ["nope.ivecs", "nope.npy"] {
             let path = d.path().join(name);
             let err = read_ids(&path).unwrap_err();
-            assert!(
-                matches!(&err, Error::Io { path: p, .. } if p == &path),
-                "{err:?}"
-            );
+            assert!(matches!(&err, Error::Io { path: p, .. } if p == &path), "{err:?}");
         }
     }
 
@@ -1301,10 +1156,7 @@ mod tests {
         let d = dir();
         let path = d.path().join("dir.fvecs");
         fs::create_dir(&path).unwrap();
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "not a regular file",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "not a regular file");
     }
 
     #[test]
@@ -1315,10 +1167,7 @@ mod tests {
         assert_contains(&msg, "unsupported file extension '.bin'");
         assert_contains(&msg, ".fvecs or .npy");
         let path = file(&d, "noext", b"x");
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "no file extension",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "no file extension");
         let path = file(&d, "ids.fvecs", &fvecs_bytes(&[&[1.0]]));
         assert_contains(&message(read_ids(&path), &path), ".npy or .ivecs");
         // Extensions are case-insensitive.
@@ -1335,16 +1184,10 @@ mod tests {
         bytes.truncate(bytes.len() - 2);
         let path = file(&d, "t.fvecs", &bytes);
         let msg = message(VectorFile::open(&path), &path);
-        assert_contains(
-            &msg,
-            "truncated: 58 bytes is not a whole number of rows of dimension 4",
-        );
+        assert_contains(&msg, "truncated: 58 bytes is not a whole number of rows of dimension 4");
         let path = file(&d, "short.fvecs", &[4, 0]);
         let msg = message(VectorFile::open(&path), &path);
-        assert_contains(
-            &msg,
-            "truncated: 2 bytes is shorter than the 4-byte dimension header",
-        );
+        assert_contains(&msg, "truncated: 2 bytes is shorter than the 4-byte dimension header");
     }
 
     #[test]
@@ -1353,10 +1196,7 @@ mod tests {
         for (dim, needle) in [
             (0i32, "row 0: dimension header is 0; it must be positive"),
             (-3, "row 0: dimension header is -3; it must be positive"),
-            (
-                1_000_001,
-                "dimension header 1000001 exceeds the limit of 1000000",
-            ),
+            (1_000_001, "dimension header 1000001 exceeds the limit of 1000000"),
             // The bytes of 1.0f32 read as an int: a float file without headers.
             (1.0f32.to_bits() as i32, "is this really an .fvecs file?"),
         ] {
@@ -1378,11 +1218,7 @@ mod tests {
     fn npy_header_exactly_as_numpy_writes_it() {
         let d = dir();
         let data = matrix(3, 4);
-        let bytes = npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
-            &f32_bytes(&data),
-        );
+        let bytes = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", &f32_bytes(&data));
         // Exactly what numpy 2.4 `np.save` writes for this array: a
         // 128-byte header (numpy leaves room for the shape to grow).
         let numpy_header: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }                                                          \n";
@@ -1402,20 +1238,12 @@ mod tests {
 
     #[test]
     fn npy_one_dimensional_shape() {
-        let bytes = npy_bytes(
-            1,
-            "{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }",
-            &[0; 40],
-        );
+        let bytes = npy_bytes(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }", &[0; 40]);
         let header = parse_npy_header(Path::new("x.npy"), &bytes).unwrap();
         assert_eq!(header.shape, [5]);
         assert_eq!(format_shape(&header.shape), "(5,)");
         // Python's `(5)` is the integer 5, not a tuple.
-        let bytes = npy_bytes(
-            1,
-            "{'descr': '<i8', 'fortran_order': False, 'shape': (5), }",
-            &[0; 40],
-        );
+        let bytes = npy_bytes(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (5), }", &[0; 40]);
         let err = parse_npy_header(Path::new("x.npy"), &bytes).unwrap_err();
         assert_contains(&err.to_string(), "'shape' is not a tuple");
     }
@@ -1424,26 +1252,13 @@ mod tests {
     fn npy_header_variants_parse() {
         for (dict, shape) in [
             // Key order, quotes, spacing and a missing trailing comma vary.
-            (
-                r#"{"shape": (2, 3), "fortran_order": False, "descr": "<f4"}"#,
-                vec![2, 3],
-            ),
-            (
-                "{ 'descr' : 'f4' ,'fortran_order':False,'shape':( 2 , 3 , ) }",
-                vec![2, 3],
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2L, 3L), }",
-                vec![2, 3],
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
-                vec![],
-            ),
+            (r#"{"shape": (2, 3), "fortran_order": False, "descr": "<f4"}"#, vec![2, 3]),
+            ("{ 'descr' : 'f4' ,'fortran_order':False,'shape':( 2 , 3 , ) }", vec![2, 3]),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2L, 3L), }", vec![2, 3]),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", vec![]),
         ] {
             let bytes = npy_bytes(1, dict, &[]);
-            let header = parse_npy_header(Path::new("x.npy"), &bytes)
-                .unwrap_or_else(|e| panic!("{dict}: {e}"));
+            let header = parse_npy_header(Path::new("x.npy"), &bytes).unwrap_or_else(|e| panic!("{dict}: {e}"));
             assert_eq!(header.shape, shape, "{dict}");
         }
     }
@@ -1453,25 +1268,15 @@ mod tests {
         let d = dir();
         let data = matrix(2, 3);
         for major in [2u8, 3] {
-            let bytes = npy_bytes(
-                major,
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-                &f32_bytes(&data),
-            );
+            let bytes =
+                npy_bytes(major, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &f32_bytes(&data));
             let path = file(&d, "v.npy", &bytes);
             assert_eq!(VectorFile::open(&path).unwrap().read_all().unwrap(), data);
         }
-        let mut bytes = npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-            &f32_bytes(&data),
-        );
+        let mut bytes = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &f32_bytes(&data));
         bytes[6] = 4;
         let path = file(&d, "v.npy", &bytes);
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "unsupported .npy format version 4.0",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "unsupported .npy format version 4.0");
     }
 
     #[test]
@@ -1487,17 +1292,10 @@ mod tests {
     #[test]
     fn npy_bad_magic() {
         let d = dir();
-        let mut bytes = npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }",
-            &[0; 4],
-        );
+        let mut bytes = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }", &[0; 4]);
         bytes[1] = b'n';
         let path = file(&d, "m.npy", &bytes);
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "not an .npy file (bad magic",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "not an .npy file (bad magic");
         let path = file(&d, "ids.npy", &bytes);
         assert_contains(&message(read_ids(&path), &path), "bad magic");
         let path = file(&d, "x.npy", b"PK");
@@ -1508,15 +1306,8 @@ mod tests {
     fn npy_truncated_header() {
         let d = dir();
         let path = file(&d, "t.npy", b"\x93NUMPY\x01");
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "truncated .npy header",
-        );
-        let bytes = npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }",
-            &[],
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "truncated .npy header");
+        let bytes = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }", &[]);
         let path = file(&d, "t.npy", &bytes[..40]);
         assert_contains(
             &message(VectorFile::open(&path), &path),
@@ -1526,75 +1317,30 @@ mod tests {
         let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         let path = file(&d, "t.npy", &bytes);
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "truncated .npy header",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "truncated .npy header");
     }
 
     #[test]
     fn npy_bad_header_dict() {
         let d = dir();
-        let deep = format!(
-            "{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
-            "(".repeat(10_000)
-        );
+        let deep = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}", "(".repeat(10_000));
         for (dict, needle) in [
             ("not a dict", "expected '{' but found 'n' at byte 0"),
-            (
-                "{'descr': '<f4', 'fortran_order': False}",
-                "missing key 'shape'",
-            ),
-            (
-                "{'descr': '<f4', 'shape': (1, 1)}",
-                "missing key 'fortran_order'",
-            ),
-            (
-                "{'fortran_order': False, 'shape': (1, 1)}",
-                "missing key 'descr'",
-            ),
-            (
-                "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)}",
-                "duplicate key 'descr'",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), 'extra': 1}",
-                "unexpected key 'extra'",
-            ),
-            (
-                "{'descr': '<f4, 'fortran_order': False}",
-                "expected ',' or '}' but found 'f' at byte 17",
-            ),
+            ("{'descr': '<f4', 'fortran_order': False}", "missing key 'shape'"),
+            ("{'descr': '<f4', 'shape': (1, 1)}", "missing key 'fortran_order'"),
+            ("{'fortran_order': False, 'shape': (1, 1)}", "missing key 'descr'"),
+            ("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)}", "duplicate key 'descr'"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), 'extra': 1}", "unexpected key 'extra'"),
+            ("{'descr': '<f4, 'fortran_order': False}", "expected ',' or '}' but found 'f' at byte 17"),
             ("{'descr' '<f4'}", "expected ':' but found '\\'' at byte 9"),
-            (
-                "{'shape': (1 2)}",
-                "expected ',' or ')' but found '2' at byte 13",
-            ),
+            ("{'shape': (1 2)}", "expected ',' or ')' but found '2' at byte 13"),
             ("{'descr': '<f4", "unterminated string"),
-            (
-                "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1, 1)}",
-                "unexpected name 'Maybe'",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': 0, 'shape': (1, 1)}",
-                "'fortran_order' is not True or False",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, -1)}",
-                "tuple of non-negative integers",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': [1, 1]}",
-                "'shape' is not a tuple",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999, 1)}",
-                "is too large",
-            ),
-            (
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)} x",
-                "unexpected 'x'",
-            ),
+            ("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1, 1)}", "unexpected name 'Maybe'"),
+            ("{'descr': '<f4', 'fortran_order': 0, 'shape': (1, 1)}", "'fortran_order' is not True or False"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1, -1)}", "tuple of non-negative integers"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': [1, 1]}", "'shape' is not a tuple"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999, 1)}", "is too large"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)} x", "unexpected 'x'"),
             (deep.as_str(), "nested too deeply"),
         ] {
             let path = file(&d, "h.npy", &npy_bytes(1, dict, &[0; 4]));
@@ -1611,45 +1357,24 @@ mod tests {
             let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1, 1), }}");
             let path = file(&d, "d.npy", &npy_bytes(1, &dict, &vec![0; data]));
             let msg = message(VectorFile::open(&path), &path);
-            assert_contains(
-                &msg,
-                &format!("unsupported dtype: expected float32 ('<f4'), got '{descr}'"),
-            );
+            assert_contains(&msg, &format!("unsupported dtype: expected float32 ('<f4'), got '{descr}'"));
         }
         let path = file(
             &d,
             "d.npy",
-            &npy_bytes(
-                1,
-                "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }",
-                &[0; 4],
-            ),
+            &npy_bytes(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", &[0; 4]),
         );
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "structured (record) arrays",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "structured (record) arrays");
         // Control characters in the dtype stay on one line.
-        let path = file(
-            &d,
-            "d.npy",
-            &npy_bytes(
-                1,
-                "{'descr': '<f\r8', 'fortran_order': False, 'shape': (1, 1), }",
-                &[0; 8],
-            ),
-        );
+        let path =
+            file(&d, "d.npy", &npy_bytes(1, "{'descr': '<f\r8', 'fortran_order': False, 'shape': (1, 1), }", &[0; 8]));
         assert_contains(&message(VectorFile::open(&path), &path), r"got '<f\r8'");
         // '=f4' and 'f4' are native order, little-endian on this host.
         if cfg!(target_endian = "little") {
             for descr in ["=f4", "f4"] {
-                let dict =
-                    format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1, 2), }}");
+                let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1, 2), }}");
                 let path = file(&d, "d.npy", &npy_bytes(1, &dict, &f32_bytes(&[1.5, -2.0])));
-                assert_eq!(
-                    VectorFile::open(&path).unwrap().read_all().unwrap(),
-                    [1.5, -2.0]
-                );
+                assert_eq!(VectorFile::open(&path).unwrap().read_all().unwrap(), [1.5, -2.0]);
             }
         }
     }
@@ -1657,28 +1382,11 @@ mod tests {
     #[test]
     fn npy_fortran_order_rejected() {
         let d = dir();
-        let path = file(
-            &d,
-            "f.npy",
-            &npy_bytes(
-                1,
-                "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
-                &[0; 16],
-            ),
-        );
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "Fortran-order arrays",
-        );
-        let path = file(
-            &d,
-            "ids.npy",
-            &npy_bytes(
-                1,
-                "{'descr': '<i8', 'fortran_order': True, 'shape': (2,), }",
-                &[0; 16],
-            ),
-        );
+        let path =
+            file(&d, "f.npy", &npy_bytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", &[0; 16]));
+        assert_contains(&message(VectorFile::open(&path), &path), "Fortran-order arrays");
+        let path =
+            file(&d, "ids.npy", &npy_bytes(1, "{'descr': '<i8', 'fortran_order': True, 'shape': (2,), }", &[0; 16]));
         assert_contains(&message(read_ids(&path), &path), "Fortran-order arrays");
     }
 
@@ -1689,20 +1397,9 @@ mod tests {
             let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
             let path = file(&d, "n.npy", &npy_bytes(1, &dict, &vec![0; data]));
             let msg = message(VectorFile::open(&path), &path);
-            assert_contains(
-                &msg,
-                &format!("expected a 2-D array of shape (rows, dim), got shape {shape}"),
-            );
+            assert_contains(&msg, &format!("expected a 2-D array of shape (rows, dim), got shape {shape}"));
         }
-        let path = file(
-            &d,
-            "n.npy",
-            &npy_bytes(
-                1,
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 0), }",
-                &[],
-            ),
-        );
+        let path = file(&d, "n.npy", &npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 0), }", &[]));
         assert_contains(&message(VectorFile::open(&path), &path), "has zero columns");
     }
 
@@ -1711,14 +1408,8 @@ mod tests {
         let d = dir();
         let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
         for (len, needle) in [
-            (
-                44,
-                "data is 44 bytes but shape (3, 4) of '<f4' needs 48 bytes",
-            ),
-            (
-                52,
-                "data is 52 bytes but shape (3, 4) of '<f4' needs 48 bytes",
-            ),
+            (44, "data is 44 bytes but shape (3, 4) of '<f4' needs 48 bytes"),
+            (52, "data is 52 bytes but shape (3, 4) of '<f4' needs 48 bytes"),
             (0, "data is 0 bytes"),
         ] {
             let path = file(&d, "l.npy", &npy_bytes(1, dict, &vec![0; len]));
@@ -1726,10 +1417,7 @@ mod tests {
         }
         let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904), }";
         let path = file(&d, "l.npy", &npy_bytes(1, dict, &[0; 4]));
-        assert_contains(
-            &message(VectorFile::open(&path), &path),
-            "too large to address",
-        );
+        assert_contains(&message(VectorFile::open(&path), &path), "too large to address");
     }
 
     // ----- ids ------------------------------------------------------------
@@ -1755,8 +1443,7 @@ mod tests {
                         data.extend_from_slice(&item);
                     }
                     let descr = format!("{order}{kind}{size}");
-                    let dict =
-                        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (4,), }}");
+                    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (4,), }}");
                     let path = file(&d, "ids.npy", &npy_bytes(1, &dict, &data));
                     assert_eq!(read_ids(&path).unwrap(), values, "{descr}");
                 }
@@ -1773,11 +1460,7 @@ mod tests {
         let path = file(&d, "ids.npy", &npy_bytes(1, dict, &data));
         assert_eq!(read_ids(&path).unwrap(), [u64::MAX, 0x0102_0304_0506_0708]);
         let dict = "{'descr': '>i2', 'fortran_order': False, 'shape': (2,), }";
-        let path = file(
-            &d,
-            "ids.npy",
-            &npy_bytes(1, dict, &[0x01, 0x02, 0x7f, 0xff]),
-        );
+        let path = file(&d, "ids.npy", &npy_bytes(1, dict, &[0x01, 0x02, 0x7f, 0xff]));
         assert_eq!(read_ids(&path).unwrap(), [0x0102, 0x7fff]);
         let dict = "{'descr': '<u2', 'fortran_order': False, 'shape': (1,), }";
         let path = file(&d, "ids.npy", &npy_bytes(1, dict, &[0xff, 0xff]));
@@ -1791,18 +1474,10 @@ mod tests {
     fn negative_npy_id_names_the_row() {
         let d = dir();
         for (descr, data, needle) in [
-            (
-                "<i4",
-                vec![5, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff],
-                "row 1: negative id -2",
-            ),
+            ("<i4", vec![5, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff], "row 1: negative id -2"),
             ("|i1", vec![1, 2, 3, 0x80], "row 3: negative id -128"),
             (">i2", vec![0, 1, 0xff, 0xff], "row 1: negative id -1"),
-            (
-                "<i8",
-                i64::MIN.to_le_bytes().to_vec(),
-                "row 0: negative id -9223372036854775808",
-            ),
+            ("<i8", i64::MIN.to_le_bytes().to_vec(), "row 0: negative id -9223372036854775808"),
         ] {
             let n = data.len() / usize::from(descr.as_bytes()[2] - b'0');
             let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}");
@@ -1849,10 +1524,7 @@ mod tests {
     fn ids_ivecs_errors() {
         let d = dir();
         let cases: [(Vec<u8>, &str); 6] = [
-            (
-                ivecs_bytes(&[&[1, 2, 3]]),
-                "row 0 has 3 values; an .ivecs ids file must have exactly one value per row",
-            ),
+            (ivecs_bytes(&[&[1, 2, 3]]), "row 0 has 3 values; an .ivecs ids file must have exactly one value per row"),
             (ivecs_bytes(&[&[1], &[2], &[3, 4]]), "row 2 has 2 values"),
             (ivecs_bytes(&[&[1], &[]]), "row 1: dimension header is 0"),
             (ivecs_bytes(&[&[4], &[-7]]), "row 1: negative id -7"),
@@ -1860,10 +1532,7 @@ mod tests {
                 ivecs_bytes(&[&[4], &[5]])[..12].to_vec(),
                 "truncated: 12 bytes is not a whole number of rows of dimension 1",
             ),
-            (
-                vec![1, 0],
-                "truncated: 2 bytes is shorter than the 4-byte dimension header",
-            ),
+            (vec![1, 0], "truncated: 2 bytes is shorter than the 4-byte dimension header"),
         ];
         for (bytes, needle) in cases {
             let path = file(&d, "ids.ivecs", &bytes);
@@ -1876,13 +1545,7 @@ mod tests {
     #[test]
     fn descr_parsing() {
         let native = cfg!(target_endian = "little");
-        let dt = |little_endian, kind, size| {
-            Some(Dtype {
-                little_endian,
-                kind,
-                size,
-            })
-        };
+        let dt = |little_endian, kind, size| Some(Dtype { little_endian, kind, size });
         assert_eq!(parse_descr("<f4"), dt(true, b'f', 4));
         assert_eq!(parse_descr(">i8"), dt(false, b'i', 8));
         assert_eq!(parse_descr("|u1"), dt(native, b'u', 1));
@@ -1919,11 +1582,7 @@ mod tests {
     }
 
     fn valid_npy() -> Vec<u8> {
-        npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-            &f32_bytes(&matrix(2, 3)),
-        )
+        npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &f32_bytes(&matrix(2, 3)))
     }
 
     proptest! {

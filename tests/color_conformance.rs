@@ -6,9 +6,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use chromatica::color::{
-    bin_centers_lab, decode_rgb, dominant_colors, fit_within, hellinger, histogram_of_pixels,
-    image_histogram, lab_to_srgb, load_image, parse_color_query, query_histogram, srgb_to_lab,
-    to_hex, ColorQuery, A_BINS, B_BINS, DEFAULT_SHARPEN, HIST_DIM, L_BINS, MAX_QUERY_COLORS,
+    bin_centers_lab, decode_rgb, dominant_colors, fit_within, hellinger, histogram_of_pixels, image_histogram,
+    lab_to_srgb, load_image, parse_color_query, query_histogram, srgb_to_lab, to_hex, ColorQuery, A_BINS, B_BINS,
+    DEFAULT_SHARPEN, HIST_DIM, L_BINS, MAX_QUERY_COLORS,
 };
 use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use proptest::prelude::*;
@@ -21,10 +21,7 @@ fn testdata(name: &str) -> PathBuf {
 
 fn l1(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-        .sum()
+    a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs()).sum()
 }
 
 fn sum(h: &[f32]) -> f64 {
@@ -49,9 +46,7 @@ fn save(img: &RgbImage, dir: &Path, name: &str, format: ImageFormat) -> PathBuf 
 
 fn noisy_image(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
-        let v = x
-            .wrapping_mul(2654435761)
-            .wrapping_add(y.wrapping_mul(40503));
+        let v = x.wrapping_mul(2654435761).wrapping_add(y.wrapping_mul(40503));
         Rgb([(v >> 3) as u8, (v >> 11) as u8, (x * 7 + y * 3) as u8])
     })
 }
@@ -72,11 +67,7 @@ fn lab_matches_scikit_image_on_every_csv_row() {
         for k in 0..3 {
             let d = (lab[k] - f[3 + k]).abs();
             worst = worst.max(d);
-            assert!(
-                d <= 0.01,
-                "{rgb:?}: ours {lab:?}, scikit-image {:?}",
-                &f[3..]
-            );
+            assert!(d <= 0.01, "{rgb:?}: ours {lab:?}, scikit-image {:?}", &f[3..]);
         }
         rows += 1;
     }
@@ -117,10 +108,7 @@ fn synthetic_pngs_match_reference_histograms() {
         let img = load_image(&testdata(name)).unwrap();
         assert_eq!(
             (u64::from(img.width()), u64::from(img.height())),
-            (
-                case["width"].as_u64().unwrap(),
-                case["height"].as_u64().unwrap()
-            )
+            (case["width"].as_u64().unwrap(), case["height"].as_u64().unwrap())
         );
         let got = image_histogram(&testdata(name)).unwrap();
         assert_valid_hist(&got);
@@ -128,30 +116,17 @@ fn synthetic_pngs_match_reference_histograms() {
         worst = worst.max(d);
         assert!(d <= 1e-4, "{name}: L1 distance {d:e}");
     }
-    eprintln!(
-        "histograms.json: {} images, max L1 = {worst:.3e}",
-        cases.len()
-    );
+    eprintln!("histograms.json: {} images, max L1 = {worst:.3e}", cases.len());
 }
 
 /// Total mass in a-bin `a` (over every L and b bin).
 fn mass_in_a_bin(h: &[f32], a: usize) -> f64 {
-    (0..HIST_DIM)
-        .filter(|i| (i / B_BINS) % A_BINS == a)
-        .map(|i| f64::from(h[i]))
-        .sum()
+    (0..HIST_DIM).filter(|i| (i / B_BINS) % A_BINS == a).map(|i| f64::from(h[i])).sum()
 }
 
 #[test]
 fn saturated_colours_are_clamped_into_valid_histograms() {
-    for rgb in [
-        [0, 255, 0],
-        [255, 0, 255],
-        [0, 0, 255],
-        [255, 255, 0],
-        [255, 255, 255],
-        [0, 0, 0],
-    ] {
+    for rgb in [[0, 255, 0], [255, 0, 255], [0, 0, 255], [255, 255, 0], [255, 255, 255], [0, 0, 0]] {
         assert_valid_hist(&one_pixel_hist(rgb));
     }
     // Green's a* (about -86.18) lies below the range: clamped to -86, all of
@@ -222,19 +197,9 @@ fn large_image_is_downscaled_to_256_on_the_long_side() {
     assert_eq!(got, of_small);
     assert!(l1(&got, &of_big) > 1e-3, "noise must average out visibly");
 
-    let tall = save(
-        &noisy_image(100, 1000),
-        dir.path(),
-        "tall.png",
-        ImageFormat::Png,
-    );
+    let tall = save(&noisy_image(100, 1000), dir.path(), "tall.png", ImageFormat::Png);
     assert_eq!(load_image(&tall).unwrap().dimensions(), (26, 256));
-    let small = save(
-        &noisy_image(256, 200),
-        dir.path(),
-        "small.png",
-        ImageFormat::Png,
-    );
+    let small = save(&noisy_image(256, 200), dir.path(), "small.png", ImageFormat::Png);
     assert_eq!(load_image(&small).unwrap(), noisy_image(256, 200));
 }
 
@@ -243,36 +208,20 @@ fn downscaling_averages_areas() {
     let dir = tempfile::tempdir().unwrap();
     // 512 × 512 black/white checkerboard of single pixels -> every 2 × 2 block
     // averages to 127.5 -> 128 (halves round up).
-    let board = RgbImage::from_fn(512, 512, |x, y| {
-        if (x + y) % 2 == 0 {
-            Rgb([0, 0, 0])
-        } else {
-            Rgb([255, 255, 255])
-        }
-    });
+    let board =
+        RgbImage::from_fn(512, 512, |x, y| if (x + y) % 2 == 0 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) });
     let path = save(&board, dir.path(), "board.png", ImageFormat::Png);
     let small = load_image(&path).unwrap();
     assert_eq!(small.dimensions(), (256, 256));
     assert!(small.pixels().all(|p| p.0 == [128, 128, 128]));
-    assert_eq!(
-        image_histogram(&path).unwrap(),
-        one_pixel_hist([128, 128, 128])
-    );
+    assert_eq!(image_histogram(&path).unwrap(), one_pixel_hist([128, 128, 128]));
 }
 
 #[test]
 fn solid_large_image_matches_one_pixel() {
     let dir = tempfile::tempdir().unwrap();
-    for (rgb, (w, h)) in [
-        ([234u8, 106, 129], (1000u32, 700u32)),
-        ([3, 250, 17], (301, 2000)),
-    ] {
-        let path = save(
-            &RgbImage::from_pixel(w, h, Rgb(rgb)),
-            dir.path(),
-            "solid.png",
-            ImageFormat::Png,
-        );
+    for (rgb, (w, h)) in [([234u8, 106, 129], (1000u32, 700u32)), ([3, 250, 17], (301, 2000))] {
+        let path = save(&RgbImage::from_pixel(w, h, Rgb(rgb)), dir.path(), "solid.png", ImageFormat::Png);
         let got = image_histogram(&path).unwrap();
         assert_eq!(got, one_pixel_hist(rgb), "{rgb:?}");
     }
@@ -285,23 +234,14 @@ fn bmp_tiff_webp_lossless_and_png_decode_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let img = noisy_image(97, 61);
     let want = histogram_of_pixels(img.pixels().map(|p| p.0));
-    for (name, format) in [
-        ("a.bmp", ImageFormat::Bmp),
-        ("a.tiff", ImageFormat::Tiff),
-        ("a.png", ImageFormat::Png),
-    ] {
+    for (name, format) in [("a.bmp", ImageFormat::Bmp), ("a.tiff", ImageFormat::Tiff), ("a.png", ImageFormat::Png)] {
         let path = save(&img, dir.path(), name, format);
         assert_eq!(load_image(&path).unwrap(), img, "{name}");
         assert_eq!(image_histogram(&path).unwrap(), want, "{name}");
     }
     let mut webp = Vec::new();
     image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
-        .encode(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::Rgb8,
-        )
+        .encode(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
         .unwrap();
     let path = dir.path().join("a.webp");
     std::fs::write(&path, &webp).unwrap();
@@ -334,50 +274,31 @@ fn gif_gives_its_first_frame() {
         let mut enc = GifEncoder::new(file);
         for rgb in [[255u8, 0, 0], [0, 0, 255]] {
             let frame = RgbaImage::from_pixel(8, 5, Rgba([rgb[0], rgb[1], rgb[2], 255]));
-            enc.encode_frame(Frame::from_parts(
-                frame,
-                0,
-                0,
-                Delay::from_numer_denom_ms(100, 1),
-            ))
-            .unwrap();
+            enc.encode_frame(Frame::from_parts(frame, 0, 0, Delay::from_numer_denom_ms(100, 1))).unwrap();
         }
     }
     let img = load_image(&path).unwrap();
     assert_eq!(img.dimensions(), (8, 5));
-    assert!(
-        img.pixels().all(|p| p.0 == [255, 0, 0]),
-        "{:?}",
-        img.get_pixel(0, 0)
-    );
+    assert!(img.pixels().all(|p| p.0 == [255, 0, 0]), "{:?}", img.get_pixel(0, 0));
     assert_eq!(image_histogram(&path).unwrap(), one_pixel_hist([255, 0, 0]));
 }
 
 #[test]
 fn alpha_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let rgba = RgbaImage::from_fn(10, 10, |x, _| {
-        Rgba([30, 160, 90, if x < 5 { 0 } else { 255 }])
-    });
+    let rgba = RgbaImage::from_fn(10, 10, |x, _| Rgba([30, 160, 90, if x < 5 { 0 } else { 255 }]));
     let path = dir.path().join("alpha.png");
     rgba.save_with_format(&path, ImageFormat::Png).unwrap();
-    assert_eq!(
-        image_histogram(&path).unwrap(),
-        one_pixel_hist([30, 160, 90])
-    );
+    assert_eq!(image_histogram(&path).unwrap(), one_pixel_hist([30, 160, 90]));
 }
 
 #[test]
 fn sixteen_bit_png_is_reduced_to_eight_bits() {
     let dir = tempfile::tempdir().unwrap();
-    let img: image::ImageBuffer<Rgb<u16>, Vec<u16>> =
-        image::ImageBuffer::from_pixel(4, 4, Rgb([65535, 0, 257 * 100]));
+    let img: image::ImageBuffer<Rgb<u16>, Vec<u16>> = image::ImageBuffer::from_pixel(4, 4, Rgb([65535, 0, 257 * 100]));
     let path = dir.path().join("deep.png");
     img.save_with_format(&path, ImageFormat::Png).unwrap();
-    assert_eq!(
-        image_histogram(&path).unwrap(),
-        one_pixel_hist([255, 0, 100])
-    );
+    assert_eq!(image_histogram(&path).unwrap(), one_pixel_hist([255, 0, 100]));
 }
 
 #[test]
@@ -388,9 +309,7 @@ fn unreadable_images_are_errors_naming_the_path() {
     let missing = dir.path().join("missing.png");
     let truncated = dir.path().join("truncated.png");
     let mut png = Vec::new();
-    noisy_image(40, 40)
-        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .unwrap();
+    noisy_image(40, 40).write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
     std::fs::write(&truncated, &png[..png.len() / 2]).unwrap();
     let empty = dir.path().join("empty.webp");
     std::fs::write(&empty, b"").unwrap();
@@ -401,10 +320,7 @@ fn unreadable_images_are_errors_naming_the_path() {
         let msg = err.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
-        assert!(
-            matches!(err, chromatica::error::Error::BadFile { .. }),
-            "{msg}"
-        );
+        assert!(matches!(err, chromatica::error::Error::BadFile { .. }), "{msg}");
     }
 }
 
@@ -491,10 +407,7 @@ fn arbitrary_file_through_the_public_path_never_panics() {
 
 fn query_err(spec: &str) -> String {
     let err = parse_color_query(spec).expect_err(spec);
-    assert!(
-        matches!(err, chromatica::error::Error::InvalidInput(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, chromatica::error::Error::InvalidInput(_)), "{err:?}");
     let msg = err.to_string();
     assert!(!msg.contains('\n') && !msg.ends_with('.'), "{msg:?}");
     msg
@@ -503,23 +416,11 @@ fn query_err(spec: &str) -> String {
 #[test]
 fn query_parses_weights_hex_forms_and_whitespace() {
     let q = parse_color_query("ea6a81:0.49,f6d727:0.51").unwrap();
-    assert_eq!(
-        q,
-        ColorQuery {
-            colors: vec![([0xea, 0x6a, 0x81], 0.49), ([0xf6, 0xd7, 0x27], 0.51)]
-        }
-    );
+    assert_eq!(q, ColorQuery { colors: vec![([0xea, 0x6a, 0x81], 0.49), ([0xf6, 0xd7, 0x27], 0.51)] });
 
     let q = parse_color_query("  #F0c , #00FF7f ,abc ").unwrap();
     let third = 1.0f32 / 3.0;
-    assert_eq!(
-        q.colors,
-        vec![
-            ([0xff, 0x00, 0xcc], third),
-            ([0x00, 0xff, 0x7f], third),
-            ([0xaa, 0xbb, 0xcc], third)
-        ]
-    );
+    assert_eq!(q.colors, vec![([0xff, 0x00, 0xcc], third), ([0x00, 0xff, 0x7f], third), ([0xaa, 0xbb, 0xcc], third)]);
 
     // Weights are normalised.
     let q = parse_color_query("000:2, fff : 6").unwrap();
@@ -539,10 +440,7 @@ fn query_errors_are_one_clear_line() {
     assert!(query_err("ff0000,,00ff00").contains("empty entry"));
     for bad in ["ff00", "gg0000", "#ff00001", "red", "##fff", "ff 000"] {
         let msg = query_err(bad);
-        assert!(
-            msg.contains(&format!("{bad:?}")) && msg.contains("hex"),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("{bad:?}")) && msg.contains("hex"), "{msg}");
     }
     assert!(query_err("ff0000:abc").contains("not a number"));
     assert!(query_err("ff0000:").contains("not a number"));
@@ -574,12 +472,7 @@ fn query_histogram_sums_to_one_and_sharpening_concentrates() {
     let support = |h: &[f32]| h.iter().filter(|&&v| v > 0.0).count();
     assert_eq!(support(&plain), support(&sharp));
     let max = |h: &[f32]| h.iter().copied().fold(0.0f32, f32::max);
-    assert!(
-        max(&sharp) > max(&plain) + 0.01,
-        "{} vs {}",
-        max(&sharp),
-        max(&plain)
-    );
+    assert!(max(&sharp) > max(&plain) + 0.01, "{} vs {}", max(&sharp), max(&plain));
     let sq = |h: &[f32]| h.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
     assert!(sq(&sharp) > sq(&plain));
     // Stronger sharpening, stronger concentration.

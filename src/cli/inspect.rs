@@ -25,21 +25,23 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
         "config      dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}, metric L2",
         c.dim, c.nlist, c.m, c.nbits, i.code_size, c.nprobe
     );
-    println!(
-        "trained     {}",
-        if i.trained { format!("yes, on {} vectors", i.train_points) } else { "no".into() }
-    );
+    println!("trained     {}", if i.trained { format!("yes, on {} vectors", i.train_points) } else { "no".into() });
     println!("vectors     {} live, {} deleted, next id {}", i.vectors, i.deleted, i.next_id);
     println!("segments    {}", i.segments.len());
     for s in &i.segments {
         println!(
-            "  {}  {:>10} vectors  {:>12}  generation {}  {}-byte ids",
+            "  {}  {:>10} vectors ({} deleted)  {:>12}  generation {}  {}-byte ids",
             s.file,
             s.vectors,
+            s.deleted,
             mib(s.bytes),
             s.generation,
             s.id_width
         );
+    }
+    println!("tombstones  {}", i.tombstones.len());
+    for t in &i.tombstones {
+        println!("  {}  {:>10} ids  generation {} (hides them in older segments)", t.file, t.ids, t.generation);
     }
     let l = &i.lists;
     println!(

@@ -1,7 +1,9 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod bench;
+mod demo;
 mod inspect;
+mod maintain;
 mod progress;
 mod vectors;
 
@@ -18,6 +20,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Index 20,000 synthetic colour photos and run colour queries: the
+    /// whole engine on data it makes itself.
+    Demo,
     /// Create an empty, untrained index in DIR.
     Create {
         dir: PathBuf,
@@ -109,6 +114,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete vectors by id (all must be in the index; else nothing changes).
+    Delete {
+        dir: PathBuf,
+        /// .npy integer 1-D or .ivecs with one id per row.
+        #[arg(long)]
+        ids: PathBuf,
+    },
+    /// Merge all segments into one and drop deleted vectors.
+    Compact { dir: PathBuf },
+    /// Check every checksum and invariant; exit non-zero naming the file and
+    /// byte offset of the first problem.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show configuration, counts, segments, list sizes, memory and disk use.
     Inspect {
         dir: PathBuf,
@@ -127,6 +148,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Search { dir, vectors, k, nprobe, threads, out, distances } => {
             vectors::search(&dir, &vectors, k, nprobe, threads, &out, distances.as_deref())
         }
+        Command::Demo => demo::run(),
+        Command::Delete { dir, ids } => maintain::delete(&dir, &ids),
+        Command::Compact { dir } => maintain::compact(&dir),
+        Command::Verify { dir, json } => maintain::verify(&dir, json),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
         Command::Bench { data, nlist, m, nbits, nprobe, train_n, threads, k, single_k, repeat, json } => {
             let config = chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() };

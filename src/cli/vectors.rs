@@ -141,6 +141,9 @@ pub fn add(dir: &Path, vectors: &Path, ids: Option<&Path>) -> Result<()> {
         let count = BATCH.min(file.len() - start);
         file.read_rows(start, count, &mut buf)?;
         let report = index.add(&buf, ids.as_ref().map(|v| &v[start..start + count]))?;
+        if let Some(e) = &report.merge_error {
+            eprintln!("warning: the batch is committed, but the automatic merge after it failed: {e}");
+        }
         first = first.min(report.ids.start);
         last = last.max(report.ids.end);
         segments += 1;

@@ -12,10 +12,7 @@ use crate::error::{Error, Result};
 
 /// One-line form of a library's error message.
 fn one_line(msg: impl std::fmt::Display) -> String {
-    msg.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    msg.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes an image held in memory: the format is recognised from the bytes
@@ -35,14 +32,9 @@ pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
     let reader = reader
         .with_guessed_format()
         .map_err(|e| Error::bad_file(path, format!("cannot read image: {}", one_line(e))))?;
-    let decoded = catch_unwind(AssertUnwindSafe(|| reader.decode())).map_err(|_| {
-        Error::bad_file(
-            path,
-            "cannot decode image: the decoder failed on malformed data",
-        )
-    })?;
-    let img = decoded
-        .map_err(|e| Error::bad_file(path, format!("cannot decode image: {}", one_line(e))))?;
+    let decoded = catch_unwind(AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| Error::bad_file(path, "cannot decode image: the decoder failed on malformed data"))?;
+    let img = decoded.map_err(|e| Error::bad_file(path, format!("cannot decode image: {}", one_line(e))))?;
     let rgb = img.into_rgb8();
     if rgb.width() == 0 || rgb.height() == 0 {
         return Err(Error::bad_file(path, "image has no pixels"));
@@ -55,8 +47,8 @@ pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
 /// [`fit_within`](super::fit_within)): exactly the pixels
 /// [`image_histogram`] counts.
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::bad_file(path, format!("cannot read image: {}", one_line(e))))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read image: {}", one_line(e))))?;
     Ok(fit_within(decode_rgb(path, &bytes)?, MAX_SIDE))
 }
 
@@ -81,17 +73,14 @@ mod tests {
         // A PNG named .jpg decodes.
         let img = RgbImage::from_pixel(3, 2, image::Rgb([1, 2, 3]));
         let mut png = Vec::new();
-        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
+        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         let got = decode_rgb(Path::new("x.jpg"), &png).unwrap();
         assert_eq!(got, img);
     }
 
     #[test]
     fn empty_bytes_are_an_error_naming_the_path() {
-        let e = decode_rgb(Path::new("dir/empty.png"), &[])
-            .unwrap_err()
-            .to_string();
+        let e = decode_rgb(Path::new("dir/empty.png"), &[]).unwrap_err().to_string();
         assert!(e.starts_with("dir/empty.png: "), "{e}");
         assert!(!e.contains('\n'));
     }

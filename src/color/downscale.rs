@@ -60,9 +60,7 @@ fn axis_weights(src: u32, dst: u32) -> Vec<(usize, Vec<u64>)> {
             let (lo, hi) = (x * src, (x + 1) * src);
             let first = lo / dst;
             let last = hi.div_ceil(dst); // exclusive
-            let weights = (first..last)
-                .map(|j| hi.min((j + 1) * dst) - lo.max(j * dst))
-                .collect();
+            let weights = (first..last).map(|j| hi.min((j + 1) * dst) - lo.max(j * dst)).collect();
             (first as usize, weights)
         })
         .collect()

@@ -135,11 +135,7 @@ mod tests {
 
     #[test]
     fn weights_are_products_and_sum_to_the_weight() {
-        let lab = [
-            40.625,
-            -86.0 + 184.0 * 5.5 / 12.0,
-            -108.0 + 203.0 * 0.1 / 12.0,
-        ];
+        let lab = [40.625, -86.0 + 184.0 * 5.5 / 12.0, -108.0 + 203.0 * 0.1 / 12.0];
         let h = single(lab);
         let total: f64 = h.iter().sum();
         assert!((total - 1.0).abs() < 1e-12);

@@ -10,11 +10,8 @@
 use std::sync::OnceLock;
 
 /// scikit-image's `xyz_from_rgb` (sRGB primaries, D65).
-const XYZ_FROM_RGB: [[f64; 3]; 3] = [
-    [0.412453, 0.357580, 0.180423],
-    [0.212671, 0.715160, 0.072169],
-    [0.019334, 0.119193, 0.950227],
-];
+const XYZ_FROM_RGB: [[f64; 3]; 3] =
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]];
 
 /// Its exact inverse, as scikit-image's `rgb_from_xyz = linalg.inv(xyz_from_rgb)`.
 const RGB_FROM_XYZ: [[f64; 3]; 3] = invert3(XYZ_FROM_RGB);
@@ -29,21 +26,9 @@ const fn invert3(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
     let det = m[0][0] * c00 + m[0][1] * c01 + m[0][2] * c02;
     let inv = 1.0 / det;
     [
-        [
-            c00 * inv,
-            (m[0][2] * m[2][1] - m[0][1] * m[2][2]) * inv,
-            (m[0][1] * m[1][2] - m[0][2] * m[1][1]) * inv,
-        ],
-        [
-            c01 * inv,
-            (m[0][0] * m[2][2] - m[0][2] * m[2][0]) * inv,
-            (m[0][2] * m[1][0] - m[0][0] * m[1][2]) * inv,
-        ],
-        [
-            c02 * inv,
-            (m[0][1] * m[2][0] - m[0][0] * m[2][1]) * inv,
-            (m[0][0] * m[1][1] - m[0][1] * m[1][0]) * inv,
-        ],
+        [c00 * inv, (m[0][2] * m[2][1] - m[0][1] * m[2][2]) * inv, (m[0][1] * m[1][2] - m[0][2] * m[1][1]) * inv],
+        [c01 * inv, (m[0][0] * m[2][2] - m[0][2] * m[2][0]) * inv, (m[0][2] * m[1][0] - m[0][0] * m[1][2]) * inv],
+        [c02 * inv, (m[0][1] * m[2][0] - m[0][0] * m[2][1]) * inv, (m[0][0] * m[1][1] - m[0][1] * m[1][0]) * inv],
     ]
 }
 
@@ -131,10 +116,7 @@ mod tests {
         assert_eq!(srgb_to_lab([0, 0, 0]), [0.0, 0.0, 0.0]);
         // Greys are neutral: a and b vanish up to the matrix's rounding.
         let g = srgb_to_lab([119, 119, 119]);
-        assert!(
-            (g[0] - 50.0).abs() < 0.1 && g[1].abs() < 0.01 && g[2].abs() < 0.01,
-            "{g:?}"
-        );
+        assert!((g[0] - 50.0).abs() < 0.1 && g[1].abs() < 0.01 && g[2].abs() < 0.01, "{g:?}");
     }
 
     #[test]

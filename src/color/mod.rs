@@ -18,11 +18,8 @@ mod query;
 pub use decode::{decode_rgb, image_histogram, load_image};
 pub use downscale::{area_resize, fit_within, target_size, MAX_SIDE};
 pub use histogram::{
-    bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM,
-    L_BINS, L_RANGE,
+    bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM, L_BINS, L_RANGE,
 };
 pub use lab::{lab_to_srgb, srgb_to_lab};
 pub use palette::{dominant_colors, to_hex};
-pub use query::{
-    parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS,
-};
+pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};

@@ -16,13 +16,8 @@ pub fn to_hex(rgb: [u8; 3]) -> String {
 /// index [`HIST_DIM`]. Ties go to the lower bin index. So fewer than `n`
 /// colours come back when the histogram has fewer distinct non-empty bins.
 pub fn dominant_colors(hist: &[f32], n: usize) -> Vec<[u8; 3]> {
-    let mut bins: Vec<(usize, f32)> = hist
-        .iter()
-        .copied()
-        .enumerate()
-        .take(HIST_DIM)
-        .filter(|&(_, v)| v > 0.0)
-        .collect();
+    let mut bins: Vec<(usize, f32)> =
+        hist.iter().copied().enumerate().take(HIST_DIM).filter(|&(_, v)| v > 0.0).collect();
     bins.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let centers = bin_centers_lab();
     let mut out: Vec<[u8; 3]> = Vec::with_capacity(n.min(bins.len()));
@@ -61,14 +56,7 @@ mod tests {
         h[grey(3)] = 0.2;
         h[7] = f32::NAN;
         let got = dominant_colors(&h, 10);
-        assert_eq!(
-            got,
-            vec![
-                lab_to_srgb(c[grey(5)]),
-                lab_to_srgb(c[grey(2)]),
-                lab_to_srgb(c[grey(3)])
-            ]
-        );
+        assert_eq!(got, vec![lab_to_srgb(c[grey(5)]), lab_to_srgb(c[grey(2)]), lab_to_srgb(c[grey(3)])]);
         assert_eq!(dominant_colors(&h, 1), vec![lab_to_srgb(c[grey(5)])]);
         assert!(dominant_colors(&h, 0).is_empty());
         assert!(dominant_colors(&[], 3).is_empty());

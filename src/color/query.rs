@@ -24,39 +24,27 @@ fn invalid(msg: String) -> Error {
 /// `rrggbb` or `rgb` (each digit doubled), case-insensitive, optional `#`.
 fn parse_hex(entry: &str, hex: &str) -> Result<[u8; 3]> {
     let digits = hex.strip_prefix('#').unwrap_or(hex);
-    let bad = || {
-        invalid(format!(
-            "bad colour {entry:?} in colour query: expected 3 or 6 hex digits, like ea6a81 or #f0c"
-        ))
-    };
+    let bad =
+        || invalid(format!("bad colour {entry:?} in colour query: expected 3 or 6 hex digits, like ea6a81 or #f0c"));
     if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let nibble = |i: usize| u8::from_str_radix(&digits[i..i + 1], 16).expect("checked hex digit");
     match digits.len() {
         3 => Ok(std::array::from_fn(|i| nibble(i) * 17)),
-        6 => Ok(std::array::from_fn(|i| {
-            nibble(2 * i) * 16 + nibble(2 * i + 1)
-        })),
+        6 => Ok(std::array::from_fn(|i| nibble(2 * i) * 16 + nibble(2 * i + 1))),
         _ => Err(bad()),
     }
 }
 
 fn parse_weight(entry: &str, text: &str) -> Result<f64> {
-    let w: f64 = text.parse().map_err(|_| {
-        invalid(format!(
-            "weight {text:?} of {entry:?} in colour query is not a number"
-        ))
-    })?;
+    let w: f64 =
+        text.parse().map_err(|_| invalid(format!("weight {text:?} of {entry:?} in colour query is not a number")))?;
     if !w.is_finite() {
-        return Err(invalid(format!(
-            "weight of {entry:?} in colour query is not finite"
-        )));
+        return Err(invalid(format!("weight of {entry:?} in colour query is not finite")));
     }
     if w < 0.0 {
-        return Err(invalid(format!(
-            "weight of {entry:?} in colour query is negative"
-        )));
+        return Err(invalid(format!("weight of {entry:?} in colour query is negative")));
     }
     Ok(w)
 }
@@ -74,9 +62,7 @@ fn parse_weight(entry: &str, text: &str) -> Result<f64> {
 /// ```
 pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
     if spec.trim().is_empty() {
-        return Err(invalid(
-            "empty colour query: give colours like ea6a81:0.5,f6d727:0.5".into(),
-        ));
+        return Err(invalid("empty colour query: give colours like ea6a81:0.5,f6d727:0.5".into()));
     }
     let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
     if entries.len() > MAX_QUERY_COLORS {
@@ -88,10 +74,7 @@ pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
     let mut parsed = Vec::with_capacity(entries.len());
     for (k, &entry) in entries.iter().enumerate() {
         if entry.is_empty() {
-            return Err(invalid(format!(
-                "colour query has an empty entry (number {})",
-                k + 1
-            )));
+            return Err(invalid(format!("colour query has an empty entry (number {})", k + 1)));
         }
         let (hex, weight) = match entry.split_once(':') {
             Some((hex, w)) => (hex.trim(), Some(parse_weight(entry, w.trim())?)),
@@ -101,25 +84,17 @@ pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
     }
     let weighted = parsed.iter().filter(|(_, w)| w.is_some()).count();
     if weighted != 0 && weighted != parsed.len() {
-        return Err(invalid(
-            "colour query gives weights for some colours but not all: give all or none".into(),
-        ));
+        return Err(invalid("colour query gives weights for some colours but not all: give all or none".into()));
     }
     let weights: Vec<f64> = parsed.iter().map(|(_, w)| w.unwrap_or(1.0)).collect();
     let total: f64 = weights.iter().sum();
     if !total.is_finite() {
-        return Err(invalid(
-            "colour query weights are too large to add up".into(),
-        ));
+        return Err(invalid("colour query weights are too large to add up".into()));
     }
     if total <= 0.0 {
         return Err(invalid("colour query weights sum to zero".into()));
     }
-    let colors = parsed
-        .iter()
-        .zip(&weights)
-        .map(|((rgb, _), &w)| (*rgb, (w / total) as f32))
-        .collect();
+    let colors = parsed.iter().zip(&weights).map(|((rgb, _), &w)| (*rgb, (w / total) as f32)).collect();
     Ok(ColorQuery { colors })
 }
 
@@ -132,11 +107,7 @@ pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
 /// weight that is not finite and positive are skipped; a query with none
 /// left gives all zeros.
 pub fn query_histogram(q: &ColorQuery, exponent: f32) -> Vec<f32> {
-    let exponent = if exponent.is_finite() && exponent > 0.0 {
-        f64::from(exponent)
-    } else {
-        1.0
-    };
+    let exponent = if exponent.is_finite() && exponent > 0.0 { f64::from(exponent) } else { 1.0 };
     let mut hist = [0.0f64; HIST_DIM];
     for &(rgb, w) in &q.colors {
         if w.is_finite() && w > 0.0 {
@@ -161,9 +132,7 @@ mod tests {
     fn hex_forms() {
         assert_eq!(parse_hex("e", "ea6A81").unwrap(), [0xea, 0x6a, 0x81]);
         assert_eq!(parse_hex("e", "#f0C").unwrap(), [0xff, 0x00, 0xcc]);
-        for bad in [
-            "", "#", "ff", "ffff", "fffff", "fffffff", "gg0000", "##fff", "+ff", "ff ff",
-        ] {
+        for bad in ["", "#", "ff", "ffff", "fffff", "fffffff", "gg0000", "##fff", "+ff", "ff ff"] {
             assert!(parse_hex("e", bad).is_err(), "{bad:?}");
         }
         // Non-ASCII must not panic on slicing.
@@ -184,9 +153,7 @@ mod tests {
 
     #[test]
     fn huge_weights_cannot_overflow_the_sum() {
-        let e = parse_color_query("fff:1e308,000:1e308")
-            .unwrap_err()
-            .to_string();
+        let e = parse_color_query("fff:1e308,000:1e308").unwrap_err().to_string();
         assert!(e.contains("too large"), "{e}");
     }
 

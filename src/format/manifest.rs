@@ -21,7 +21,7 @@ pub struct ManifestHeader {
     pub nprobe: U32,
     pub metric: U32,
     pub flags: U32,
-    pub reserved: U32,
+    pub tombstone_count: U32,
     pub next_id: U64,
     pub next_file: U64,
     pub quantizer_file: U64,
@@ -30,7 +30,7 @@ pub struct ManifestHeader {
     pub header_crc: U32,
 }
 
-/// One live segment (32 bytes).
+/// One live segment (40 bytes).
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
 #[repr(C)]
 pub struct SegmentEntry {
@@ -38,6 +38,26 @@ pub struct SegmentEntry {
     pub vectors: U64,
     pub bytes: U64,
     pub generation: U64,
+    pub deleted: U64,
+}
+
+/// One live tombstone file (24 bytes).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
+#[repr(C)]
+pub struct TombstoneEntry {
+    pub file: U64,
+    pub ids: U64,
+    pub generation: U64,
+}
+
+/// A live tombstone file: ids deleted at `generation`. It hides those ids in
+/// segments of an older generation only, so an id may be added again later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TombstoneMeta {
+    /// File number: the ids live in `{file:016x}.del`.
+    pub file: u64,
+    pub ids: u64,
+    pub generation: u64,
 }
 
 /// A live segment as the engine sees it.
@@ -50,6 +70,8 @@ pub struct SegmentMeta {
     pub bytes: u64,
     /// Manifest generation that first listed this segment.
     pub generation: u64,
+    /// Vectors of this segment hidden by tombstones.
+    pub deleted: u64,
 }
 
 /// The decoded manifest.
@@ -64,16 +86,50 @@ pub struct Manifest {
     /// Number of the trained quantizer file, if trained.
     pub quantizer_file: Option<u64>,
     pub segments: Vec<SegmentMeta>,
+    pub tombstones: Vec<TombstoneMeta>,
 }
 
 impl Manifest {
     /// The manifest of a new, untrained, empty index.
     pub fn new(config: Config) -> Manifest {
-        Manifest { generation: 1, config, next_id: 0, next_file: 1, quantizer_file: None, segments: vec![] }
+        Manifest {
+            generation: 1,
+            config,
+            next_id: 0,
+            next_file: 1,
+            quantizer_file: None,
+            segments: vec![],
+            tombstones: vec![],
+        }
     }
 
-    pub fn total_vectors(&self) -> u64 {
+    /// Vectors stored in segments, deleted ones included.
+    pub fn stored_vectors(&self) -> u64 {
         self.segments.iter().map(|s| s.vectors).sum()
+    }
+
+    /// Numbers of every file this manifest names.
+    pub fn file_numbers(&self) -> std::collections::HashSet<u64> {
+        self.segments
+            .iter()
+            .map(|s| s.file)
+            .chain(self.tombstones.iter().map(|t| t.file))
+            .chain(self.quantizer_file)
+            .collect()
+    }
+
+    /// Whether `name` is a file of ours that this manifest does not need:
+    /// a temporary file, another manifest, or an unnamed numbered file.
+    /// Names the engine does not use are never leftovers.
+    pub fn is_leftover(&self, name: &str) -> bool {
+        name.ends_with(super::TEMP_SUFFIX)
+            || super::parse_manifest_name(name).is_some_and(|g| g != self.generation)
+            || super::parse_numbered_name(name).is_some_and(|(n, _)| !self.file_numbers().contains(&n))
+    }
+
+    /// Stored vectors hidden by tombstones.
+    pub fn deleted_vectors(&self) -> u64 {
+        self.segments.iter().map(|s| s.deleted).sum()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -84,7 +140,12 @@ impl Manifest {
                 vectors: U64::new(s.vectors),
                 bytes: U64::new(s.bytes),
                 generation: U64::new(s.generation),
+                deleted: U64::new(s.deleted),
             };
+            table.extend_from_slice(e.as_bytes());
+        }
+        for t in &self.tombstones {
+            let e = TombstoneEntry { file: U64::new(t.file), ids: U64::new(t.ids), generation: U64::new(t.generation) };
             table.extend_from_slice(e.as_bytes());
         }
         let c = &self.config;
@@ -98,7 +159,7 @@ impl Manifest {
             nprobe: U32::new(c.nprobe as u32),
             metric: U32::new(0),
             flags: U32::new(0),
-            reserved: U32::new(0),
+            tombstone_count: U32::new(self.tombstones.len() as u32),
             next_id: U64::new(self.next_id),
             next_file: U64::new(self.next_file),
             quantizer_file: U64::new(self.quantizer_file.unwrap_or(0)),
@@ -117,16 +178,18 @@ impl Manifest {
         let h: ManifestHeader = read_checked_header(bytes, file)?;
         let hs = std::mem::size_of::<ManifestHeader>();
         let count = h.segment_count.get() as usize;
+        let tcount = h.tombstone_count.get() as usize;
         let table = &bytes[hs..];
-        if table.len() != count * 32 {
+        let want = count * 40 + tcount * 24;
+        if table.len() != want {
             return Err(Error::corrupt(
                 file,
                 hs as u64,
-                format!("segment table holds {} bytes, {count} entries need {}", table.len(), count * 32),
+                format!("tables hold {} bytes, {count} segments and {tcount} tombstone files need {want}", table.len()),
             ));
         }
         if super::crc(table) != h.table_crc.get() {
-            return Err(Error::corrupt(file, hs as u64, "segment table checksum mismatch"));
+            return Err(Error::corrupt(file, hs as u64, "segment and tombstone tables checksum mismatch"));
         }
         if h.metric.get() != 0 || h.flags.get() != 0 {
             return Err(Error::corrupt(file, 44, "unknown metric or flags"));
@@ -140,7 +203,8 @@ impl Manifest {
             metric: Metric::L2,
         };
         config.validate().map_err(|e| Error::corrupt(file, 24, e.to_string()))?;
-        let segments: Vec<SegmentMeta> = <[SegmentEntry]>::ref_from_bytes(table)
+        let (seg_table, tomb_table) = table.split_at(count * 40);
+        let segments: Vec<SegmentMeta> = <[SegmentEntry]>::ref_from_bytes(seg_table)
             .expect("length checked, alignment 1")
             .iter()
             .map(|e| SegmentMeta {
@@ -148,25 +212,43 @@ impl Manifest {
                 vectors: e.vectors.get(),
                 bytes: e.bytes.get(),
                 generation: e.generation.get(),
+                deleted: e.deleted.get(),
             })
+            .collect();
+        let tombstones: Vec<TombstoneMeta> = <[TombstoneEntry]>::ref_from_bytes(tomb_table)
+            .expect("length checked, alignment 1")
+            .iter()
+            .map(|e| TombstoneMeta { file: e.file.get(), ids: e.ids.get(), generation: e.generation.get() })
             .collect();
         let next_file = h.next_file.get();
         let q = h.quantizer_file.get();
-        for (i, s) in segments.iter().enumerate() {
-            if s.file == 0 || s.file >= next_file || s.file == q {
-                return Err(Error::corrupt(file, (hs + i * 32) as u64, "segment file number out of range"));
+        let generation = h.generation.get();
+        let mut numbers = std::collections::HashSet::new();
+        let files =
+            segments.iter().map(|s| (s.file, s.generation)).chain(tombstones.iter().map(|t| (t.file, t.generation)));
+        for (i, (n, g)) in files.enumerate() {
+            let at = (hs + if i < count { i * 40 } else { count * 40 + (i - count) * 24 }) as u64;
+            if n == 0 || n >= next_file || n == q || !numbers.insert(n) {
+                return Err(Error::corrupt(file, at, format!("file number {n} is out of range or listed twice")));
+            }
+            if i < count && segments[i].deleted > segments[i].vectors {
+                return Err(Error::corrupt(file, at + 32, "more vectors deleted than stored"));
+            }
+            if g == 0 || g > generation {
+                return Err(Error::corrupt(file, at, format!("generation {g} is above the manifest's {generation}")));
             }
         }
         if q >= next_file {
             return Err(Error::corrupt(file, 72, "quantizer file number out of range"));
         }
         Ok(Manifest {
-            generation: h.generation.get(),
+            generation,
             config,
             next_id: h.next_id.get(),
             next_file,
             quantizer_file: (q != 0).then_some(q),
             segments,
+            tombstones,
         })
     }
 }
@@ -182,8 +264,8 @@ mod tests {
         m.next_file = 5;
         m.quantizer_file = Some(1);
         m.segments = vec![
-            SegmentMeta { file: 2, vectors: 600, bytes: 9000, generation: 3 },
-            SegmentMeta { file: 4, vectors: 400, bytes: 7000, generation: 6 },
+            SegmentMeta { file: 2, vectors: 600, bytes: 9000, generation: 3, deleted: 12 },
+            SegmentMeta { file: 4, vectors: 400, bytes: 7000, generation: 6, deleted: 0 },
         ];
         m
     }

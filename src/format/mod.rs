@@ -6,6 +6,7 @@
 pub mod manifest;
 pub mod quantizer_file;
 pub mod segment_file;
+pub mod tombstone_file;
 
 use crate::error::{Error, Result};
 use zerocopy::byteorder::little_endian::U32;
@@ -26,6 +27,7 @@ pub enum FileKind {
     Manifest = 1,
     Quantizers = 2,
     Segment = 3,
+    Tombstones = 4,
 }
 
 /// The 16 bytes that open every file.
@@ -87,17 +89,10 @@ pub fn pad(buf: &mut Vec<u8>) {
 
 /// Reads a fixed-size header struct at the start of `bytes`, whose last 4
 /// bytes are the CRC32 of all bytes before them (file header included).
-pub fn read_checked_header<T: FromBytes + KnownLayout + Immutable>(
-    bytes: &[u8],
-    file: &str,
-) -> Result<T> {
+pub fn read_checked_header<T: FromBytes + KnownLayout + Immutable>(bytes: &[u8], file: &str) -> Result<T> {
     let size = std::mem::size_of::<T>();
     if bytes.len() < size {
-        return Err(Error::corrupt(
-            file,
-            bytes.len() as u64,
-            format!("file ends inside its {size}-byte header"),
-        ));
+        return Err(Error::corrupt(file, bytes.len() as u64, format!("file ends inside its {size}-byte header")));
     }
     let stored = u32::from_le_bytes(bytes[size - 4..size].try_into().expect("4 bytes"));
     if crc(&bytes[..size - 4]) != stored {
@@ -177,6 +172,9 @@ pub fn segment_name(number: u64) -> String {
 pub fn quantizer_name(number: u64) -> String {
     format!("{number:016x}.qnt")
 }
+pub fn tombstone_name(number: u64) -> String {
+    format!("{number:016x}.del")
+}
 pub fn manifest_name(generation: u64) -> String {
     format!("MANIFEST-{generation:016x}")
 }
@@ -188,10 +186,10 @@ pub fn parse_manifest_name(name: &str) -> Option<u64> {
     (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten()
 }
 
-/// The number of a segment or quantizer file name, if `name` is one.
+/// The number of a segment, quantizer or tombstone file name, if `name` is one.
 pub fn parse_numbered_name(name: &str) -> Option<(u64, &str)> {
     let (hex, ext) = name.split_once('.')?;
-    if hex.len() != 16 || !matches!(ext, "seg" | "qnt") {
+    if hex.len() != 16 || !matches!(ext, "seg" | "qnt" | "del") {
         return None;
     }
     u64::from_str_radix(hex, 16).ok().map(|n| (n, ext))

@@ -61,9 +61,7 @@ impl QuantizerData {
         let mut body = Vec::new();
         let mut sections = [(0u32, 0usize); 3];
         for (i, (arr, off)) in
-            [(&self.coarse, coarse_off), (&self.codebooks, books_off), (&self.table, table_off)]
-                .into_iter()
-                .enumerate()
+            [(&self.coarse, coarse_off), (&self.codebooks, books_off), (&self.table, table_off)].into_iter().enumerate()
         {
             body.resize(off - coarse_off, 0);
             let start = body.len();

@@ -2,8 +2,8 @@
 //! a probed list is one contiguous range of codes and one of ids.
 
 use super::{
-    align_up, check_crc, check_padding, crc, pad, read_checked_header, section, write_checked_header,
-    FileHeader, FileKind,
+    align_up, check_crc, check_padding, crc, pad, read_checked_header, section, write_checked_header, FileHeader,
+    FileKind,
 };
 use crate::error::{Error, Result};
 use crate::storage::Bytes;
@@ -235,6 +235,11 @@ impl SegmentView {
         let c = self.codes_offset + start * self.code_size;
         let i = self.ids_offset + start * self.id_width;
         (c..c + count * self.code_size, i..i + count * self.id_width)
+    }
+
+    /// Byte offset in the file of the id of vector `i` of list `l`.
+    pub fn id_offset(&self, l: usize, i: usize) -> u64 {
+        (self.ids_offset + (self.lists[l].0 + i) * self.id_width) as u64
     }
 
     /// Codes and ids of list `l`, after checking its checksum (once per open).

@@ -114,17 +114,16 @@ impl Quantizers {
                 ));
             }
         }
-        let params = KMeansParams { niter: opts.niter, max_points_per_centroid: opts.max_points_per_centroid, seed: opts.seed };
-        let coarse = kmeans::kmeans(data, d, nlist, &params, &mut |i| {
-            progress(TrainStep::Coarse { i, of: params.niter })
-        })?
-        .centroids;
+        let params =
+            KMeansParams { niter: opts.niter, max_points_per_centroid: opts.max_points_per_centroid, seed: opts.seed };
+        let coarse =
+            kmeans::kmeans(data, d, nlist, &params, &mut |i| progress(TrainStep::Coarse { i, of: params.niter }))?
+                .centroids;
         let (labels, dists) = assign(data, d, &coarse);
         let coarse_mse = dists.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
         let residuals = residuals(data, d, &coarse, &labels);
-        let pq = ProductQuantizer::train(config, &residuals, &params, &mut |j| {
-            progress(TrainStep::Pq { j, of: config.m })
-        })?;
+        let pq =
+            ProductQuantizer::train(config, &residuals, &params, &mut |j| progress(TrainStep::Pq { j, of: config.m }))?;
         let term2 = term2_table(config, &coarse, &pq);
         let q = Quantizers { config: *config, coarse, pq, term2, train_points: n as u64, seed: opts.seed };
         // Reconstruction error, as faiss reports it: mean ‖x − (c + r)‖².

@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::quantizer_file::QuantizerData;
 use crate::format::segment_file::SegmentView;
-use crate::format::{quantizer_name, segment_name};
+use crate::format::{quantizer_name, segment_name, tombstone_file, tombstone_name};
 use crate::quantizer::Quantizers;
 use crate::storage::Storage;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use search::{Neighbor, SearchParams};
@@ -21,6 +22,23 @@ pub struct Snapshot {
     pub manifest: Manifest,
     pub quantizers: Option<Arc<Quantizers>>,
     pub segments: Vec<Arc<SegmentView>>,
+    /// Deleted id → generation of its newest tombstone. A stored vector is
+    /// hidden when its id's tombstone is newer than its segment.
+    pub deleted: HashMap<u64, u64>,
+}
+
+/// Decides, for one segment, whether a stored id is deleted.
+#[derive(Clone, Copy)]
+pub struct Hider<'a> {
+    deleted: Option<&'a HashMap<u64, u64>>,
+    segment_generation: u64,
+}
+
+impl Hider<'_> {
+    #[inline]
+    pub fn hides(&self, id: u64) -> bool {
+        self.deleted.is_some_and(|d| d.get(&id).is_some_and(|&g| g > self.segment_generation))
+    }
 }
 
 impl Snapshot {
@@ -46,9 +64,9 @@ impl Snapshot {
             let view = match reused {
                 Some(v) => v,
                 None => {
-                    let q = manifest.quantizer_file.ok_or_else(|| {
-                        Error::corrupt(&name, 0, "manifest lists segments but no quantizers")
-                    })?;
+                    let q = manifest
+                        .quantizer_file
+                        .ok_or_else(|| Error::corrupt(&name, 0, "manifest lists segments but no quantizers"))?;
                     let bytes = storage.map(&segment_name(s.file))?;
                     Arc::new(SegmentView::open(bytes, name.clone(), (c.nlist, c.code_size(), q))?)
                 }
@@ -68,11 +86,58 @@ impl Snapshot {
             }
             segments.push(view);
         }
-        Ok(Snapshot { manifest, quantizers, segments })
+        let mut deleted = HashMap::new();
+        for t in &manifest.tombstones {
+            let name = tombstone_name(t.file);
+            let bytes = storage.map(&name)?;
+            let ids = tombstone_file::decode(&bytes, &storage.describe(&name))?;
+            if ids.len() as u64 != t.ids {
+                return Err(Error::corrupt(
+                    storage.describe(&name),
+                    16,
+                    format!("holds {} ids, the manifest says {}", ids.len(), t.ids),
+                ));
+            }
+            for id in ids {
+                let g = deleted.entry(id).or_insert(t.generation);
+                *g = (*g).max(t.generation);
+            }
+        }
+        Ok(Snapshot { manifest, quantizers, segments, deleted })
     }
 
-    /// Live vectors.
+    /// Live vectors: stored minus deleted.
     pub fn vectors(&self) -> u64 {
-        self.manifest.total_vectors()
+        self.manifest.stored_vectors() - self.manifest.deleted_vectors()
+    }
+
+    /// The deletion filter for segment `i` (an index into `segments`).
+    pub fn hider(&self, i: usize) -> Hider<'_> {
+        Hider {
+            deleted: (!self.deleted.is_empty()).then_some(&self.deleted),
+            segment_generation: self.manifest.segments[i].generation,
+        }
+    }
+
+    /// Calls `f(segment index, id)` for every live vector, list by list.
+    pub fn for_each_live(&self, mut f: impl FnMut(usize, u64)) -> Result<()> {
+        for (si, seg) in self.segments.iter().enumerate() {
+            let hide = self.hider(si);
+            for l in 0..self.manifest.config.nlist {
+                let (_, ids) = seg.list(l)?;
+                for id in ids.iter().filter(|&id| !hide.hides(id)) {
+                    f(si, id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every live id, ascending.
+    pub fn live_ids(&self) -> Result<Vec<u64>> {
+        let mut ids = Vec::with_capacity(self.vectors() as usize);
+        self.for_each_live(|_, id| ids.push(id))?;
+        ids.sort_unstable();
+        Ok(ids)
     }
 }

@@ -2,7 +2,7 @@
 //! decomposition into three terms) is stated once, in `crate::quantizer`.
 
 use super::topk::TopK;
-use super::Snapshot;
+use super::{Hider, Snapshot};
 use crate::error::{Error, Result};
 use crate::format::segment_file::Ids;
 use crate::quantizer::{codes, Quantizers};
@@ -63,10 +63,7 @@ impl Snapshot {
         if queries.len() == c.dim {
             return Ok(vec![self.search_one(q, queries, params.k, nprobe, &mut new_scratch())?]);
         }
-        queries
-            .par_chunks(c.dim)
-            .map_init(new_scratch, |s, x| self.search_one(q, x, params.k, nprobe, s))
-            .collect()
+        queries.par_chunks(c.dim).map_init(new_scratch, |s, x| self.search_one(q, x, params.k, nprobe, s)).collect()
     }
 
     fn search_one(&self, q: &Quantizers, x: &[f32], k: usize, nprobe: usize, s: &mut Scratch) -> Result<Vec<Neighbor>> {
@@ -89,58 +86,75 @@ impl Snapshot {
             for ((t, &t2), &ip) in s.lut.iter_mut().zip(term2).zip(&s.ip) {
                 *t = t2 - 2.0 * ip;
             }
-            for seg in &self.segments {
+            for (si, seg) in self.segments.iter().enumerate() {
                 if seg.list_len(l) == 0 {
                     continue;
                 }
                 let (codes, ids) = seg.list(l)?;
-                scan(codes, ids, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top);
+                let list = List { codes, ids, hide: self.hider(si) };
+                scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top);
             }
         }
         Ok(top.into_sorted().into_iter().map(|(distance, id)| Neighbor { id, distance }).collect())
     }
 }
 
+/// One inverted list of one segment.
+struct List<'a> {
+    codes: &'a [u8],
+    ids: Ids<'a>,
+    hide: Hider<'a>,
+}
+
+impl List<'_> {
+    /// Offers vector `i` at distance `d`; deleted vectors are checked only
+    /// when they would enter the heap, which keeps the scan loop tight.
+    #[inline]
+    fn offer(&self, i: usize, d: f32, top: &mut TopK) {
+        if d <= top.threshold() {
+            let id = self.ids.get(i);
+            if !self.hide.hides(id) {
+                top.push(d, id);
+            }
+        }
+    }
+}
+
 /// Adds each code's table entries to `base` and offers the sum to `top`.
-#[allow(clippy::too_many_arguments)]
-fn scan(codes: &[u8], ids: Ids<'_>, base: f32, lut: &[f32], m: usize, nbits: usize, unpacked: &mut [u32], top: &mut TopK) {
+fn scan(list: &List<'_>, base: f32, lut: &[f32], m: usize, nbits: usize, unpacked: &mut [u32], top: &mut TopK) {
     if nbits == 8 {
         let (lut, _) = lut.as_chunks::<256>();
         match m {
-            4 => return scan_u8::<4>(codes, ids, base, lut, top),
-            8 => return scan_u8::<8>(codes, ids, base, lut, top),
-            16 => return scan_u8::<16>(codes, ids, base, lut, top),
-            32 => return scan_u8::<32>(codes, ids, base, lut, top),
+            4 => return scan_u8::<4>(list, base, lut, top),
+            8 => return scan_u8::<8>(list, base, lut, top),
+            16 => return scan_u8::<16>(list, base, lut, top),
+            32 => return scan_u8::<32>(list, base, lut, top),
             _ => {}
         }
     }
     let ksub = 1 << nbits;
     let code_size = (m * nbits).div_ceil(8);
-    for (i, code) in codes.chunks_exact(code_size).enumerate() {
+    for (i, code) in list.codes.chunks_exact(code_size).enumerate() {
         codes::unpack(code, nbits, unpacked);
         let mut d = base;
         for (j, &k) in unpacked.iter().enumerate() {
             d += lut[j * ksub + k as usize];
         }
-        if d <= top.threshold() {
-            top.push(d, ids.get(i));
-        }
+        list.offer(i, d, top);
     }
 }
 
 /// The byte-per-sub-code fast path, with `M` known at compile time so the
 /// inner loop unrolls and needs no bounds checks (a u8 always indexes 256).
 #[inline]
-fn scan_u8<const M: usize>(codes: &[u8], ids: Ids<'_>, base: f32, lut: &[[f32; 256]], top: &mut TopK) {
+fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: &mut TopK) {
     let lut: &[[f32; 256]; M] = lut.try_into().expect("table has m rows");
-    let (codes, _) = codes.as_chunks::<M>();
+    let (codes, _) = list.codes.as_chunks::<M>();
     for (i, code) in codes.iter().enumerate() {
         let mut d = base;
         for j in 0..M {
             d += lut[j][code[j] as usize];
         }
-        if d <= top.threshold() {
-            top.push(d, ids.get(i));
-        }
+        list.offer(i, d, top);
     }
 }

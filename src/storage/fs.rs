@@ -45,12 +45,8 @@ const LOCK_FILE: &str = "LOCK";
 impl Storage for FsStorage {
     fn create(&self, name: &str) -> Result<Box<dyn StorageFile>> {
         let path = self.path(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file =
+            OpenOptions::new().write(true).create(true).truncate(true).open(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Box::new(FsFile { file, path }))
     }
 
@@ -97,12 +93,8 @@ impl Storage for FsStorage {
 
     fn lock_writer(&self) -> Result<Box<dyn Send + Sync>> {
         let path = self.path(LOCK_FILE);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file =
+            OpenOptions::new().write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(file)),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(self.dir.clone())),

@@ -24,6 +24,11 @@ struct State {
     /// Counts write and sync calls; see [`MemStorage::fail_at`].
     ops: u64,
     fail_at: Option<u64>,
+    /// Counts sync calls (file and directory); see [`MemStorage::crash_at_sync`].
+    syncs: u64,
+    crash_at_sync: Option<u64>,
+    /// Set by a simulated crash: every call fails until `revive`.
+    dead: bool,
     locked: bool,
 }
 
@@ -42,12 +47,33 @@ impl MemStorage {
     /// bytes beyond their last sync, and names created, renamed or removed
     /// since the last directory sync.
     pub fn crash(&self) {
+        lose_undurable(&mut self.state.lock());
+    }
+
+    /// Simulates a power cut at the `n`-th sync call from now on (0-based,
+    /// file and directory syncs alike): that sync does not happen, everything
+    /// not yet durable is lost as with [`MemStorage::crash`], and every later
+    /// call fails until [`MemStorage::revive`] — the process is "dead".
+    pub fn crash_at_sync(&self, n: Option<u64>) {
         let mut s = self.state.lock();
-        s.names = s.durable_names.clone();
-        for inode in &mut s.inodes {
-            inode.written = inode.durable.clone();
-        }
-        s.locked = false;
+        s.crash_at_sync = n.map(|n| s.syncs + n);
+    }
+
+    /// Number of sync calls so far: the crash points of a workload.
+    pub fn syncs(&self) -> u64 {
+        self.state.lock().syncs
+    }
+
+    /// Whether a simulated crash has happened and not been revived.
+    pub fn is_dead(&self) -> bool {
+        self.state.lock().dead
+    }
+
+    /// Starts a "new process" after a simulated crash: calls work again.
+    pub fn revive(&self) {
+        let mut s = self.state.lock();
+        s.dead = false;
+        s.crash_at_sync = None;
     }
 
     /// Makes the `n`-th write or sync call from now on (0-based) fail with an
@@ -78,7 +104,35 @@ impl MemStorage {
     }
 }
 
+fn lose_undurable(s: &mut State) {
+    s.names = s.durable_names.clone();
+    for inode in &mut s.inodes {
+        inode.written = inode.durable.clone();
+    }
+    s.locked = false;
+}
+
+fn dead(what: &str) -> Error {
+    Error::io(format!("mem:{what}"), std::io::Error::other("simulated crash: the process is dead"))
+}
+
+/// Counts a sync; at the chosen one, crashes instead.
+fn sync_point(s: &mut State, what: &str) -> Result<()> {
+    tick(s, what)?;
+    let n = s.syncs;
+    s.syncs += 1;
+    if s.crash_at_sync == Some(n) {
+        lose_undurable(s);
+        s.dead = true;
+        return Err(dead(what));
+    }
+    Ok(())
+}
+
 fn tick(s: &mut State, what: &str) -> Result<()> {
+    if s.dead {
+        return Err(dead(what));
+    }
     let n = s.ops;
     s.ops += 1;
     if s.fail_at == Some(n) {
@@ -105,7 +159,7 @@ impl StorageFile for MemFile {
     }
     fn sync(&mut self) -> Result<()> {
         let mut s = self.state.lock();
-        tick(&mut s, &self.name)?;
+        sync_point(&mut s, &self.name)?;
         let inode = &mut s.inodes[self.inode];
         inode.durable = inode.written.clone();
         Ok(())
@@ -128,6 +182,9 @@ impl Storage for MemStorage {
 
     fn map(&self, name: &str) -> Result<Bytes> {
         let s = self.state.lock();
+        if s.dead {
+            return Err(dead(name));
+        }
         let id = *s.names.get(name).ok_or_else(|| not_found(name))?;
         Ok(Bytes::Owned(Arc::new(s.inodes[id].written.clone())))
     }
@@ -152,7 +209,7 @@ impl Storage for MemStorage {
 
     fn sync_dir(&self) -> Result<()> {
         let mut s = self.state.lock();
-        tick(&mut s, "dir")?;
+        sync_point(&mut s, "dir")?;
         s.durable_names = s.names.clone();
         Ok(())
     }
@@ -220,6 +277,24 @@ mod tests {
         let mut f = m.create("x").unwrap(); // op 0
         assert!(f.write_all(b"a").unwrap_err().to_string().contains("injected"));
         f.write_all(b"b").unwrap();
+    }
+
+    #[test]
+    fn crash_at_sync_loses_the_unsynced_and_kills_the_process() {
+        let m = MemStorage::new();
+        write_file(&m, "a", b"durable").unwrap(); // sync 0
+        m.sync_dir().unwrap(); // sync 1
+        m.crash_at_sync(Some(1));
+        let mut f = m.create("b").unwrap();
+        f.write_all(b"x").unwrap();
+        f.sync().unwrap(); // sync 2: happens
+        assert!(m.sync_dir().unwrap_err().to_string().contains("simulated crash")); // sync 3: crash
+        assert!(m.is_dead());
+        assert!(m.create("c").is_err());
+        m.revive();
+        assert_eq!(m.contents("a").unwrap(), b"durable");
+        assert!(m.contents("b").is_none(), "b's name was never made durable");
+        assert_eq!(m.syncs(), 4);
     }
 
     #[test]

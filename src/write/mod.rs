@@ -4,16 +4,19 @@
 //! directory sync. Nothing is ever modified in place, so a crash at any
 //! point leaves the previous manifest and everything it names intact.
 
+mod merge;
+
+pub use merge::{commit_merge, MergePolicy};
+
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::format::manifest::{Manifest, SegmentMeta};
+use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
 use crate::format::{
-    manifest_name, parse_manifest_name, parse_numbered_name, quantizer_name, segment_file, segment_name,
+    manifest_name, parse_manifest_name, quantizer_name, segment_file, segment_name, tombstone_file, tombstone_name,
     TEMP_SUFFIX,
 };
 use crate::quantizer::Quantizers;
 use crate::storage::{write_file, Storage};
-use std::collections::HashSet;
 
 /// Publishes `next` as the current manifest, then drops the one it replaces.
 pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> Result<()> {
@@ -36,7 +39,12 @@ pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> 
 
 /// Writes a new file with the next file number and makes it and its name
 /// durable. Returns the number.
-fn write_numbered(storage: &dyn Storage, manifest: &mut Manifest, name: fn(u64) -> String, bytes: &[u8]) -> Result<u64> {
+pub(crate) fn write_numbered(
+    storage: &dyn Storage,
+    manifest: &mut Manifest,
+    name: fn(u64) -> String,
+    bytes: &[u8],
+) -> Result<u64> {
     let number = manifest.next_file;
     manifest.next_file += 1;
     let file = name(number);
@@ -100,6 +108,7 @@ pub fn commit_segment(
         vectors: ids.len() as u64,
         bytes: bytes.len() as u64,
         generation: next.generation,
+        deleted: 0,
     });
     let max_id = ids.iter().copied().max().expect("non-empty batch");
     next.next_id = next.next_id.max(max_id.saturating_add(1));
@@ -107,12 +116,36 @@ pub fn commit_segment(
     Ok(next)
 }
 
-fn commit_or_clean(storage: &dyn Storage, current: &Manifest, next: &Manifest, new_files: &[String]) -> Result<()> {
+pub(crate) fn commit_or_clean(
+    storage: &dyn Storage,
+    current: &Manifest,
+    next: &Manifest,
+    new_files: &[String],
+) -> Result<()> {
     commit(storage, next, Some(current.generation)).inspect_err(|_| {
         for f in new_files {
             let _ = storage.remove(f);
         }
     })
+}
+
+/// Commits a tombstone file deleting `ids` (sorted, unique, all live);
+/// `per_segment[i]` of them are stored in segment i.
+pub fn commit_tombstones(
+    storage: &dyn Storage,
+    current: &Manifest,
+    ids: &[u64],
+    per_segment: &[u64],
+) -> Result<Manifest> {
+    let mut next = current.clone();
+    for (s, &n) in next.segments.iter_mut().zip(per_segment) {
+        s.deleted += n;
+    }
+    next.generation += 1;
+    let number = write_numbered(storage, &mut next, tombstone_name, &tombstone_file::encode(ids))?;
+    next.tombstones.push(TombstoneMeta { file: number, ids: ids.len() as u64, generation: next.generation });
+    commit_or_clean(storage, current, &next, &[tombstone_name(number)])?;
+    Ok(next)
 }
 
 /// Creates the first manifest of a new index.
@@ -136,7 +169,11 @@ pub fn latest_manifest(storage: &dyn Storage) -> Result<Option<Manifest>> {
         match decoded {
             Ok(m) if m.generation == g => return Ok(Some(m)),
             Ok(_) => {
-                first_err.get_or_insert(Error::corrupt(storage.describe(&name), 16, "generation differs from file name"));
+                first_err.get_or_insert(Error::corrupt(
+                    storage.describe(&name),
+                    16,
+                    "generation differs from file name",
+                ));
             }
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -150,16 +187,10 @@ pub fn latest_manifest(storage: &dyn Storage) -> Result<Option<Manifest>> {
 /// other than `current`, and numbered files `current` does not name. Files
 /// with names the engine does not use are left alone. Returns what it removed.
 pub fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Result<Vec<String>> {
-    let live: HashSet<u64> = current.segments.iter().map(|s| s.file).chain(current.quantizer_file).collect();
     let mut removed = Vec::new();
-    for name in storage.list()? {
-        let stale = name.ends_with(TEMP_SUFFIX)
-            || parse_manifest_name(&name).is_some_and(|g| g != current.generation)
-            || parse_numbered_name(&name).is_some_and(|(n, _)| !live.contains(&n));
-        if stale {
-            storage.remove(&name)?;
-            removed.push(name);
-        }
+    for name in storage.list()?.into_iter().filter(|n| current.is_leftover(n)) {
+        storage.remove(&name)?;
+        removed.push(name);
     }
     if !removed.is_empty() {
         storage.sync_dir()?;

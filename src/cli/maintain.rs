@@ -1,0 +1,44 @@
+//! Maintenance: delete, compact, verify.
+
+use chromatica::{vecio, Index, Result};
+use std::path::Path;
+use std::time::Instant;
+
+pub fn delete(dir: &Path, ids: &Path) -> Result<()> {
+    let index = Index::open(dir)?;
+    let ids = vecio::read_ids(ids)?;
+    let r = index.delete(&ids)?;
+    println!("deleted {} vectors; index holds {}", r.deleted, index.len());
+    Ok(())
+}
+
+pub fn compact(dir: &Path) -> Result<()> {
+    let index = Index::open(dir)?;
+    let t = Instant::now();
+    let r = index.compact()?;
+    println!(
+        "compacted {} segment(s) into {}, dropped {} deleted vectors in {:.2}s; index holds {}",
+        r.segments_before,
+        r.segments_after,
+        r.dropped,
+        t.elapsed().as_secs_f64(),
+        index.len()
+    );
+    Ok(())
+}
+
+pub fn verify(dir: &Path, json: bool) -> Result<()> {
+    let r = Index::verify(dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("plain data"));
+        return Ok(());
+    }
+    println!(
+        "ok: generation {}, {} files and {} bytes checked, {} live vectors, {} deleted",
+        r.generation, r.files, r.bytes, r.vectors, r.deleted
+    );
+    for l in &r.leftovers {
+        println!("leftover (removed at the next writer open): {l}");
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `chromatica verify`: reads every byte of an index and checks every
+//! checksum and structural invariant, without changing anything. The first
+//! problem is returned as an error naming the file and byte offset.
+
+use crate::error::{Error, Result};
+use crate::format::manifest::Manifest;
+use crate::format::parse_manifest_name;
+use crate::read::Snapshot;
+use crate::storage::Storage;
+use serde::Serialize;
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub generation: u64,
+    /// Files read in full and found sound.
+    pub files: usize,
+    pub bytes: u64,
+    pub vectors: u64,
+    pub deleted: u64,
+    /// Files an interrupted write left behind; the next writer open removes
+    /// them. They are not part of the index and are not errors.
+    pub leftovers: Vec<String>,
+}
+
+pub fn verify(storage: &dyn Storage) -> Result<VerifyReport> {
+    let names = storage.list()?;
+    // Every manifest present must decode, not only the newest.
+    for name in names.iter().filter(|n| parse_manifest_name(n).is_some()) {
+        Manifest::decode(&storage.map(name)?, &storage.describe(name))?;
+    }
+    let manifest =
+        crate::write::latest_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(storage.describe("").into()))?;
+    let snap = Snapshot::load(storage, manifest, None)?;
+    let m = &snap.manifest;
+    let mut bytes = 0u64;
+    let mut live = HashSet::with_capacity(snap.vectors() as usize);
+    for (si, seg) in snap.segments.iter().enumerate() {
+        seg.verify()?;
+        bytes += seg.file_bytes() as u64;
+        let hide = snap.hider(si);
+        let mut hidden = 0u64;
+        for l in 0..m.config.nlist {
+            let (_, ids) = seg.list(l)?;
+            for (i, id) in ids.iter().enumerate() {
+                let at = seg.id_offset(l, i);
+                if id >= m.next_id {
+                    return Err(Error::corrupt(seg.name(), at, format!("id {id} is not below next_id {}", m.next_id)));
+                }
+                if hide.hides(id) {
+                    hidden += 1;
+                } else if !live.insert(id) {
+                    return Err(Error::corrupt(seg.name(), at, format!("live id {id} is stored twice")));
+                }
+            }
+        }
+        if hidden != m.segments[si].deleted {
+            return Err(Error::corrupt(
+                seg.name(),
+                0,
+                format!("tombstones hide {hidden} vectors here, the manifest says {}", m.segments[si].deleted),
+            ));
+        }
+    }
+    let files = 1 + m.segments.len() + m.tombstones.len() + usize::from(m.quantizer_file.is_some());
+    let mut leftovers: Vec<String> = names.into_iter().filter(|n| m.is_leftover(n)).collect();
+    bytes += [m.quantizer_file.map(crate::format::quantizer_name), Some(crate::format::manifest_name(m.generation))]
+        .into_iter()
+        .flatten()
+        .chain(m.tombstones.iter().map(|t| crate::format::tombstone_name(t.file)))
+        .map(|n| storage.map(&n).map(|b| b.len() as u64))
+        .sum::<Result<u64>>()?;
+    leftovers.sort();
+    Ok(VerifyReport {
+        generation: m.generation,
+        files,
+        bytes,
+        vectors: snap.vectors(),
+        deleted: m.deleted_vectors(),
+        leftovers,
+    })
+}

@@ -1,0 +1,165 @@
+//! Merging segments: the live vectors of several segments, regrouped by
+//! list into one new segment. Codes are copied as they are (all segments of a
+//! snapshot share its quantizers), deleted vectors are dropped, and the
+//! tombstones that no longer hide anything are retired.
+
+use super::{commit_or_clean, write_numbered};
+use crate::error::{Error, Result};
+use crate::format::manifest::{Manifest, SegmentMeta};
+use crate::format::{segment_file, segment_name, tombstone_name};
+use crate::read::Snapshot;
+use crate::storage::Storage;
+
+/// When to merge automatically: tantivy's log-structured policy. Segments
+/// are grouped into levels by log₂ of their size (sizes below `min_level`
+/// count as `min_level`, so all small appends share the bottom level); a
+/// level holding `merge_factor` or more segments is merged into one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MergePolicy {
+    pub enabled: bool,
+    pub merge_factor: usize,
+    pub min_level: u64,
+    /// Segments within this many log₂ units of a level's largest share it.
+    pub level_log_size: f64,
+}
+
+impl Default for MergePolicy {
+    fn default() -> Self {
+        MergePolicy { enabled: true, merge_factor: 10, min_level: 10_000, level_log_size: 0.75 }
+    }
+}
+
+impl MergePolicy {
+    /// Indexes (into `segments`) of one level due for merging, if any.
+    pub fn candidates(&self, segments: &[SegmentMeta]) -> Option<Vec<usize>> {
+        if !self.enabled || segments.len() < self.merge_factor.max(2) {
+            return None;
+        }
+        let size = |i: usize| (segments[i].vectors.max(self.min_level) as f64).log2();
+        let mut order: Vec<usize> = (0..segments.len()).collect();
+        order.sort_by(|&a, &b| segments[b].vectors.cmp(&segments[a].vectors).then(a.cmp(&b)));
+        let mut level: Vec<usize> = Vec::new();
+        let mut top = f64::INFINITY;
+        let mut due = None;
+        for i in order {
+            if size(i) < top - self.level_log_size {
+                if level.len() >= self.merge_factor {
+                    due = Some(std::mem::take(&mut level));
+                }
+                level.clear();
+                top = size(i);
+            }
+            level.push(i);
+        }
+        if level.len() >= self.merge_factor {
+            due = Some(level);
+        }
+        due.map(|mut v| {
+            v.sort_unstable();
+            v
+        })
+    }
+}
+
+/// Merges the segments at `victims` (indexes into `snap.segments`) and
+/// commits the result. Returns the new manifest and the files it retired
+/// (already removed, best effort).
+pub fn commit_merge(storage: &dyn Storage, snap: &Snapshot, victims: &[usize]) -> Result<Manifest> {
+    let current = &snap.manifest;
+    let c = current.config;
+    let q = current.quantizer_file.ok_or(Error::NotTrained)?;
+    let cs = c.code_size();
+    let mut counts = vec![0u32; c.nlist];
+    let mut codes = Vec::new();
+    let mut ids = Vec::new();
+    for (l, count) in counts.iter_mut().enumerate() {
+        for &si in victims {
+            let hide = snap.hider(si);
+            let (list_codes, list_ids) = snap.segments[si].list(l)?;
+            for (i, id) in list_ids.iter().enumerate() {
+                if !hide.hides(id) {
+                    codes.extend_from_slice(&list_codes[i * cs..(i + 1) * cs]);
+                    ids.push(id);
+                    *count += 1;
+                }
+            }
+        }
+    }
+    let mut next = current.clone();
+    next.generation += 1;
+    let mut new_files = Vec::new();
+    let retired: Vec<u64> = victims.iter().map(|&i| current.segments[i].file).collect();
+    next.segments.retain(|s| !retired.contains(&s.file));
+    if !ids.is_empty() {
+        let bytes = segment_file::encode(cs, q, &counts, &codes, &ids);
+        let number = write_numbered(storage, &mut next, segment_name, &bytes)?;
+        new_files.push(segment_name(number));
+        // The merged segment is as new as this commit: every tombstone that
+        // could hide one of its vectors has been applied above.
+        next.segments.push(SegmentMeta {
+            file: number,
+            vectors: ids.len() as u64,
+            bytes: bytes.len() as u64,
+            generation: next.generation,
+            deleted: 0,
+        });
+    }
+    // A tombstone still matters only to segments older than itself.
+    let oldest = next.segments.iter().map(|s| s.generation).min().unwrap_or(u64::MAX);
+    let (kept, dropped): (Vec<_>, Vec<_>) = next.tombstones.iter().partition(|t| t.generation > oldest);
+    next.tombstones = kept;
+    commit_or_clean(storage, current, &next, &new_files)?;
+    // Retired files are unreachable now; removing them is best effort (the
+    // next writer open removes what is left). Readers that mapped them keep
+    // their mappings.
+    for f in retired {
+        let _ = storage.remove(&segment_name(f));
+    }
+    for t in dropped {
+        let _ = storage.remove(&tombstone_name(t.file));
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(sizes: &[u64]) -> Vec<SegmentMeta> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| SegmentMeta {
+                file: i as u64 + 1,
+                vectors: v,
+                bytes: 0,
+                generation: i as u64 + 1,
+                deleted: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_appends_share_the_bottom_level() {
+        let p = MergePolicy::default();
+        assert_eq!(p.candidates(&segs(&[100; 9])), None);
+        assert_eq!(p.candidates(&segs(&[100; 10])), Some((0..10).collect()));
+        // A large segment is its own level and is left alone.
+        let mut s = vec![1_000_000];
+        s.extend([100; 10]);
+        assert_eq!(p.candidates(&segs(&s)), Some((1..11).collect()));
+        assert_eq!(MergePolicy { enabled: false, ..p }.candidates(&segs(&[100; 50])), None);
+    }
+
+    #[test]
+    fn levels_are_log_sized() {
+        let p = MergePolicy::default();
+        // Ten segments of ~1M (one level) and ten of ~50k (another).
+        let mut s = vec![1_000_000; 10];
+        s.extend([50_000; 10]);
+        let c = p.candidates(&segs(&s)).unwrap();
+        assert_eq!(c.len(), 10);
+        let sizes: Vec<u64> = c.iter().map(|&i| s[i]).collect();
+        assert!(sizes.iter().all(|&v| v == sizes[0]));
+    }
+}
