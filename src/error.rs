@@ -44,6 +44,12 @@ pub enum Error {
     #[error("{path}: {what}")]
     BadFile { path: PathBuf, what: String },
 
+    /// A sync failed after a commit became visible, and withdrawing it failed
+    /// too: the durable state is unknown until the index is reopened. Every
+    /// later write on this handle fails with this error; searches go on.
+    #[error("a commit's outcome is unknown after a failed sync ({0}); reopen the index")]
+    Poisoned(String),
+
     /// An operating-system I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -42,6 +42,8 @@ pub struct Index {
 struct Writer {
     _lock: Box<dyn Send + Sync>,
     policy: MergePolicy,
+    /// Set when a commit's outcome became unknown (see [`Error::Poisoned`]).
+    poisoned: Option<String>,
 }
 
 /// What `delete` did.
@@ -125,13 +127,18 @@ impl Index {
 
     /// [`Index::open`] or [`Index::open_read_only`] over any storage backend.
     pub fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
+        // Look before locking: the lock file must not appear in a directory
+        // that holds no index.
+        if write::latest_manifest(&*storage)?.is_none() {
+            return Err(Error::NotAnIndex(path));
+        }
         let guard = if writable { Some(storage.lock_writer()?) } else { None };
-        let snapshot = load_latest(&*storage, &path, None, |m| {
-            if writable {
-                write::remove_leftovers(&*storage, m)?;
-            }
-            Ok(())
-        })?;
+        let snapshot = load_latest(&*storage, &path, None)?;
+        if writable {
+            // Only once the state loaded in full: its files are then known
+            // to exist, and everything else of ours is a leftover.
+            write::remove_leftovers(&*storage, &snapshot.manifest)?;
+        }
         Ok(Index::assemble(path, storage, snapshot, guard))
     }
 
@@ -141,7 +148,7 @@ impl Index {
         snap: Snapshot,
         guard: Option<Box<dyn Send + Sync>>,
     ) -> Index {
-        let writer = guard.map(|g| Mutex::new(Writer { _lock: g, policy: MergePolicy::default() }));
+        let writer = guard.map(|g| Mutex::new(Writer { _lock: g, policy: MergePolicy::default(), poisoned: None }));
         Index { path, storage, current: RwLock::new(Arc::new(snap)), writer }
     }
 
@@ -189,7 +196,7 @@ impl Index {
     /// want to see another process's writes).
     pub fn refresh(&self) -> Result<()> {
         let previous = self.snapshot();
-        let next = load_latest(&*self.storage, &self.path, Some(&previous), |_| Ok(()))?;
+        let next = load_latest(&*self.storage, &self.path, Some(&previous))?;
         if next.manifest.generation != previous.manifest.generation {
             *self.current.write() = Arc::new(next);
         }
@@ -198,15 +205,40 @@ impl Index {
 
     fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         match &self.writer {
-            Some(w) => Ok(w.lock()),
+            Some(w) => {
+                let w = w.lock();
+                match &w.poisoned {
+                    Some(cause) => Err(Error::Poisoned(cause.clone())),
+                    None => Ok(w),
+                }
+            }
             None => Err(Error::InvalidInput(format!("{}: index is open read-only", self.path.display()))),
         }
+    }
+
+    /// Runs a write with the writer lock held; a poisoned outcome poisons
+    /// the handle.
+    fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        let mut w = self.writer()?;
+        let r = f(&mut w);
+        if let Err(Error::Poisoned(cause)) = &r {
+            w.poisoned = Some(cause.clone());
+        }
+        r
     }
 
     /// Trains the coarse and product quantizers on `data` (n × dim) and
     /// commits them. `progress` sees each step.
     pub fn train(&self, data: &[f32], opts: &TrainOptions, progress: &mut dyn FnMut(TrainStep)) -> Result<TrainReport> {
-        let _w = self.writer()?;
+        self.write(|_| self.train_locked(data, opts, progress))
+    }
+
+    fn train_locked(
+        &self,
+        data: &[f32],
+        opts: &TrainOptions,
+        progress: &mut dyn FnMut(TrainStep),
+    ) -> Result<TrainReport> {
         let snap = self.snapshot();
         if snap.quantizers.is_some() {
             return Err(Error::AlreadyTrained);
@@ -223,7 +255,10 @@ impl Index {
     /// this returns. Without `ids`, ids continue from one past the largest id
     /// ever added (0 for a new index).
     pub fn add(&self, data: &[f32], ids: Option<&[u64]>) -> Result<AddReport> {
-        let w = self.writer()?;
+        self.write(|w| self.add_locked(w, data, ids))
+    }
+
+    fn add_locked(&self, w: &mut Writer, data: &[f32], ids: Option<&[u64]>) -> Result<AddReport> {
         let snap = self.snapshot();
         let q = snap.quantizers.as_deref().ok_or(Error::NotTrained)?;
         let c = snap.manifest.config;
@@ -255,6 +290,9 @@ impl Index {
                     total.dropped += report.dropped;
                 }
                 Err(e) => {
+                    if let Error::Poisoned(cause) = &e {
+                        w.poisoned = Some(cause.clone());
+                    }
                     merge_error = Some(e.to_string());
                     break;
                 }
@@ -269,7 +307,10 @@ impl Index {
     /// live; otherwise nothing is written and the error names the first
     /// unknown ids. A deleted id may be added again later.
     pub fn delete(&self, ids: &[u64]) -> Result<DeleteReport> {
-        let _w = self.writer()?;
+        self.write(|_| self.delete_locked(ids))
+    }
+
+    fn delete_locked(&self, ids: &[u64]) -> Result<DeleteReport> {
         let snap = self.snapshot();
         if ids.is_empty() {
             return Err(Error::InvalidInput("no ids to delete".into()));
@@ -308,7 +349,10 @@ impl Index {
     /// keep running on their snapshots meanwhile; a crash leaves the old or
     /// the new state.
     pub fn compact(&self) -> Result<CompactReport> {
-        let _w = self.writer()?;
+        self.write(|_| self.compact_locked())
+    }
+
+    fn compact_locked(&self) -> Result<CompactReport> {
         let snap = self.snapshot();
         if snap.segments.len() <= 1 && snap.manifest.tombstones.is_empty() {
             let n = snap.segments.len();
@@ -350,16 +394,10 @@ impl Index {
 /// Loads the newest manifest and what it names. A reader can race a writer
 /// that retires files right after publishing a newer manifest: a file that
 /// vanished means "look again", a few times.
-fn load_latest(
-    storage: &dyn Storage,
-    path: &Path,
-    previous: Option<&Snapshot>,
-    before_load: impl Fn(&Manifest) -> Result<()>,
-) -> Result<Snapshot> {
+fn load_latest(storage: &dyn Storage, path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot> {
     let mut attempt = 0;
     loop {
         let manifest = write::latest_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(path.to_owned()))?;
-        before_load(&manifest)?;
         match Snapshot::load(storage, manifest, previous) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
                 attempt += 1;

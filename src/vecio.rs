@@ -356,18 +356,7 @@ pub fn read_ivecs_matrix(path: &Path) -> Result<Vec<i32>> {
 /// behind.
 pub fn write_ivecs(path: &Path, rows: &[i32], k: usize) -> Result<()> {
     let header = row_header(path, rows.len(), k, "k", i32::MAX as usize)?;
-    write_atomic(path, |w| {
-        let mut buf = Vec::with_capacity(4 + 4 * k);
-        for row in rows.chunks_exact(k) {
-            buf.clear();
-            buf.extend_from_slice(&header);
-            for v in row {
-                buf.extend_from_slice(&v.to_le_bytes());
-            }
-            w.write_all(&buf)?;
-        }
-        Ok(())
-    })
+    write_rows(path, rows, k, header, i32::to_le_bytes)
 }
 
 /// Writes `data` (n × dim, row-major) as `.fvecs`, atomically like
@@ -375,13 +364,19 @@ pub fn write_ivecs(path: &Path, rows: &[i32], k: usize) -> Result<()> {
 /// [`VectorFile::open`] rejects as empty.
 pub fn write_fvecs(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let header = row_header(path, data.len(), dim, "dim", MAX_FVECS_DIM)?;
+    write_rows(path, data, dim, header, f32::to_le_bytes)
+}
+
+/// The `.ivecs`/`.fvecs` layout: each row is its int32 width, then its
+/// 4-byte little-endian values.
+fn write_rows<T: Copy>(path: &Path, values: &[T], width: usize, header: [u8; 4], le: fn(T) -> [u8; 4]) -> Result<()> {
     write_atomic(path, |w| {
-        let mut buf = Vec::with_capacity(4 + 4 * dim);
-        for row in data.chunks_exact(dim) {
+        let mut buf = Vec::with_capacity(4 + 4 * width);
+        for row in values.chunks_exact(width) {
             buf.clear();
             buf.extend_from_slice(&header);
-            for v in row {
-                buf.extend_from_slice(&v.to_le_bytes());
+            for &v in row {
+                buf.extend_from_slice(&le(v));
             }
             w.write_all(&buf)?;
         }

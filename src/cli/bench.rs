@@ -17,6 +17,8 @@ pub struct BenchArgs<'a> {
     pub k: usize,
     pub single_k: usize,
     pub repeat: usize,
+    /// Appends of 100 vectors for the merge-policy measurement (0: skip).
+    pub appends: usize,
     pub json: bool,
 }
 
@@ -109,6 +111,10 @@ fn measure(
     let t = Instant::now();
     let report = index.train(&base[..train_n * d], &TrainOptions::default(), &mut |_| ())?;
     let train_s = t.elapsed().as_secs_f64();
+    // A trained, empty copy for the appends measurement: index files are
+    // immutable, so copying them clones the index.
+    let appended_dir = dir.with_extension("appends");
+    copy_index(dir, &appended_dir)?;
     let t = Instant::now();
     index.add(base, None)?;
     let add_s = t.elapsed().as_secs_f64();
@@ -152,7 +158,14 @@ fn measure(
         se += distance::l2sq(&base[i * d..(i + 1) * d], &y) as f64;
     }
     let disk = dir_bytes(dir)?;
-    Ok(json!({
+    let appends = if a.appends > 0 {
+        let r = measure_appends(a, &appended_dir, base, query, d);
+        let _ = std::fs::remove_dir_all(&appended_dir);
+        Some(r?)
+    } else {
+        None
+    };
+    let mut res = json!({
         "engine": "chromatica",
         "n": n, "nq": nq, "d": d, "nlist": config.nlist, "m": config.m, "nbits": config.nbits,
         "nprobe": config.nprobe, "train_n": train_n, "threads": a.threads, "k": a.k, "single_k": a.single_k,
@@ -171,5 +184,58 @@ fn measure(
         "open_ms": open_ms,
         "disk_bytes": disk,
         "disk_bytes_per_vector": disk as f64 / n as f64,
+    });
+    if let Some(extra) = appends {
+        res.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+    }
+    Ok(res)
+}
+
+fn copy_index(from: &Path, to: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for e in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let e = e.map_err(|e| Error::io(from, e))?;
+        if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), to.join(e.file_name())).map_err(|err| Error::io(e.path(), err))?;
+        }
+    }
+    Ok(())
+}
+
+/// Best-of-`repeat` batched search time.
+fn time_search(index: &Index, query: &[f32], k: usize, repeat: usize) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        std::hint::black_box(index.search(query, &SearchParams::new(k))?);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// The merge policy's promise: after many small appends, search stays close
+/// to a fully compacted index.
+fn measure_appends(a: &BenchArgs<'_>, dir: &Path, base: &[f32], query: &[f32], d: usize) -> Result<serde_json::Value> {
+    let batch = 100;
+    let n = (a.appends * batch).min(base.len() / d);
+    let index = Index::open(dir)?;
+    let t = Instant::now();
+    for chunk in base[..n * d].chunks(batch * d) {
+        index.add(chunk, None)?;
+    }
+    let append_s = t.elapsed().as_secs_f64();
+    let segments = index.snapshot().segments.len();
+    let appended = time_search(&index, query, 10, a.repeat)?;
+    index.compact()?;
+    let compacted = time_search(&index, query, 10, a.repeat)?;
+    Ok(json!({
+        "appends": n / batch,
+        "append_batch": batch,
+        "appends_s": append_s,
+        "segments_after_appends": segments,
+        "appended_search_s": appended,
+        "compacted_search_s": compacted,
+        "appended_over_compacted": appended / compacted,
     }))
 }

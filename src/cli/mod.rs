@@ -111,6 +111,10 @@ enum Command {
         /// Search timings are the best of this many runs.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Also time search after this many appends of 100 vectors (with
+        /// automatic merges) against the same index fully compacted; 0 skips.
+        #[arg(long, default_value_t = 1000)]
+        appends: usize,
         #[arg(long)]
         json: bool,
     },
@@ -153,12 +157,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compact { dir } => maintain::compact(&dir),
         Command::Verify { dir, json } => maintain::verify(&dir, json),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
-        Command::Bench { data, nlist, m, nbits, nprobe, train_n, threads, k, single_k, repeat, json } => {
+        Command::Bench { data, nlist, m, nbits, nprobe, train_n, threads, k, single_k, repeat, appends, json } => {
             let config = chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() };
             if threads == 0 || repeat == 0 {
                 return Err(chromatica::Error::InvalidInput("--threads and --repeat must be at least 1".into()));
             }
-            bench::run(bench::BenchArgs { data: &data, config, train_n, threads, k, single_k, repeat, json })
+            bench::run(bench::BenchArgs { data: &data, config, train_n, threads, k, single_k, repeat, appends, json })
         }
     }
 }

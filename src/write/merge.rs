@@ -3,10 +3,10 @@
 //! snapshot share its quantizers), deleted vectors are dropped, and the
 //! tombstones that no longer hide anything are retired.
 
-use super::{commit_or_clean, write_numbered};
-use crate::error::{Error, Result};
+use super::{commit_or_clean, write_segment};
+use crate::error::Result;
 use crate::format::manifest::{Manifest, SegmentMeta};
-use crate::format::{segment_file, segment_name, tombstone_name};
+use crate::format::{segment_name, tombstone_name};
 use crate::read::Snapshot;
 use crate::storage::Storage;
 
@@ -67,7 +67,6 @@ impl MergePolicy {
 pub fn commit_merge(storage: &dyn Storage, snap: &Snapshot, victims: &[usize]) -> Result<Manifest> {
     let current = &snap.manifest;
     let c = current.config;
-    let q = current.quantizer_file.ok_or(Error::NotTrained)?;
     let cs = c.code_size();
     let mut counts = vec![0u32; c.nlist];
     let mut codes = Vec::new();
@@ -91,18 +90,9 @@ pub fn commit_merge(storage: &dyn Storage, snap: &Snapshot, victims: &[usize]) -
     let retired: Vec<u64> = victims.iter().map(|&i| current.segments[i].file).collect();
     next.segments.retain(|s| !retired.contains(&s.file));
     if !ids.is_empty() {
-        let bytes = segment_file::encode(cs, q, &counts, &codes, &ids);
-        let number = write_numbered(storage, &mut next, segment_name, &bytes)?;
-        new_files.push(segment_name(number));
         // The merged segment is as new as this commit: every tombstone that
         // could hide one of its vectors has been applied above.
-        next.segments.push(SegmentMeta {
-            file: number,
-            vectors: ids.len() as u64,
-            bytes: bytes.len() as u64,
-            generation: next.generation,
-            deleted: 0,
-        });
+        new_files.push(write_segment(storage, &mut next, &counts, &codes, &ids)?);
     }
     // A tombstone still matters only to segments older than itself.
     let oldest = next.segments.iter().map(|s| s.generation).min().unwrap_or(u64::MAX);

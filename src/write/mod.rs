@@ -22,12 +22,19 @@ use crate::storage::{write_file, Storage};
 pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> Result<()> {
     let name = manifest_name(next.generation);
     let tmp = format!("{name}{TEMP_SUFFIX}");
-    let published = write_file(storage, &tmp, &next.encode())
-        .and_then(|()| storage.rename(&tmp, &name))
-        .and_then(|()| storage.sync_dir());
-    if let Err(e) = published {
+    if let Err(e) = write_file(storage, &tmp, &next.encode()).and_then(|()| storage.rename(&tmp, &name)) {
+        // Nothing is visible yet: the new manifest never got its name.
         let _ = storage.remove(&tmp);
         return Err(e);
+    }
+    if let Err(e) = storage.sync_dir() {
+        // The new manifest is visible but may not be durable: the outcome is
+        // unknown. Withdraw it; if even that cannot be made durable, only a
+        // reopen can tell which state the disk holds.
+        return match storage.remove(&name).and_then(|()| storage.sync_dir()) {
+            Ok(()) => Err(e),
+            Err(undo) => Err(Error::Poisoned(format!("{e}; withdrawing the new manifest failed too: {undo}"))),
+        };
     }
     if let Some(g) = replaces.filter(|&g| g != next.generation) {
         // Best effort: a leftover older manifest is ignored and removed at
@@ -76,7 +83,6 @@ pub fn commit_segment(
     ids: &[u64],
 ) -> Result<Manifest> {
     let c = current.config;
-    let q = current.quantizer_file.ok_or(Error::NotTrained)?;
     let cs = c.code_size();
     // Counting sort by list, stable in input order.
     let mut counts = vec![0u32; c.nlist];
@@ -99,10 +105,28 @@ pub fn commit_segment(
         sorted_codes[s * cs..(s + 1) * cs].copy_from_slice(&codes[i * cs..(i + 1) * cs]);
         sorted_ids[s] = ids[i];
     }
-    let bytes = segment_file::encode(cs, q, &counts, &sorted_codes, &sorted_ids);
     let mut next = current.clone();
     next.generation += 1;
-    let number = write_numbered(storage, &mut next, segment_name, &bytes)?;
+    let name = write_segment(storage, &mut next, &counts, &sorted_codes, &sorted_ids)?;
+    let max_id = ids.iter().copied().max().expect("non-empty batch");
+    next.next_id = next.next_id.max(max_id.saturating_add(1));
+    commit_or_clean(storage, current, &next, &[name])?;
+    Ok(next)
+}
+
+/// Writes a segment (codes and ids grouped by list, `counts` per list) as a
+/// new durable file and lists it in `next`, which is the manifest being
+/// prepared: the segment takes its generation. Returns the file name.
+pub(crate) fn write_segment(
+    storage: &dyn Storage,
+    next: &mut Manifest,
+    counts: &[u32],
+    codes: &[u8],
+    ids: &[u64],
+) -> Result<String> {
+    let q = next.quantizer_file.ok_or(Error::NotTrained)?;
+    let bytes = segment_file::encode(next.config.code_size(), q, counts, codes, ids);
+    let number = write_numbered(storage, next, segment_name, &bytes)?;
     next.segments.push(SegmentMeta {
         file: number,
         vectors: ids.len() as u64,
@@ -110,10 +134,7 @@ pub fn commit_segment(
         generation: next.generation,
         deleted: 0,
     });
-    let max_id = ids.iter().copied().max().expect("non-empty batch");
-    next.next_id = next.next_id.max(max_id.saturating_add(1));
-    commit_or_clean(storage, current, &next, &[segment_name(number)])?;
-    Ok(next)
+    Ok(segment_name(number))
 }
 
 pub(crate) fn commit_or_clean(
@@ -122,9 +143,13 @@ pub(crate) fn commit_or_clean(
     next: &Manifest,
     new_files: &[String],
 ) -> Result<()> {
-    commit(storage, next, Some(current.generation)).inspect_err(|_| {
-        for f in new_files {
-            let _ = storage.remove(f);
+    commit(storage, next, Some(current.generation)).inspect_err(|e| {
+        // After a poisoned commit the new manifest may be the durable state:
+        // its files must stay.
+        if !matches!(e, Error::Poisoned(_)) {
+            for f in new_files {
+                let _ = storage.remove(f);
+            }
         }
     })
 }
