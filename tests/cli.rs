@@ -518,6 +518,8 @@ fn regenerate_golden() {
     // Two segments: default ids 0..400, explicit ids 1000..1200.
     index.add(&data[..400 * 16], None).unwrap();
     index.add(&data[400 * 16..], Some(&(1000..1200).collect::<Vec<u64>>())).unwrap();
+    // And one tombstone file, so that its format is pinned too.
+    index.delete(&GOLDEN_DELETED).unwrap();
     let queries = Clusters::new(16, 8, 3, 1.0, 0.05, 7).sample(6, 8);
     write_fvecs(&golden.join("queries.fvecs"), &queries, 16).unwrap();
     let searches: Vec<Value> = GOLDEN_NPROBES
@@ -600,6 +602,9 @@ fn check_golden(index: &Index, expected: &Value, queries: &[f32]) {
     }
 }
 
+/// Ids the golden index deletes (two from each segment).
+const GOLDEN_DELETED: [u64; 4] = [3, 7, 1001, 1100];
+
 #[test]
 fn golden_index_v1_still_opens_and_searches() {
     let golden = golden_dir();
@@ -615,7 +620,10 @@ fn golden_index_v1_still_opens_and_searches() {
     assert_eq!(names.iter().filter(|n| n.starts_with("MANIFEST-")).count(), 1, "{names:?}");
     assert_eq!(names.iter().filter(|n| n.ends_with(".qnt")).count(), 1, "{names:?}");
     assert_eq!(names.iter().filter(|n| n.ends_with(".seg")).count(), 2, "{names:?}");
-    assert_eq!(expected["vectors"], json!(600));
+    assert_eq!(names.iter().filter(|n| n.ends_with(".del")).count(), 1, "{names:?}");
+    assert_eq!(expected["vectors"], json!(596));
+    let report = Index::verify(&dir).unwrap();
+    assert_eq!((report.vectors, report.deleted), (596, 4));
     assert_eq!(expected["format_version"], json!(1));
 
     let ro = Index::open_read_only(&dir).unwrap();
@@ -632,7 +640,7 @@ fn golden_index_v1_still_opens_and_searches() {
     let far = vec![1e3f32; 16];
     let r = rw.add(&far, None).unwrap();
     assert_eq!(r.ids.start, expected["next_id"].as_u64().unwrap());
-    assert_eq!(rw.len(), 601);
+    assert_eq!(rw.len(), 597);
     drop(rw);
 
     // The CLI reads it too.
