@@ -26,6 +26,12 @@ pub struct Config {
     /// Lists probed per query when the caller does not say.
     pub nprobe: usize,
     pub metric: Metric,
+    /// Keep each vector's exact values (sparse) beside its code, for
+    /// re-ranking and exact search (`create --refine`; always on for images).
+    pub refine: bool,
+    /// Train (and retrain) automatically as the collection grows; until
+    /// trained, search is exact over the refine store. Needs `refine`.
+    pub auto_train: bool,
 }
 
 /// The three presets of the design note.
@@ -54,7 +60,7 @@ impl Config {
             Preset::Accuracy => (16, 8, 200, 20),
             Preset::Speed => (4, 6, 50, 5),
         };
-        Config { dim: Self::DEFAULT_DIM, nlist, m, nbits, nprobe, metric: Metric::L2 }
+        Config { dim: Self::DEFAULT_DIM, nlist, m, nbits, nprobe, metric: Metric::L2, refine: false, auto_train: false }
     }
 
     /// Checks every rule; the message names the rule that failed.
@@ -71,6 +77,9 @@ impl Config {
         }
         if self.nlist == 0 || self.nlist > 1 << 20 {
             return bad(format!("nlist must be between 1 and 1048576, got {}", self.nlist));
+        }
+        if self.auto_train && !self.refine {
+            return bad("auto_train needs the refine store (re-training re-encodes from it)".into());
         }
         self.check_nprobe(self.nprobe)
     }
@@ -133,7 +142,7 @@ mod tests {
     #[test]
     fn every_nbits_is_accepted_and_packs() {
         for nbits in 1..=16 {
-            let c = Config { nbits, m: 8, dim: 16, nlist: 1, nprobe: 1, metric: Metric::L2 };
+            let c = Config { nbits, m: 8, dim: 16, nlist: 1, nprobe: 1, ..Config::default() };
             c.validate().unwrap();
             // 8 sub-codes of nbits bits are exactly nbits bytes.
             assert_eq!(c.code_size(), nbits);

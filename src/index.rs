@@ -18,6 +18,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
+use crate::format::segment_file::{Record, Sparse};
 use crate::input::check_vectors;
 use crate::quantizer::{Quantizers, TrainOptions, TrainReport, TrainStep};
 use crate::read::{Neighbor, SearchParams, Snapshot};
@@ -73,9 +74,31 @@ pub struct AddReport {
     pub segment: u64,
     /// Automatic merges run after the add (see [`MergePolicy`]).
     pub merged: Option<CompactReport>,
-    /// An automatic merge that failed. The add itself is committed; the
-    /// merge is tried again after the next add.
+    /// An automatic merge or training that failed. The add itself is
+    /// committed; the step is tried again after the next add.
     pub merge_error: Option<String>,
+    /// Automatic training that ran after the add (`auto_train` indexes).
+    pub trained: Option<TrainReport>,
+}
+
+/// Live vectors from which an `auto_train` index trains itself: below this,
+/// search is exact over the refine store. 39 points for each of the 256
+/// centroids of an 8-bit product quantizer (faiss's minimum).
+pub const AUTO_TRAIN_MIN: u64 = 39 * 256;
+
+/// `compact` re-trains an `auto_train` index whose collection grew this many
+/// times since it was trained.
+pub const RETRAIN_GROWTH: u64 = 4;
+
+/// `nlist` for a collection of `n` vectors: about √n lists, never fewer than
+/// 39 vectors per list.
+pub fn adaptive_nlist(n: usize) -> usize {
+    ((n as f64).sqrt().round() as usize).clamp(1, (n / 39).max(1))
+}
+
+/// The non-zero entries of a vector.
+fn sparse(v: &[f32]) -> Sparse {
+    v.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(i, &x)| (i as u16, x)).collect()
 }
 
 impl Index {
@@ -255,14 +278,32 @@ impl Index {
     /// this returns. Without `ids`, ids continue from one past the largest id
     /// ever added (0 for a new index).
     pub fn add(&self, data: &[f32], ids: Option<&[u64]>) -> Result<AddReport> {
-        self.write(|w| self.add_locked(w, data, ids))
+        self.write(|w| self.add_locked(w, data, ids, None))
     }
 
-    fn add_locked(&self, w: &mut Writer, data: &[f32], ids: Option<&[u64]>) -> Result<AddReport> {
+    /// [`Index::add`] with a record (path, size, mtime) per vector, stored
+    /// in the same segment and committed with it.
+    pub fn add_records(&self, data: &[f32], ids: Option<&[u64]>, records: &[Record]) -> Result<AddReport> {
+        self.write(|w| self.add_locked(w, data, ids, Some(records)))
+    }
+
+    fn add_locked(
+        &self,
+        w: &mut Writer,
+        data: &[f32],
+        ids: Option<&[u64]>,
+        records: Option<&[Record]>,
+    ) -> Result<AddReport> {
         let snap = self.snapshot();
-        let q = snap.quantizers.as_deref().ok_or(Error::NotTrained)?;
         let c = snap.manifest.config;
+        // Without quantizers, vectors can still be kept exactly (refine store).
+        if snap.quantizers.is_none() && !c.refine {
+            return Err(Error::NotTrained);
+        }
         let n = check_vectors(data, c.dim, "vectors")?;
+        if let Some(r) = records.filter(|r| r.len() != n) {
+            return Err(Error::InvalidInput(format!("{} records for {n} vectors", r.len())));
+        }
         let ids: Vec<u64> = match ids {
             Some(ids) => {
                 check_ids(ids, n)?;
@@ -275,8 +316,13 @@ impl Index {
                 (start..start + n as u64).collect()
             }
         };
-        let (lists, codes) = q.encode(data);
-        let manifest = write::commit_segment(&*self.storage, &snap.manifest, &lists, &codes, &ids)?;
+        let (lists, codes) = match snap.quantizers.as_deref() {
+            Some(q) => q.encode(data),
+            None => (vec![0; n], Vec::new()),
+        };
+        let refine = c.refine.then(|| data.chunks_exact(c.dim).map(sparse).collect());
+        let batch = write::Batch { lists, codes, ids: ids.clone(), refine, records: records.map(<[Record]>::to_vec) };
+        let manifest = write::commit_segment(&*self.storage, &snap.manifest, batch)?;
         let segment = manifest.segments.last().expect("just added").file;
         let mut snap = self.install(manifest, &snap)?;
         let (mut merged, mut merge_error) = (None, None);
@@ -298,9 +344,56 @@ impl Index {
                 }
             }
         }
+        let mut trained = None;
+        if c.auto_train && merge_error.is_none() {
+            match self.auto_train(&snap) {
+                Ok(r) => trained = r,
+                Err(e) => {
+                    if let Error::Poisoned(cause) = &e {
+                        w.poisoned = Some(cause.clone());
+                    }
+                    merge_error = Some(format!("automatic training failed: {e}"));
+                }
+            }
+        }
         let lo = *ids.iter().min().expect("non-empty");
         let hi = *ids.iter().max().expect("non-empty");
-        Ok(AddReport { ids: lo..hi + 1, segment, merged, merge_error })
+        Ok(AddReport { ids: lo..hi + 1, segment, merged, merge_error, trained })
+    }
+
+    /// Trains an auto-training index once it holds enough vectors.
+    fn auto_train(&self, snap: &Arc<Snapshot>) -> Result<Option<TrainReport>> {
+        if snap.quantizers.is_some() || snap.vectors() < AUTO_TRAIN_MIN {
+            return Ok(None);
+        }
+        self.retrain_from(snap, &TrainOptions::default()).map(Some)
+    }
+
+    /// Re-trains the quantizers on the stored vectors and re-encodes every
+    /// live vector from the refine store, in one crash-safe commit. Indexes
+    /// with `auto_train` also choose `nlist` from the collection size.
+    pub fn retrain(&self, opts: &TrainOptions) -> Result<TrainReport> {
+        self.write(|_| {
+            let snap = self.snapshot();
+            self.retrain_from(&snap, opts)
+        })
+    }
+
+    fn retrain_from(&self, snap: &Arc<Snapshot>, opts: &TrainOptions) -> Result<TrainReport> {
+        let mut c = snap.manifest.config;
+        if !c.refine {
+            return Err(Error::Config("re-training needs the refine store (create the index with --refine)".into()));
+        }
+        let n = snap.vectors() as usize;
+        if c.auto_train {
+            c.nlist = adaptive_nlist(n);
+            c.nprobe = c.nprobe.clamp(1, c.nlist).max((c.nlist / 10).max(1)).min(c.nlist);
+        }
+        let sample = snap.sample_live(256 * c.nlist.max(c.ksub()), opts.seed)?;
+        let (q, report) = Quantizers::train(&c, &sample, opts, &mut |_| ())?;
+        let manifest = write::commit_retrain(&*self.storage, snap, &q)?;
+        self.install(manifest, snap)?;
+        Ok(report)
     }
 
     /// Marks `ids` deleted with one durable tombstone file. Every id must be
@@ -319,7 +412,7 @@ impl Index {
         let wanted: HashSet<u64> = ids.iter().copied().collect();
         let mut found = HashSet::with_capacity(ids.len());
         let mut per_segment = vec![0u64; snap.segments.len()];
-        snap.for_each_live(|si, id| {
+        snap.for_each_live(|si, _, id| {
             if wanted.contains(&id) {
                 found.insert(id);
                 per_segment[si] += 1;
@@ -358,7 +451,21 @@ impl Index {
             let n = snap.segments.len();
             return Ok(CompactReport { segments_before: n, segments_after: n, dropped: 0 });
         }
-        let all: Vec<usize> = (0..snap.segments.len()).collect();
+        let before = snap.segments.len();
+        // A collection that grew several-fold since training is re-trained
+        // (which also merges everything) rather than just merged.
+        let c = snap.manifest.config;
+        if c.auto_train && snap.quantizers.is_some() && snap.vectors() >= RETRAIN_GROWTH * snap.manifest.trained_vectors {
+            let stored = snap.manifest.stored_vectors();
+            self.retrain_from(&snap, &TrainOptions::default())?;
+            let next = self.snapshot();
+            return Ok(CompactReport {
+                segments_before: before,
+                segments_after: next.segments.len(),
+                dropped: stored - next.manifest.stored_vectors(),
+            });
+        }
+        let all: Vec<usize> = (0..before).collect();
         Ok(self.merge(&snap, &all)?.1)
     }
 
@@ -416,7 +523,7 @@ fn reject_live_ids(snap: &Snapshot, ids: &[u64]) -> Result<()> {
     }
     let batch: HashSet<u64> = ids.iter().copied().collect();
     let mut clash = None;
-    snap.for_each_live(|_, id| {
+    snap.for_each_live(|_, _, id| {
         if batch.contains(&id) {
             clash = Some(clash.map_or(id, |c: u64| c.min(id)));
         }

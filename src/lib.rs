@@ -8,6 +8,7 @@
 pub mod color;
 pub mod config;
 pub mod distance;
+pub mod emd;
 pub mod error;
 pub mod format;
 mod index;
@@ -23,8 +24,9 @@ pub mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
-pub use index::{AddReport, CompactReport, DeleteReport, Index};
+pub use index::{adaptive_nlist, AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH};
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
-pub use read::{Neighbor, SearchParams, Snapshot};
+pub use format::segment_file::Record;
+pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
 pub use report::{Inspection, MemoryReport};
 pub use write::MergePolicy;

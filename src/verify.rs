@@ -43,7 +43,7 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport> {
         for l in 0..m.config.nlist {
             let (_, ids) = seg.list(l)?;
             for (i, id) in ids.iter().enumerate() {
-                let at = seg.id_offset(l, i);
+                let at = seg.id_offset(seg.list_start(l) + i);
                 if id >= m.next_id {
                     return Err(Error::corrupt(seg.name(), at, format!("id {id} is not below next_id {}", m.next_id)));
                 }

@@ -4,7 +4,8 @@
 //! faiss, so that bench/compare.py can put the two side by side.
 
 use chromatica::vecio::{self, VectorFile};
-use chromatica::{distance, Config, Error, Index, Result, SearchParams, TrainOptions};
+use chromatica::emd::Sinkhorn;
+use chromatica::{distance, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
@@ -68,7 +69,9 @@ fn run_in_pool(a: &BenchArgs<'_>) -> Result<()> {
     let query_f = VectorFile::open(&a.data.join("query.fvecs"))?;
     let gt_f = a.data.join("gt.ivecs");
     let d = base_f.dim();
-    let config = Config { dim: d, ..a.config };
+    // With the refine store, so that both stages can be measured; stage 1
+    // alone (rerank off) is the IndexIVFPQ comparison.
+    let config = Config { dim: d, refine: true, ..a.config };
     config.validate()?;
     let base = base_f.read_all()?;
     let query = query_f.read_all()?;
@@ -125,7 +128,7 @@ fn measure(
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
 
     // Batched: all queries in one call; best of `repeat`.
-    let params = SearchParams::new(a.k);
+    let params = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.k) };
     let mut batch_s = f64::INFINITY;
     let mut found = Vec::new();
     for _ in 0..a.repeat {
@@ -136,7 +139,7 @@ fn measure(
     }
     let found: Vec<Vec<u64>> = found.into_iter().map(|r| r.into_iter().map(|nb| nb.id).collect()).collect();
     // One query per call; best of `repeat`.
-    let single = SearchParams::new(a.single_k);
+    let single = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.single_k) };
     let mut single_s = f64::INFINITY;
     for _ in 0..a.repeat {
         let t = Instant::now();
@@ -157,7 +160,30 @@ fn measure(
         q.decode(lists[i] as usize, &codes[i * cs..(i + 1) * cs], &mut y);
         se += distance::l2sq(&base[i * d..(i + 1) * d], &y) as f64;
     }
-    let disk = dir_bytes(dir)?;
+    let memory = index.memory_estimate();
+    let refine_bytes: u64 = index.snapshot().segments.iter().map(|s| s.refine_bytes() as u64).sum();
+    let disk = dir_bytes(dir)? - refine_bytes;
+    // Two stages: 200 candidates from the codes, re-ranked exactly.
+    let mut two_stage = serde_json::Map::new();
+    for (name, rerank, nq_used) in [
+        ("refine", Rerank::L2, nq),
+        ("emd", Rerank::Emd(Sinkhorn::default()), nq.min(100)),
+    ] {
+        let p = SearchParams { rerank: Some(rerank), candidates: Some(200), ..SearchParams::new(10) };
+        let qs = &query[..nq_used * d];
+        let mut best = f64::INFINITY;
+        let mut got = Vec::new();
+        for _ in 0..a.repeat {
+            let t = Instant::now();
+            got = index.search(qs, &p)?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let ids: Vec<Vec<u64>> = got.into_iter().map(|r| r.into_iter().map(|nb| nb.id).collect()).collect();
+        two_stage.insert(format!("{name}_queries"), json!(nq_used));
+        two_stage.insert(format!("{name}_qps"), json!(nq_used as f64 / best));
+        two_stage.insert(format!("{name}_recall_at_10"), json!(recall_at(&ids, gt, gt_k, 10)));
+        two_stage.insert(format!("{name}_tie_recall_at_10"), json!(tie_recall_at(&ids, gt, gt_k, 10, base, query, d)));
+    }
     let appends = if a.appends > 0 {
         let r = measure_appends(a, &appended_dir, base, query, d);
         let _ = std::fs::remove_dir_all(&appended_dir);
@@ -184,7 +210,10 @@ fn measure(
         "open_ms": open_ms,
         "disk_bytes": disk,
         "disk_bytes_per_vector": disk as f64 / n as f64,
+        "refine_bytes_per_vector": refine_bytes as f64 / n as f64,
+        "resident_bytes_per_vector": memory.resident_bytes_per_vector,
     });
+    res.as_object_mut().expect("object").extend(two_stage);
     if let Some(extra) = appends {
         res.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
     }

@@ -188,7 +188,7 @@ pub fn search(
         .num_threads(threads.unwrap_or(0))
         .build()
         .map_err(|e| Error::InvalidInput(format!("cannot start {threads:?} threads: {e}")))?;
-    let params = SearchParams { k, nprobe };
+    let params = SearchParams { nprobe, ..SearchParams::new(k) };
     let pb = bar(file.len() as u64, "searching");
     let t = Instant::now();
     let mut ids = Vec::with_capacity(file.len() * k);

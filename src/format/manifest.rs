@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-/// Fixed part of a manifest file (92 bytes).
+/// Fixed part of a manifest file (100 bytes).
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
 #[repr(C)]
 pub struct ManifestHeader {
@@ -25,6 +25,7 @@ pub struct ManifestHeader {
     pub next_id: U64,
     pub next_file: U64,
     pub quantizer_file: U64,
+    pub trained_vectors: U64,
     pub segment_count: U32,
     pub table_crc: U32,
     pub header_crc: U32,
@@ -85,6 +86,9 @@ pub struct Manifest {
     pub next_file: u64,
     /// Number of the trained quantizer file, if trained.
     pub quantizer_file: Option<u64>,
+    /// Live vectors when the quantizers were trained (0 if untrained):
+    /// automatic re-training compares the collection with this.
+    pub trained_vectors: u64,
     pub segments: Vec<SegmentMeta>,
     pub tombstones: Vec<TombstoneMeta>,
 }
@@ -98,6 +102,7 @@ impl Manifest {
             next_id: 0,
             next_file: 1,
             quantizer_file: None,
+            trained_vectors: 0,
             segments: vec![],
             tombstones: vec![],
         }
@@ -158,11 +163,12 @@ impl Manifest {
             nbits: U32::new(c.nbits as u32),
             nprobe: U32::new(c.nprobe as u32),
             metric: U32::new(0),
-            flags: U32::new(0),
+            flags: U32::new(u32::from(c.refine) | (u32::from(c.auto_train) << 1)),
             tombstone_count: U32::new(self.tombstones.len() as u32),
             next_id: U64::new(self.next_id),
             next_file: U64::new(self.next_file),
             quantizer_file: U64::new(self.quantizer_file.unwrap_or(0)),
+            trained_vectors: U64::new(self.trained_vectors),
             segment_count: U32::new(self.segments.len() as u32),
             table_crc: U32::new(super::crc(&table)),
             header_crc: U32::new(0),
@@ -191,7 +197,8 @@ impl Manifest {
         if super::crc(table) != h.table_crc.get() {
             return Err(Error::corrupt(file, hs as u64, "segment and tombstone tables checksum mismatch"));
         }
-        if h.metric.get() != 0 || h.flags.get() != 0 {
+        let flags = h.flags.get();
+        if h.metric.get() != 0 || flags > 3 {
             return Err(Error::corrupt(file, 44, "unknown metric or flags"));
         }
         let config = Config {
@@ -201,6 +208,8 @@ impl Manifest {
             nbits: h.nbits.get() as usize,
             nprobe: h.nprobe.get() as usize,
             metric: Metric::L2,
+            refine: flags & 1 != 0,
+            auto_train: flags & 2 != 0,
         };
         config.validate().map_err(|e| Error::corrupt(file, 24, e.to_string()))?;
         let (seg_table, tomb_table) = table.split_at(count * 40);
@@ -247,6 +256,7 @@ impl Manifest {
             next_id: h.next_id.get(),
             next_file,
             quantizer_file: (q != 0).then_some(q),
+            trained_vectors: h.trained_vectors.get(),
             segments,
             tombstones,
         })
@@ -263,6 +273,8 @@ mod tests {
         m.next_id = 1000;
         m.next_file = 5;
         m.quantizer_file = Some(1);
+        m.trained_vectors = 777;
+        m.config.refine = true;
         m.segments = vec![
             SegmentMeta { file: 2, vectors: 600, bytes: 9000, generation: 3, deleted: 12 },
             SegmentMeta { file: 4, vectors: 400, bytes: 7000, generation: 6, deleted: 0 },
@@ -273,7 +285,7 @@ mod tests {
     #[test]
     fn round_trips() {
         let m = sample();
-        assert_eq!(std::mem::size_of::<ManifestHeader>(), 92);
+        assert_eq!(std::mem::size_of::<ManifestHeader>(), 100);
         assert_eq!(Manifest::decode(&m.encode(), "M").unwrap(), m);
     }
 

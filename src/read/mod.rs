@@ -8,14 +8,14 @@ pub mod topk;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::quantizer_file::QuantizerData;
-use crate::format::segment_file::SegmentView;
+use crate::format::segment_file::{Expect, SegmentView};
 use crate::format::{quantizer_name, segment_name, tombstone_file, tombstone_name};
 use crate::quantizer::Quantizers;
 use crate::storage::Storage;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use search::{Neighbor, SearchParams};
+pub use search::{Location, Neighbor, Rerank, SearchParams, DEFAULT_CANDIDATES};
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -64,13 +64,20 @@ impl Snapshot {
             let view = match reused {
                 Some(v) => v,
                 None => {
-                    let q = manifest
-                        .quantizer_file
-                        .ok_or_else(|| Error::corrupt(&name, 0, "manifest lists segments but no quantizers"))?;
+                    let expect = Expect {
+                        nlist: c.nlist,
+                        dim: c.dim,
+                        code_size: c.code_size(),
+                        quantizer_file: manifest.quantizer_file.unwrap_or(0),
+                        refine: c.refine,
+                    };
                     let bytes = storage.map(&segment_name(s.file))?;
-                    Arc::new(SegmentView::open(bytes, name.clone(), (c.nlist, c.code_size(), q))?)
+                    Arc::new(SegmentView::open(bytes, name.clone(), expect)?)
                 }
             };
+            if view.has_codes() != manifest.quantizer_file.is_some() {
+                return Err(Error::corrupt(&name, 40, "segment codes do not match the index's training state"));
+            }
             if view.vectors() != s.vectors || view.file_bytes() as u64 != s.bytes {
                 return Err(Error::corrupt(
                     &name,
@@ -119,24 +126,48 @@ impl Snapshot {
         }
     }
 
-    /// Calls `f(segment index, id)` for every live vector, list by list.
-    pub fn for_each_live(&self, mut f: impl FnMut(usize, u64)) -> Result<()> {
+    /// Calls `f(segment index, position, id)` for every live vector, list
+    /// by list.
+    pub fn for_each_live(&self, mut f: impl FnMut(usize, usize, u64)) -> Result<()> {
         for (si, seg) in self.segments.iter().enumerate() {
             let hide = self.hider(si);
             for l in 0..self.manifest.config.nlist {
                 let (_, ids) = seg.list(l)?;
-                for id in ids.iter().filter(|&id| !hide.hides(id)) {
-                    f(si, id);
+                let start = seg.list_start(l);
+                for (i, id) in ids.iter().enumerate() {
+                    if !hide.hides(id) {
+                        f(si, start + i, id);
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    /// Up to `max` live vectors (dense, n × dim) drawn at random (seeded)
+    /// from the refine store: the training sample for re-training.
+    pub fn sample_live(&self, max: usize, seed: u64) -> Result<Vec<f32>> {
+        use rand::SeedableRng;
+        let mut at = Vec::with_capacity(self.vectors() as usize);
+        self.for_each_live(|si, p, _| at.push((si, p)))?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut pick = rand::seq::index::sample(&mut rng, at.len(), max.min(at.len())).into_vec();
+        pick.sort_unstable();
+        let d = self.manifest.config.dim;
+        let mut out = vec![0f32; pick.len() * d];
+        for (row, &i) in out.chunks_exact_mut(d).zip(&pick) {
+            let (si, p) = at[i];
+            for (k, v) in self.segments[si].refine(p)?.iter() {
+                row[k] = v;
+            }
+        }
+        Ok(out)
+    }
+
     /// Every live id, ascending.
     pub fn live_ids(&self) -> Result<Vec<u64>> {
         let mut ids = Vec::with_capacity(self.vectors() as usize);
-        self.for_each_live(|_, id| ids.push(id))?;
+        self.for_each_live(|_, _, id| ids.push(id))?;
         ids.sort_unstable();
         Ok(ids)
     }

@@ -1,21 +1,66 @@
-//! Asymmetric-distance search over a snapshot. The maths (the L2
-//! decomposition into three terms) is stated once, in `crate::quantizer`.
+//! Search over a snapshot, in two stages.
+//!
+//! Stage 1 ranks PQ codes by asymmetric distance (the L2 decomposition into
+//! three terms is stated once, in `crate::quantizer`). Stage 2, when the
+//! index keeps exact vectors (the refine store), re-ranks stage 1's best
+//! `candidates` by exact L2 or by Sinkhorn EMD. An index that is not trained
+//! yet is searched exactly over the refine store.
 
-use super::topk::TopK;
+use super::topk::{Entry, TopK};
 use super::{Hider, Snapshot};
+use crate::emd::{sinkhorn_distance, Sinkhorn};
 use crate::error::{Error, Result};
-use crate::format::segment_file::Ids;
+use crate::format::segment_file::{Ids, RefineRef};
 use crate::quantizer::{codes, Quantizers};
 use rayon::prelude::*;
 use serde::Serialize;
+
+/// Where a result is stored, within the snapshot that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Index into `Snapshot::segments`.
+    pub segment: u32,
+    /// Position of the vector within that segment.
+    pub position: u32,
+}
+
+impl Location {
+    fn pack(self) -> u64 {
+        (self.segment as u64) << 32 | self.position as u64
+    }
+    fn unpack(v: u64) -> Location {
+        Location { segment: (v >> 32) as u32, position: v as u32 }
+    }
+}
 
 /// One result.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Neighbor {
     pub id: u64,
-    /// Squared L2 distance estimated from the PQ code.
+    /// Squared L2 (estimated from the PQ code, or exact after re-ranking),
+    /// or the EMD when re-ranking by EMD.
     pub distance: f32,
+    /// Where the vector is stored; valid for the snapshot that returned it
+    /// (see [`Snapshot::record`]).
+    #[serde(skip)]
+    pub location: Location,
 }
+
+/// How stage 2 re-ranks stage 1's candidates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rerank {
+    /// Stage 1 only: distances estimated from the PQ codes.
+    Off,
+    /// Exact squared L2 on the stored vectors.
+    L2,
+    /// Sinkhorn-approximated Earth Mover's Distance between the colour
+    /// distributions (the squares of Hellinger vectors), with squared Lab
+    /// distances between bin centres as the ground cost.
+    Emd(Sinkhorn),
+}
+
+/// Candidates stage 1 hands to stage 2 unless told otherwise.
+pub const DEFAULT_CANDIDATES: usize = 200;
 
 /// Per-call search options.
 #[derive(Clone, Copy, Debug)]
@@ -24,11 +69,15 @@ pub struct SearchParams {
     pub k: usize,
     /// Lists to probe; `None` uses the index default.
     pub nprobe: Option<usize>,
+    /// `None`: exact L2 when the index has a refine store, else off.
+    pub rerank: Option<Rerank>,
+    /// Stage 1 candidates for stage 2 (default 200); at least k are used.
+    pub candidates: Option<usize>,
 }
 
 impl SearchParams {
     pub fn new(k: usize) -> SearchParams {
-        SearchParams { k, nprobe: None }
+        SearchParams { k, nprobe: None, rerank: None, candidates: None }
     }
 }
 
@@ -42,17 +91,43 @@ struct Scratch {
     unpacked: Vec<u32>,
 }
 
+/// What one search call does, resolved and checked once for all queries.
+struct Plan {
+    k: usize,
+    nprobe: usize,
+    rerank: Rerank,
+    /// How many results stage 1 keeps.
+    keep: usize,
+}
+
 impl Snapshot {
     /// Searches each row of `queries` (n × dim). Queries run in parallel on
     /// the current rayon pool; results are nearest first.
     pub fn search(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<Neighbor>>> {
         let c = self.manifest.config;
-        let q = self.quantizers.as_deref().ok_or(Error::NotTrained)?;
         if params.k == 0 {
             return Err(Error::InvalidInput("k must be at least 1".into()));
         }
         let nprobe = params.nprobe.unwrap_or(c.nprobe);
         c.check_nprobe(nprobe)?;
+        let rerank = params.rerank.unwrap_or(if c.refine { Rerank::L2 } else { Rerank::Off });
+        if !c.refine && rerank != Rerank::Off {
+            return Err(Error::InvalidInput(
+                "re-ranking needs the refine store (create the index with --refine)".into(),
+            ));
+        }
+        if self.quantizers.is_none() && !c.refine {
+            return Err(Error::NotTrained);
+        }
+        if let Rerank::Emd(s) = rerank {
+            s.validate()?;
+        }
+        let candidates = params.candidates.unwrap_or(DEFAULT_CANDIDATES);
+        if candidates == 0 {
+            return Err(Error::InvalidInput("candidates must be at least 1".into()));
+        }
+        let keep = if rerank == Rerank::Off { params.k } else { params.k.max(candidates) };
+        let plan = Plan { k: params.k, nprobe, rerank, keep };
         crate::input::check_vectors(queries, c.dim, "queries")?;
         let new_scratch = || Scratch {
             coarse: Vec::with_capacity(c.nlist),
@@ -61,25 +136,50 @@ impl Snapshot {
             unpacked: vec![0; c.m],
         };
         if queries.len() == c.dim {
-            return Ok(vec![self.search_one(q, queries, params.k, nprobe, &mut new_scratch())?]);
+            return Ok(vec![self.search_one(queries, &plan, &mut new_scratch())?]);
         }
-        queries.par_chunks(c.dim).map_init(new_scratch, |s, x| self.search_one(q, x, params.k, nprobe, s)).collect()
+        queries.par_chunks(c.dim).map_init(new_scratch, |s, x| self.search_one(x, &plan, s)).collect()
     }
 
-    fn search_one(&self, q: &Quantizers, x: &[f32], k: usize, nprobe: usize, s: &mut Scratch) -> Result<Vec<Neighbor>> {
+    fn search_one(&self, x: &[f32], plan: &Plan, s: &mut Scratch) -> Result<Vec<Neighbor>> {
+        let stage1 = match self.quantizers.as_deref() {
+            Some(q) => self.scan_codes(q, x, plan, s)?,
+            None => self.scan_exact(x, plan.keep)?,
+        };
+        let ranked = match plan.rerank {
+            Rerank::Off => stage1,
+            Rerank::L2 if self.quantizers.is_none() => stage1, // already exact
+            Rerank::L2 => {
+                let mut y = vec![0f32; x.len()];
+                self.rerank(stage1, |r| Ok(exact_l2(x, r, &mut y)))?
+            }
+            Rerank::Emd(params) => {
+                let query = distribution(x.iter().enumerate().map(|(i, &v)| (i, v)));
+                self.rerank(stage1, |r| Ok(sinkhorn_distance(&query, &distribution(r.iter()), &params)))?
+            }
+        };
+        Ok(ranked
+            .into_iter()
+            .take(plan.k)
+            .map(|(distance, id, loc)| Neighbor { id, distance, location: Location::unpack(loc) })
+            .collect())
+    }
+
+    /// Stage 1 over PQ codes: the `plan.keep` best by asymmetric distance.
+    fn scan_codes(&self, q: &Quantizers, x: &[f32], plan: &Plan, s: &mut Scratch) -> Result<Vec<Entry>> {
         let c = &q.config;
         let (m, ksub) = (c.m, c.ksub());
         // Term 1 for every list; keep the nprobe nearest lists.
         s.coarse.clear();
         s.coarse.extend((0..c.nlist).map(|l| (crate::distance::l2sq(x, q.centroid(l)), l as u32)));
         let by_dist = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-        if nprobe < s.coarse.len() {
-            s.coarse.select_nth_unstable_by(nprobe - 1, by_dist);
-            s.coarse.truncate(nprobe);
+        if plan.nprobe < s.coarse.len() {
+            s.coarse.select_nth_unstable_by(plan.nprobe - 1, by_dist);
+            s.coarse.truncate(plan.nprobe);
         }
         // Term 3 (without its factor −2) once per query.
         q.pq.inner_product_table(x, &mut s.ip);
-        let mut top = TopK::new(k);
+        let mut top = TopK::new(plan.keep);
         for &(term1, l) in &s.coarse {
             let l = l as usize;
             let term2 = &q.term2[l * m * ksub..(l + 1) * m * ksub];
@@ -91,12 +191,90 @@ impl Snapshot {
                     continue;
                 }
                 let (codes, ids) = seg.list(l)?;
-                let list = List { codes, ids, hide: self.hider(si) };
+                let list = List { codes, ids, hide: self.hider(si), base: Location { segment: si as u32, position: seg.list_start(l) as u32 }.pack() };
                 scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top);
             }
         }
-        Ok(top.into_sorted().into_iter().map(|(distance, id)| Neighbor { id, distance }).collect())
+        Ok(top.into_sorted())
     }
+
+    /// Exact L2 over every live vector of the refine store (untrained index).
+    fn scan_exact(&self, x: &[f32], keep: usize) -> Result<Vec<Entry>> {
+        let mut top = TopK::new(keep);
+        let mut err = None;
+        let mut y = vec![0f32; x.len()];
+        self.for_each_live(|si, p, id| {
+            if err.is_some() {
+                return;
+            }
+            match self.segments[si].refine(p) {
+                Ok(r) => {
+                    let d = exact_l2(x, r, &mut y);
+                    if d <= top.threshold() {
+                        top.push(d, id, Location { segment: si as u32, position: p as u32 }.pack());
+                    }
+                }
+                Err(e) => err = Some(e),
+            }
+        })?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(top.into_sorted()),
+        }
+    }
+
+    /// Stage 2: recomputes each candidate's distance from its stored exact
+    /// vector and sorts again.
+    fn rerank(&self, candidates: Vec<Entry>, mut dist: impl FnMut(RefineRef<'_>) -> Result<f32>) -> Result<Vec<Entry>> {
+        let mut out = Vec::with_capacity(candidates.len());
+        for (_, id, loc) in candidates {
+            let l = Location::unpack(loc);
+            let r = self.segments[l.segment as usize].refine(l.position as usize)?;
+            out.push((dist(r)?, id, loc));
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        Ok(out)
+    }
+
+    /// The record (path, size, mtime) of a result, if its segment has records.
+    pub fn record(&self, at: Location) -> Result<Option<crate::format::segment_file::Record>> {
+        let seg = self.segments.get(at.segment as usize).ok_or_else(|| {
+            Error::InvalidInput(format!("location {at:?} does not belong to this snapshot"))
+        })?;
+        Ok(seg.record(at.position as usize)?.map(|r| r.to_record()))
+    }
+
+    /// The exact stored vector of a result (refine store), dense.
+    pub fn vector(&self, at: Location) -> Result<Vec<f32>> {
+        let seg = self.segments.get(at.segment as usize).ok_or_else(|| {
+            Error::InvalidInput(format!("location {at:?} does not belong to this snapshot"))
+        })?;
+        let mut v = vec![0f32; self.manifest.config.dim];
+        for (k, x) in seg.refine(at.position as usize)?.iter() {
+            v[k] = x;
+        }
+        Ok(v)
+    }
+}
+
+/// ‖x − y‖² for dense x and sparse y, computed as plainly as search's own
+/// kernels on y laid out densely in `scratch` (all zeros on entry and on
+/// return): the expansion ‖x‖² + Σ(y² − 2xy) would leave rounding noise
+/// where the exact answer is 0.
+fn exact_l2(x: &[f32], y: RefineRef<'_>, scratch: &mut [f32]) -> f32 {
+    for (k, v) in y.iter() {
+        scratch[k] = v;
+    }
+    let d = crate::distance::l2sq(x, scratch);
+    for (k, _) in y.iter() {
+        scratch[k] = 0.0;
+    }
+    d
+}
+
+/// The colour distribution behind a Hellinger vector: its squares, sparse.
+fn distribution(v: impl Iterator<Item = (usize, f32)>) -> Vec<(u16, f32)> {
+    v.filter(|(_, x)| *x != 0.0).map(|(k, x)| (k as u16, x * x)).collect()
 }
 
 /// One inverted list of one segment.
@@ -104,6 +282,8 @@ struct List<'a> {
     codes: &'a [u8],
     ids: Ids<'a>,
     hide: Hider<'a>,
+    /// Location of the list's first vector, packed.
+    base: u64,
 }
 
 impl List<'_> {
@@ -114,7 +294,7 @@ impl List<'_> {
         if d <= top.threshold() {
             let id = self.ids.get(i);
             if !self.hide.hides(id) {
-                top.push(d, id);
+                top.push(d, id, self.base + i as u64);
             }
         }
     }

@@ -1,14 +1,18 @@
-//! Bounded max-heap keeping the k smallest (distance, id) pairs. Ties on
-//! distance are broken by id, so results do not depend on scan order.
+//! Bounded max-heap keeping the k smallest (distance, id) pairs, each with a
+//! payload (where the vector is stored). Ties on distance are broken by id,
+//! so results do not depend on scan order.
+
+/// (distance, id, payload).
+pub type Entry = (f32, u64, u64);
 
 #[derive(Debug)]
 pub struct TopK {
     k: usize,
-    heap: Vec<(f32, u64)>,
+    heap: Vec<Entry>,
 }
 
 #[inline]
-fn greater(a: (f32, u64), b: (f32, u64)) -> bool {
+fn greater(a: Entry, b: Entry) -> bool {
     a.0 > b.0 || (a.0 == b.0 && a.1 > b.1)
 }
 
@@ -28,8 +32,8 @@ impl TopK {
     }
 
     #[inline]
-    pub fn push(&mut self, dist: f32, id: u64) {
-        let item = (dist, id);
+    pub fn push(&mut self, dist: f32, id: u64, payload: u64) {
+        let item = (dist, id, payload);
         if self.heap.len() < self.k {
             self.heap.push(item);
             let mut i = self.heap.len() - 1;
@@ -63,8 +67,8 @@ impl TopK {
         }
     }
 
-    /// The kept pairs, nearest first.
-    pub fn into_sorted(mut self) -> Vec<(f32, u64)> {
+    /// The kept entries, nearest first.
+    pub fn into_sorted(mut self) -> Vec<Entry> {
         self.heap.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         self.heap
     }
@@ -80,9 +84,9 @@ mod tests {
         fn keeps_the_k_smallest(v in proptest::collection::vec(0u8..50, 0..200), k in 0usize..20) {
             let mut t = TopK::new(k);
             for (i, &d) in v.iter().enumerate() {
-                t.push(d as f32, i as u64);
+                t.push(d as f32, i as u64, 7 * i as u64);
             }
-            let mut want: Vec<(f32, u64)> = v.iter().enumerate().map(|(i, &d)| (d as f32, i as u64)).collect();
+            let mut want: Vec<Entry> = v.iter().enumerate().map(|(i, &d)| (d as f32, i as u64, 7 * i as u64)).collect();
             want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             want.truncate(k);
             prop_assert_eq!(t.into_sorted(), want);

@@ -3,10 +3,12 @@
 //! snapshot share its quantizers), deleted vectors are dropped, and the
 //! tombstones that no longer hide anything are retired.
 
-use super::{commit_or_clean, write_segment};
-use crate::error::Result;
-use crate::format::manifest::{Manifest, SegmentMeta};
-use crate::format::{segment_name, tombstone_name};
+use super::{commit_or_clean, write_numbered, write_segment, Batch};
+use crate::error::{Error, Result};
+use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
+use crate::format::segment_file::{Record, Sparse};
+use crate::quantizer::Quantizers;
+use crate::format::{quantizer_name, segment_name, tombstone_name};
 use crate::read::Snapshot;
 use crate::storage::Storage;
 
@@ -66,49 +68,121 @@ impl MergePolicy {
 /// (already removed, best effort).
 pub fn commit_merge(storage: &dyn Storage, snap: &Snapshot, victims: &[usize]) -> Result<Manifest> {
     let current = &snap.manifest;
-    let c = current.config;
-    let cs = c.code_size();
-    let mut counts = vec![0u32; c.nlist];
-    let mut codes = Vec::new();
-    let mut ids = Vec::new();
-    for (l, count) in counts.iter_mut().enumerate() {
-        for &si in victims {
-            let hide = snap.hider(si);
-            let (list_codes, list_ids) = snap.segments[si].list(l)?;
-            for (i, id) in list_ids.iter().enumerate() {
-                if !hide.hides(id) {
-                    codes.extend_from_slice(&list_codes[i * cs..(i + 1) * cs]);
-                    ids.push(id);
-                    *count += 1;
-                }
-            }
-        }
-    }
+    let batch = live_batch(snap, victims)?;
     let mut next = current.clone();
     next.generation += 1;
-    let mut new_files = Vec::new();
     let retired: Vec<u64> = victims.iter().map(|&i| current.segments[i].file).collect();
     next.segments.retain(|s| !retired.contains(&s.file));
-    if !ids.is_empty() {
+    let mut new_files = Vec::new();
+    if !batch.is_empty() {
         // The merged segment is as new as this commit: every tombstone that
-        // could hide one of its vectors has been applied above.
-        new_files.push(write_segment(storage, &mut next, &counts, &codes, &ids)?);
+        // could hide one of its vectors has been applied.
+        new_files.push(write_segment(storage, &mut next, batch)?);
     }
     // A tombstone still matters only to segments older than itself.
     let oldest = next.segments.iter().map(|s| s.generation).min().unwrap_or(u64::MAX);
     let (kept, dropped): (Vec<_>, Vec<_>) = next.tombstones.iter().partition(|t| t.generation > oldest);
     next.tombstones = kept;
     commit_or_clean(storage, current, &next, &new_files)?;
-    // Retired files are unreachable now; removing them is best effort (the
-    // next writer open removes what is left). Readers that mapped them keep
-    // their mappings.
-    for f in retired {
-        let _ = storage.remove(&segment_name(f));
+    retire(storage, &retired, &dropped);
+    Ok(next)
+}
+
+/// Replaces the quantizers and re-encodes every live vector from the
+/// refine store, all in one commit: the index moves from the old quantizers
+/// and segments to the new ones, or (after a crash) stays where it was.
+/// `config` may change `nlist` (adaptive training).
+pub fn commit_retrain(storage: &dyn Storage, snap: &Snapshot, q: &Quantizers) -> Result<Manifest> {
+    let current = &snap.manifest;
+    let all: Vec<usize> = (0..snap.segments.len()).collect();
+    let mut batch = live_batch(snap, &all)?;
+    if !batch.is_empty() {
+        let refine = batch.refine.as_ref().ok_or_else(|| Error::Config("re-training needs the refine store".into()))?;
+        let (lists, codes) = q.encode(&densify(refine, q.config.dim));
+        batch.lists = lists;
+        batch.codes = codes;
     }
-    for t in dropped {
-        let _ = storage.remove(&tombstone_name(t.file));
+    let mut next = current.clone();
+    next.generation += 1;
+    next.config = q.config;
+    let qnum = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
+    next.quantizer_file = Some(qnum);
+    next.trained_vectors = batch.len() as u64;
+    next.segments.clear();
+    let mut new_files = vec![quantizer_name(qnum)];
+    if !batch.is_empty() {
+        new_files.push(write_segment(storage, &mut next, batch)?);
+    }
+    let dropped = std::mem::take(&mut next.tombstones);
+    commit_or_clean(storage, current, &next, &new_files)?;
+    let retired: Vec<u64> = current.segments.iter().map(|s| s.file).collect();
+    retire(storage, &retired, &dropped);
+    if let Some(old) = current.quantizer_file {
+        let _ = storage.remove(&quantizer_name(old));
     }
     Ok(next)
+}
+
+/// Sparse rows as one dense n × dim matrix.
+pub(crate) fn densify(rows: &[Sparse], dim: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows.len() * dim];
+    for (row, r) in out.chunks_exact_mut(dim).zip(rows) {
+        for &(k, v) in r {
+            row[k as usize] = v;
+        }
+    }
+    out
+}
+
+/// The live vectors of `segments` of `snap`, list by list, as stored: list,
+/// code, id, refine values, record.
+fn live_batch(snap: &Snapshot, segments: &[usize]) -> Result<Batch> {
+    let c = snap.manifest.config;
+    let cs = if snap.quantizers.is_some() { c.code_size() } else { 0 };
+    let mut b = Batch {
+        refine: c.refine.then(Vec::new),
+        records: segments.iter().any(|&si| snap.segments[si].has_records()).then(Vec::new),
+        ..Batch::default()
+    };
+    for l in 0..c.nlist {
+        for &si in segments {
+            let seg = &snap.segments[si];
+            let hide = snap.hider(si);
+            let (list_codes, list_ids) = seg.list(l)?;
+            for (i, id) in list_ids.iter().enumerate() {
+                if hide.hides(id) {
+                    continue;
+                }
+                let p = seg.list_start(l) + i;
+                b.lists.push(l as u32);
+                b.codes.extend_from_slice(&list_codes[i * cs..(i + 1) * cs]);
+                b.ids.push(id);
+                if let Some(r) = &mut b.refine {
+                    r.push(seg.refine(p)?.to_sparse());
+                }
+                if let Some(r) = &mut b.records {
+                    let rec = seg.record(p)?.map(|r| r.to_record()).unwrap_or_else(|| Record {
+                        path: String::new(),
+                        size: 0,
+                        mtime_ns: 0,
+                    });
+                    r.push(rec);
+                }
+            }
+        }
+    }
+    Ok(b)
+}
+
+/// Removes files a commit dropped (best effort: the next writer open removes
+/// what is left). Readers that mapped them keep their mappings.
+fn retire(storage: &dyn Storage, segments: &[u64], tombstones: &[TombstoneMeta]) {
+    for &f in segments {
+        let _ = storage.remove(&segment_name(f));
+    }
+    for t in tombstones {
+        let _ = storage.remove(&tombstone_name(t.file));
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@
 
 mod merge;
 
-pub use merge::{commit_merge, MergePolicy};
+pub use merge::{commit_merge, commit_retrain, MergePolicy};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
+use crate::format::segment_file::{Record, SegmentInput, Sparse};
 use crate::format::{
     manifest_name, parse_manifest_name, quantizer_name, segment_file, segment_name, tombstone_file, tombstone_name,
     TEMP_SUFFIX,
@@ -73,63 +74,99 @@ pub fn commit_quantizers(storage: &dyn Storage, current: &Manifest, q: &Quantize
     Ok(next)
 }
 
-/// Commits one batch of encoded vectors as a new segment. `lists`, `codes`
-/// and `ids` are in input order; they are grouped by list here.
-pub fn commit_segment(
-    storage: &dyn Storage,
-    current: &Manifest,
-    lists: &[u32],
-    codes: &[u8],
-    ids: &[u64],
-) -> Result<Manifest> {
-    let c = current.config;
-    let cs = c.code_size();
-    // Counting sort by list, stable in input order.
-    let mut counts = vec![0u32; c.nlist];
-    for &l in lists {
-        counts[l as usize] += 1;
+/// Vectors on their way into a segment, in any list order.
+#[derive(Default)]
+pub struct Batch {
+    /// Inverted list of each vector (all 0 in an untrained index).
+    pub lists: Vec<u32>,
+    /// code_size bytes per vector (nothing in an untrained index).
+    pub codes: Vec<u8>,
+    pub ids: Vec<u64>,
+    pub refine: Option<Vec<Sparse>>,
+    pub records: Option<Vec<Record>>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.ids.len()
     }
-    let mut next_slot: Vec<usize> = counts
-        .iter()
-        .scan(0usize, |acc, &n| {
-            let s = *acc;
-            *acc += n as usize;
-            Some(s)
-        })
-        .collect();
-    let mut sorted_codes = vec![0u8; codes.len()];
-    let mut sorted_ids = vec![0u64; ids.len()];
-    for (i, &l) in lists.iter().enumerate() {
-        let s = next_slot[l as usize];
-        next_slot[l as usize] += 1;
-        sorted_codes[s * cs..(s + 1) * cs].copy_from_slice(&codes[i * cs..(i + 1) * cs]);
-        sorted_ids[s] = ids[i];
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
+
+    /// Reorders the batch by list (stable) and counts each list.
+    fn grouped(self, nlist: usize) -> (Vec<u32>, Batch) {
+        let n = self.len();
+        let cs = if n == 0 { 0 } else { self.codes.len() / n };
+        let mut counts = vec![0u32; nlist];
+        for &l in &self.lists {
+            counts[l as usize] += 1;
+        }
+        let mut slot: Vec<usize> = counts
+            .iter()
+            .scan(0usize, |acc, &c| {
+                let s = *acc;
+                *acc += c as usize;
+                Some(s)
+            })
+            .collect();
+        let mut order = vec![0usize; n];
+        for (i, &l) in self.lists.iter().enumerate() {
+            order[slot[l as usize]] = i;
+            slot[l as usize] += 1;
+        }
+        let mut codes = Vec::with_capacity(self.codes.len());
+        for &i in &order {
+            codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
+        }
+        fn pick<T: Clone>(v: &Option<Vec<T>>, order: &[usize]) -> Option<Vec<T>> {
+            v.as_ref().map(|v| order.iter().map(|&i| v[i].clone()).collect())
+        }
+        let grouped = Batch {
+            lists: order.iter().map(|&i| self.lists[i]).collect(),
+            codes,
+            ids: order.iter().map(|&i| self.ids[i]).collect(),
+            refine: pick(&self.refine, &order),
+            records: pick(&self.records, &order),
+        };
+        (counts, grouped)
+    }
+}
+
+/// Commits one batch (vectors in input order) as a new segment.
+pub fn commit_segment(storage: &dyn Storage, current: &Manifest, batch: Batch) -> Result<Manifest> {
+    let max_id = batch.ids.iter().copied().max().expect("non-empty batch");
     let mut next = current.clone();
     next.generation += 1;
-    let name = write_segment(storage, &mut next, &counts, &sorted_codes, &sorted_ids)?;
-    let max_id = ids.iter().copied().max().expect("non-empty batch");
+    let name = write_segment(storage, &mut next, batch)?;
     next.next_id = next.next_id.max(max_id.saturating_add(1));
     commit_or_clean(storage, current, &next, &[name])?;
     Ok(next)
 }
 
-/// Writes a segment (codes and ids grouped by list, `counts` per list) as a
-/// new durable file and lists it in `next`, which is the manifest being
-/// prepared: the segment takes its generation. Returns the file name.
-pub(crate) fn write_segment(
-    storage: &dyn Storage,
-    next: &mut Manifest,
-    counts: &[u32],
-    codes: &[u8],
-    ids: &[u64],
-) -> Result<String> {
-    let q = next.quantizer_file.ok_or(Error::NotTrained)?;
-    let bytes = segment_file::encode(next.config.code_size(), q, counts, codes, ids);
+/// Writes a segment as a new durable file and lists it in `next`, the
+/// manifest being prepared: the segment takes its generation, and has codes
+/// exactly when `next` names quantizers. Returns the file name.
+pub(crate) fn write_segment(storage: &dyn Storage, next: &mut Manifest, batch: Batch) -> Result<String> {
+    let (counts, b) = batch.grouped(next.config.nlist);
+    let (code_size, q) = match next.quantizer_file {
+        Some(q) => (next.config.code_size(), q),
+        None => (0, 0),
+    };
+    let bytes = segment_file::encode(&SegmentInput {
+        code_size,
+        quantizer_file: q,
+        counts: &counts,
+        codes: &b.codes,
+        ids: &b.ids,
+        refine: b.refine.as_deref(),
+        records: b.records.as_deref(),
+    });
     let number = write_numbered(storage, next, segment_name, &bytes)?;
     next.segments.push(SegmentMeta {
         file: number,
-        vectors: ids.len() as u64,
+        vectors: b.len() as u64,
         bytes: bytes.len() as u64,
         generation: next.generation,
         deleted: 0,
