@@ -56,7 +56,8 @@ pub fn sinkhorn_distance(a: &[(u16, f32)], b: &[(u16, f32)], params: &Sinkhorn) 
     let cost = ground_cost();
     let n = crate::color::HIST_DIM;
     let (na, nb) = (a.len(), b.len());
-    let c: Vec<f32> = a.iter().flat_map(|&(i, _)| b.iter().map(move |&(j, _)| cost[i as usize * n + j as usize])).collect();
+    let c: Vec<f32> =
+        a.iter().flat_map(|&(i, _)| b.iter().map(move |&(j, _)| cost[i as usize * n + j as usize])).collect();
     // Log-domain updates keep small epsilons finite.
     let eps = params.epsilon;
     let la: Vec<f32> = a.iter().map(|x| (x.1 / sa).max(1e-30).ln()).collect();

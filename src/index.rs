@@ -156,10 +156,12 @@ impl Index {
             return Err(Error::NotAnIndex(path));
         }
         let guard = if writable { Some(storage.lock_writer()?) } else { None };
-        let snapshot = load_latest(&*storage, &path, None)?;
-        if writable {
-            // Only once the state loaded in full: its files are then known
-            // to exist, and everything else of ours is a leftover.
+        let (snapshot, damaged) = load_latest(&*storage, &path, None)?;
+        // Only once the state loaded in full: its files are then known to
+        // exist, and everything else of ours is a leftover — unless a newer,
+        // damaged manifest was passed over: then nothing is removed, so that
+        // no file it names is lost (`verify` reports the damage).
+        if writable && !damaged {
             write::remove_leftovers(&*storage, &snapshot.manifest)?;
         }
         Ok(Index::assemble(path, storage, snapshot, guard))
@@ -219,7 +221,7 @@ impl Index {
     /// want to see another process's writes).
     pub fn refresh(&self) -> Result<()> {
         let previous = self.snapshot();
-        let next = load_latest(&*self.storage, &self.path, Some(&previous))?;
+        let (next, _) = load_latest(&*self.storage, &self.path, Some(&previous))?;
         if next.manifest.generation != previous.manifest.generation {
             *self.current.write() = Arc::new(next);
         }
@@ -455,7 +457,8 @@ impl Index {
         // A collection that grew several-fold since training is re-trained
         // (which also merges everything) rather than just merged.
         let c = snap.manifest.config;
-        if c.auto_train && snap.quantizers.is_some() && snap.vectors() >= RETRAIN_GROWTH * snap.manifest.trained_vectors {
+        if c.auto_train && snap.quantizers.is_some() && snap.vectors() >= RETRAIN_GROWTH * snap.manifest.trained_vectors
+        {
             let stored = snap.manifest.stored_vectors();
             self.retrain_from(&snap, &TrainOptions::default())?;
             let next = self.snapshot();
@@ -498,18 +501,19 @@ impl Index {
     }
 }
 
-/// Loads the newest manifest and what it names. A reader can race a writer
-/// that retires files right after publishing a newer manifest: a file that
-/// vanished means "look again", a few times.
-fn load_latest(storage: &dyn Storage, path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot> {
+/// Loads the newest manifest and what it names, and says whether a damaged
+/// newer manifest was passed over. A reader can race a writer that retires
+/// files right after publishing a newer manifest: a file that vanished means
+/// "look again".
+fn load_latest(storage: &dyn Storage, path: &Path, previous: Option<&Snapshot>) -> Result<(Snapshot, bool)> {
     let mut attempt = 0;
     loop {
-        let manifest = write::latest_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(path.to_owned()))?;
-        match Snapshot::load(storage, manifest, previous) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
+        let found = write::find_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(path.to_owned()))?;
+        match Snapshot::load(storage, found.manifest, previous) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 100 => {
                 attempt += 1;
             }
-            other => return other,
+            other => return other.map(|s| (s, found.skipped_damaged)),
         }
     }
 }

@@ -24,9 +24,9 @@ pub mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
+pub use format::segment_file::Record;
 pub use index::{adaptive_nlist, AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH};
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
-pub use format::segment_file::Record;
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
 pub use report::{Inspection, MemoryReport};
 pub use write::MergePolicy;

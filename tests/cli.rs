@@ -493,8 +493,9 @@ fn golden_dir() -> PathBuf {
 const GOLDEN_NPROBES: [usize; 2] = [2, 4];
 const GOLDEN_K: usize = 10;
 
+/// With the refine store, so that every section of the format is pinned.
 fn golden_config() -> Config {
-    config(16, 4, 4, 8, 2)
+    Config { refine: true, ..config(16, 4, 4, 8, 2) }
 }
 
 /// Rebuilds tests/golden/v1, queries.fvecs and v1-expected.json. Run once
@@ -516,7 +517,15 @@ fn regenerate_golden() {
     let opts = TrainOptions { seed: 7, ..TrainOptions::default() };
     index.train(&data, &opts, &mut |_| ()).unwrap();
     // Two segments: default ids 0..400, explicit ids 1000..1200.
-    index.add(&data[..400 * 16], None).unwrap();
+    // The first segment carries records too.
+    let records: Vec<chromatica::Record> = (0..400)
+        .map(|i| chromatica::Record {
+            path: format!("/golden/{i}.png"),
+            size: 100 + i,
+            mtime_ns: 1_700_000_000_000_000_000 + i as i64,
+        })
+        .collect();
+    index.add_records(&data[..400 * 16], None, &records).unwrap();
     index.add(&data[400 * 16..], Some(&(1000..1200).collect::<Vec<u64>>())).unwrap();
     // And one tombstone file, so that its format is pinned too.
     index.delete(&GOLDEN_DELETED).unwrap();
@@ -525,7 +534,8 @@ fn regenerate_golden() {
     let searches: Vec<Value> = GOLDEN_NPROBES
         .iter()
         .map(|&nprobe| {
-            let res = index.search(&queries, &SearchParams { k: GOLDEN_K, nprobe: Some(nprobe) }).unwrap();
+            let res =
+                index.search(&queries, &SearchParams { nprobe: Some(nprobe), ..SearchParams::new(GOLDEN_K) }).unwrap();
             let results: Vec<Value> = res
                 .iter()
                 .map(|r| {
@@ -587,7 +597,7 @@ fn check_golden(index: &Index, expected: &Value, queries: &[f32]) {
     for search in expected["searches"].as_array().unwrap() {
         let k = search["k"].as_u64().unwrap() as usize;
         let nprobe = search["nprobe"].as_u64().unwrap() as usize;
-        let got = index.search(queries, &SearchParams { k, nprobe: Some(nprobe) }).unwrap();
+        let got = index.search(queries, &SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) }).unwrap();
         let want = search["results"].as_array().unwrap();
         assert_eq!(got.len(), want.len());
         for (q, (g, w)) in got.iter().zip(want).enumerate() {

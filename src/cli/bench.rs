@@ -3,8 +3,8 @@
 //! ../shared/tools/make_dataset.py), exactly as bench/faiss_ivfpq.py measures
 //! faiss, so that bench/compare.py can put the two side by side.
 
-use chromatica::vecio::{self, VectorFile};
 use chromatica::emd::Sinkhorn;
+use chromatica::vecio::{self, VectorFile};
 use chromatica::{distance, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use serde_json::json;
 use std::path::Path;
@@ -165,10 +165,8 @@ fn measure(
     let disk = dir_bytes(dir)? - refine_bytes;
     // Two stages: 200 candidates from the codes, re-ranked exactly.
     let mut two_stage = serde_json::Map::new();
-    for (name, rerank, nq_used) in [
-        ("refine", Rerank::L2, nq),
-        ("emd", Rerank::Emd(Sinkhorn::default()), nq.min(100)),
-    ] {
+    for (name, rerank, nq_used) in [("refine", Rerank::L2, nq), ("emd", Rerank::Emd(Sinkhorn::default()), nq.min(100))]
+    {
         let p = SearchParams { rerank: Some(rerank), candidates: Some(200), ..SearchParams::new(10) };
         let qs = &query[..nq_used * d];
         let mut best = f64::INFINITY;

@@ -1,138 +1,246 @@
-//! `chromatica demo`: the whole engine on data it makes itself. It invents
-//! photos from known palettes (pixels drawn from 1–4 colours with jitter),
-//! turns each into its Lab histogram, indexes them with the memory preset,
-//! runs colour queries, and measures recall against exact search.
+//! `chromatica demo`: the image workflow on data it makes itself. It paints
+//! a few hundred small PNGs from known palettes (stripes and blocks of 1–4
+//! named colours, with a little noise), indexes them exactly as `chromatica
+//! index` does, runs colour queries and an image query, shows the results
+//! with swatches, and checks them against the palettes it painted.
 
-use chromatica::color::{self, hellinger, histogram_of_pixels, parse_color_query, query_histogram, to_hex};
-use chromatica::{distance, Config, Index, Result, SearchParams, TrainOptions};
+use super::images::{self, search_snapshot, state_line, swatches, Query};
+use chromatica::{Error, Index, Result, SearchParams};
+use image::{Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-const PHOTOS: usize = 20_000;
-const PIXELS: usize = 768;
-const QUERIES: [(&str, &str); 4] = [
-    ("coral and mustard", "ff7f50:0.5,e1ad01:0.5"),
-    ("ocean blues", "006994,7fcdff"),
-    ("forest", "228b22:0.7,8b4513:0.3"),
-    ("sunset", "ff4500,ff8c00,8b008b"),
+const IMAGES: usize = 300;
+const WIDTH: u32 = 64;
+const HEIGHT: u32 = 48;
+/// Images painted around each colour query, so that every query has more
+/// than ten right answers.
+const PER_QUERY: usize = 14;
+const K: usize = 10;
+
+const NAMED: [(&str, [u8; 3]); 12] = [
+    ("coral", [0xff, 0x7f, 0x50]),
+    ("mustard", [0xe1, 0xad, 0x01]),
+    ("teal", [0x00, 0x80, 0x80]),
+    ("navy", [0x00, 0x00, 0x80]),
+    ("forest", [0x22, 0x8b, 0x22]),
+    ("sand", [0xc2, 0xb2, 0x80]),
+    ("rose", [0xe0, 0x60, 0x7e]),
+    ("lavender", [0xb5, 0x7e, 0xdc]),
+    ("sky", [0x87, 0xce, 0xeb]),
+    ("charcoal", [0x36, 0x45, 0x4f]),
+    ("cream", [0xff, 0xfd, 0xd0]),
+    ("brick", [0x9c, 0x3d, 0x2c]),
 ];
 
-/// A photo's palette: colours and their shares of the pixels.
-type Palette = Vec<([u8; 3], f32)>;
+/// Colour queries: a title and the named colours searched for (equal shares).
+const QUERIES: [(&str, &[&str]); 5] = [
+    ("coral and mustard", &["coral", "mustard"]),
+    ("teal and sand", &["teal", "sand"]),
+    ("navy and cream", &["navy", "cream"]),
+    ("forest, brick and sky", &["forest", "brick", "sky"]),
+    ("rose", &["rose"]),
+];
 
-fn palette(rng: &mut ChaCha8Rng) -> Palette {
-    let n = rng.random_range(1..=4);
-    let mut w: Vec<f32> = (0..n).map(|_| rng.random_range(0.2..1.0)).collect();
-    let s: f32 = w.iter().sum();
-    w.iter_mut().for_each(|x| *x /= s);
-    w.into_iter().map(|w| ([rng.random(), rng.random(), rng.random()], w)).collect()
+fn named(name: &str) -> usize {
+    NAMED.iter().position(|(n, _)| *n == name).expect("colour in NAMED")
 }
 
-fn photo_histogram(p: &Palette, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let pixels: Vec<[u8; 3]> = (0..PIXELS)
-        .map(|_| {
-            let mut r: f32 = rng.random();
-            let c = p.iter().find(|(_, w)| {
-                r -= w;
-                r <= 0.0
-            });
-            let c = c.unwrap_or(&p[p.len() - 1]).0;
-            c.map(|v| (v as i32 + rng.random_range(-10..=10)).clamp(0, 255) as u8)
+/// An image's palette: indices into NAMED with their shares of the pixels.
+type Palette = Vec<(usize, f32)>;
+
+/// `wanted` colours taking most of the image, or 1–4 random colours.
+fn make_palette(rng: &mut ChaCha8Rng, wanted: &[usize]) -> Palette {
+    let mut colours: Vec<usize> = wanted.to_vec();
+    let total =
+        if wanted.is_empty() { rng.random_range(1..=4) } else { (wanted.len() + rng.random_range(0..=2)).min(4) };
+    while colours.len() < total {
+        let c = rng.random_range(0..NAMED.len());
+        if !colours.contains(&c) {
+            colours.push(c);
+        }
+    }
+    let w: Vec<f32> = (0..colours.len())
+        .map(|i| match (wanted.is_empty(), i < wanted.len()) {
+            (true, _) => rng.random_range(0.2..1.0),
+            (false, true) => rng.random_range(0.8..1.2),
+            (false, false) => rng.random_range(0.1..0.35),
         })
         .collect();
-    let mut h = histogram_of_pixels(pixels.into_iter());
-    hellinger(&mut h);
-    h
+    let s: f32 = w.iter().sum();
+    colours.into_iter().zip(w.into_iter().map(|x| x / s)).collect()
 }
 
-fn swatch(rgb: [u8; 3], tty: bool) -> String {
-    if tty {
-        format!("\x1b[48;2;{};{};{}m    \x1b[0m {}", rgb[0], rgb[1], rgb[2], to_hex(rgb))
-    } else {
-        to_hex(rgb)
+/// Stripes (vertical or horizontal, widths by share) or a grid of blocks,
+/// with ±6 of noise on every channel.
+fn paint(p: &Palette, rng: &mut ChaCha8Rng) -> RgbImage {
+    let layout = rng.random_range(0..3);
+    let pick = |t: f32| {
+        let mut acc = 0.0;
+        for &(c, w) in p {
+            acc += w;
+            if t < acc {
+                return c;
+            }
+        }
+        p[p.len() - 1].0
+    };
+    let blocks: Vec<usize> = (0..8 * 6).map(|_| pick(rng.random())).collect();
+    let mut img = RgbImage::new(WIDTH, HEIGHT);
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        let c = match layout {
+            0 => pick((x as f32 + 0.5) / WIDTH as f32),
+            1 => pick((y as f32 + 0.5) / HEIGHT as f32),
+            _ => blocks[(y / 8 * 8 + x / 8) as usize],
+        };
+        let rgb = NAMED[c].1;
+        *px = Rgb(rgb.map(|v| (v as i32 + rng.random_range(-6..=6)).clamp(0, 255) as u8));
+    }
+    img
+}
+
+fn palette_names(p: &Palette) -> String {
+    p.iter().map(|&(c, w)| format!("{} {:.0}%", NAMED[c].0, w * 100.0)).collect::<Vec<_>>().join(", ")
+}
+
+/// Paints the collection into `folder`; returns each file's path and palette.
+fn generate(folder: &Path) -> Result<Vec<(PathBuf, Palette)>> {
+    std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let mut out = Vec::with_capacity(IMAGES);
+    for i in 0..IMAGES {
+        let wanted: Vec<usize> = match QUERIES.get(i / PER_QUERY) {
+            Some((_, names)) => names.iter().map(|n| named(n)).collect(),
+            None => Vec::new(),
+        };
+        let p = make_palette(&mut rng, &wanted);
+        let img = paint(&p, &mut rng);
+        let names: Vec<&str> = p.iter().map(|&(c, _)| NAMED[c].0).collect();
+        let path = folder.join(format!("{i:03}-{}.png", names.join("+")));
+        img.save(&path).map_err(|e| Error::bad_file(&path, format!("cannot write image: {e}")))?;
+        out.push((path, p));
+    }
+    Ok(out)
+}
+
+/// A temporary directory removed when dropped, also when a panic unwinds
+/// (such as printing to a closed pipe).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 pub fn run() -> Result<()> {
-    let tty = std::io::stdout().is_terminal();
-    let dir = std::env::temp_dir().join(format!("chromatica-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let result = run_in(&dir, tty);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let root = TempDir(std::env::temp_dir().join(format!("chromatica-demo-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&root.0);
+    run_in(&root.0)
 }
 
-fn run_in(dir: &std::path::Path, tty: bool) -> Result<()> {
-    let d = color::HIST_DIM;
-    let mut rng = ChaCha8Rng::seed_from_u64(2024);
-    let palettes: Vec<Palette> = (0..PHOTOS + 200).map(|_| palette(&mut rng)).collect();
-    println!("Chromatica demo: {PHOTOS} synthetic photos, each {PIXELS} pixels from a palette of 1-4 colours.\n");
-    let t = Instant::now();
-    let hists: Vec<f32> =
-        palettes.par_iter().enumerate().flat_map_iter(|(i, p)| photo_histogram(p, i as u64)).collect();
-    let (base, held_out) = hists.split_at(PHOTOS * d);
+fn run_in(root: &Path) -> Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let t0 = Instant::now();
+    let folder = root.join("images");
+    let dir = root.join("index");
+    let painted = generate(&folder)?;
     println!(
-        "histograms   {:.2}s  (sRGB -> CIE Lab -> 8x12x12 soft histogram -> Hellinger)",
-        t.elapsed().as_secs_f64()
+        "Chromatica demo: painted {IMAGES} PNGs ({WIDTH}x{HEIGHT}, stripes and blocks of 1-4 of {} named colours, \
+         with noise) in {:.2}s",
+        NAMED.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {}",
+        NAMED.iter().map(|(n, c)| format!("{n} {}", images::swatch(*c, tty))).collect::<Vec<_>>().join("  ")
     );
 
-    let config = Config::default();
-    let index = Index::create(dir, config)?;
-    let t = Instant::now();
-    let report = index.train(base, &TrainOptions::default(), &mut |_| ())?;
-    println!(
-        "train        {:.2}s  (nlist {}, m {}, nbits {}; {} training vectors)",
-        t.elapsed().as_secs_f64(),
-        config.nlist,
-        config.m,
-        config.nbits,
-        report.train_points
-    );
-    let t = Instant::now();
-    index.add(base, None)?;
-    println!("add          {:.2}s  ({PHOTOS} vectors, one durable segment)", t.elapsed().as_secs_f64());
-    let m = index.memory_estimate();
-    println!(
-        "memory       {:.1} bytes/vector on disk, all counted ({} B codes + {:.0} B ids + quantizers); flat float32 would be {} B",
-        m.disk_bytes_per_vector, config.code_size(), m.id_bytes as f64 / m.vectors as f64, d * 4
-    );
+    // The same code path as `chromatica index DIR FOLDER`.
+    let s = images::index_images(&dir, std::slice::from_ref(&folder))?;
+    println!("\nindex: {}", images::summary_line(&s));
+    println!("index state: {}", state_line(&s));
 
-    for (name, spec) in QUERIES {
-        let q = parse_color_query(spec)?;
-        let mut h = query_histogram(&q, color::DEFAULT_SHARPEN);
-        hellinger(&mut h);
-        let hits = index.search(&h, &SearchParams::new(5))?;
-        let wanted: Vec<String> = q.colors.iter().map(|(c, _)| swatch(*c, tty)).collect();
-        println!("\nquery \"{name}\"  {}", wanted.join("  "));
-        for (rank, nb) in hits[0].iter().enumerate() {
-            let p = &palettes[nb.id as usize];
-            let colours: Vec<String> =
-                p.iter().map(|(c, w)| format!("{} {:>3.0}%", swatch(*c, tty), w * 100.0)).collect();
-            println!("  {}. photo {:>5}  distance {:.3}  {}", rank + 1, nb.id, nb.distance, colours.join("  "));
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok().and_then(|c| c.to_str().map(str::to_owned));
+    let palette_of: std::collections::HashMap<String, &Palette> =
+        painted.iter().filter_map(|(path, p)| canonical(path).map(|c| (c, p))).collect();
+    let name_of = |path: &Option<String>| {
+        path.as_deref().and_then(|p| Path::new(p).file_name()).map(|n| n.to_string_lossy().into_owned())
+    };
+    let show = |hits: &[images::Hit]| {
+        for (i, h) in hits.iter().enumerate() {
+            let what = h.path.as_ref().and_then(|p| palette_of.get(p)).map(|p| palette_names(p)).unwrap_or_default();
+            println!(
+                "  {:>2}. {:.4}  {:<32} {}  ({what})",
+                i + 1,
+                h.distance,
+                name_of(&h.path).unwrap_or_default(),
+                swatches(&h.palette, tty)
+            );
         }
+    };
+
+    let index = Index::open_read_only(&dir)?;
+    let snap = index.snapshot();
+    let params = SearchParams::new(K);
+    let mut fractions = Vec::new();
+    for (title, names) in QUERIES {
+        let wanted: Vec<usize> = names.iter().map(|n| named(n)).collect();
+        let spec = wanted.iter().map(|&c| chromatica::color::to_hex(NAMED[c].1)[1..].to_owned()).collect::<Vec<_>>();
+        let spec = spec.join(",");
+        let t = Instant::now();
+        let q = Query::Colors(spec.clone()).prepare()?;
+        let hits = search_snapshot(&snap, &q.vector, &params)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        println!("\nquery \"{title}\" = --colors {spec}  {}  ({ms:.1} ms)", swatches(&q.palette, tty));
+        show(&hits);
+        let contains = |p: &Palette| wanted.iter().all(|w| p.iter().any(|(c, _)| c == w));
+        let right = hits
+            .iter()
+            .filter(|h| h.path.as_ref().and_then(|p| palette_of.get(p)).is_some_and(|p| contains(p)))
+            .count();
+        let exist = painted.iter().filter(|(_, p)| contains(p)).count();
+        let fraction = right as f64 / hits.len().max(1) as f64;
+        fractions.push(fraction);
+        println!(
+            "  check: {right}/{} of the top {K} were painted with {} ({exist} of the {IMAGES} images were)",
+            hits.len(),
+            names.join(" + ")
+        );
     }
 
-    // Recall of the compressed index against exact search, on held-out photos.
-    let nq = held_out.len() / d;
-    let t = Instant::now();
-    let found = index.search(held_out, &SearchParams::new(10))?;
-    let secs = t.elapsed().as_secs_f64();
-    let mut hits = 0;
-    for (qi, x) in held_out.chunks_exact(d).enumerate() {
-        let mut exact: Vec<(f32, usize)> = base.chunks_exact(d).map(|y| distance::l2sq(x, y)).zip(0..).collect();
-        exact.select_nth_unstable_by(9, |a, b| a.0.total_cmp(&b.0));
-        let truth: Vec<u64> = exact[..10].iter().map(|e| e.1 as u64).collect();
-        hits += found[qi].iter().filter(|nb| truth.contains(&nb.id)).count();
-    }
+    // An image query: the first painted image looks for images like it.
+    let (example, example_palette) = &painted[0];
+    let q = Query::Image(example.clone()).prepare()?;
+    let hits = search_snapshot(&snap, &q.vector, &params)?;
     println!(
-        "\nrecall@10    {:.3} against exact search ({nq} held-out photos, nprobe {}); {:.0} queries/s",
-        hits as f64 / (10 * nq) as f64,
-        config.nprobe,
-        nq as f64 / secs
+        "\nquery by image {} ({})  {}",
+        example.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        palette_names(example_palette),
+        swatches(&q.palette, tty)
     );
+    show(&hits);
+    let itself = hits.first().is_some_and(|h| h.path == canonical(example));
+    println!("  check: the nearest image is the query image itself: {}", if itself { "yes" } else { "NO" });
+
+    let mean = fractions.iter().sum::<f64>() / fractions.len() as f64;
+    println!(
+        "\nsummary: colour queries put {:.0}% of their top {K} on images painted with the queried colours \
+         ({}); index: {}; demo took {:.2}s",
+        mean * 100.0,
+        fractions.iter().map(|f| format!("{:.1}", f)).collect::<Vec<_>>().join(" "),
+        state_line(&s),
+        t0.elapsed().as_secs_f64()
+    );
+    println!("try it on your photos: chromatica index my.idx ~/Pictures && chromatica search my.idx --colors ff7f50,e1ad01 --html sheet.html");
+    if !itself || mean < 0.8 {
+        return Err(Error::InvalidInput(format!(
+            "demo self-check failed: {:.0}% of colour-query results match (want at least 80%), image query finds itself: {itself}",
+            mean * 100.0
+        )));
+    }
     Ok(())
 }

@@ -2,13 +2,15 @@
 
 mod bench;
 mod demo;
+mod html;
+mod images;
 mod inspect;
 mod maintain;
 mod progress;
 mod vectors;
 
 use chromatica::{Preset, Result};
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -20,9 +22,32 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Index 20,000 synthetic colour photos and run colour queries: the
-    /// whole engine on data it makes itself.
+    /// Paint 300 images of known palettes, index them, run colour and image
+    /// queries and check the answers.
+    ///
+    /// The whole image workflow on data it makes itself, in temporary
+    /// folders that are removed afterwards.
     Demo,
+    /// Index the images in folders (recursively) and files into DIR.
+    ///
+    /// Folders contribute every jpg, jpeg, png, webp, bmp, tif, tiff and gif
+    /// file (any case). DIR is created, as a self-training index, when it is
+    /// new or empty. Unchanged files (same size and mtime) are skipped,
+    /// changed ones replaced; unreadable images are warnings.
+    Index {
+        dir: PathBuf,
+        /// Folders (searched recursively) and image files.
+        #[arg(required = true, value_name = "FOLDER_OR_IMAGE")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Show an image's dominant colours, or (--json) its 1152-bin histogram.
+    ///
+    /// The histogram is L1-normalised, before the Hellinger transform.
+    Histogram {
+        image: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an empty, untrained index in DIR.
     Create {
         dir: PathBuf,
@@ -63,23 +88,53 @@ enum Command {
         #[arg(long)]
         ids: Option<PathBuf>,
     },
-    /// Search for the k nearest neighbours of each query vector.
+    /// Search by colours (--colors), by example image (--image), or by vectors.
+    ///
+    /// With --vectors, the k nearest neighbours of each vector in the file
+    /// are written to --out (and --distances).
+    #[command(group(ArgGroup::new("query").required(true).args(["colors", "image", "vectors"])))]
     Search {
         dir: PathBuf,
-        #[arg(long)]
-        vectors: PathBuf,
-        #[arg(long)]
+        /// Colours wanted, e.g. "ff7f50,e1ad01" or "ea6a81:0.3,f6d727:0.7".
+        #[arg(long, value_name = "SPEC")]
+        colors: Option<String>,
+        /// An example image: find images with similar colours.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// Query vectors (.fvecs or .npy); results go to --out.
+        #[arg(long, value_name = "FILE", requires = "out", conflicts_with_all = ["json", "html", "rerank", "candidates", "emd_epsilon", "emd_iterations"])]
+        vectors: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
         k: usize,
         #[arg(long)]
         nprobe: Option<usize>,
+        /// Re-rank the candidates by exact L2 (the default with a refine
+        /// store), by Sinkhorn EMD, or not at all.
+        #[arg(long, value_name = "l2|emd|none")]
+        rerank: Option<String>,
+        /// Candidates the PQ scan hands to the re-ranking (default 200).
+        #[arg(long)]
+        candidates: Option<usize>,
+        /// Entropic regularisation of the Sinkhorn EMD (implies --rerank emd).
+        #[arg(long)]
+        emd_epsilon: Option<f32>,
+        /// Sinkhorn iterations (implies --rerank emd).
+        #[arg(long)]
+        emd_iterations: Option<usize>,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Result ids, one row per query, -1 where fewer than k exist.
+        /// Print the query, results and timings as JSON.
         #[arg(long)]
-        out: PathBuf,
-        /// Result distances (squared L2), +inf where fewer than k exist.
-        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML contact sheet of the results.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// With --vectors: result ids, one row per query, -1 where fewer than k exist.
+        #[arg(long, requires = "vectors", conflicts_with_all = ["colors", "image"])]
+        out: Option<PathBuf>,
+        /// With --vectors: result distances (squared L2), +inf where fewer than k exist.
+        #[arg(long, requires = "out")]
         distances: Option<PathBuf>,
     },
     /// Measure train, add, search, recall and open time on a data set
@@ -149,9 +204,46 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Train { dir, vectors, sample, seed } => vectors::train(&dir, &vectors, sample, seed),
         Command::Add { dir, vectors, ids } => vectors::add(&dir, &vectors, ids.as_deref()),
-        Command::Search { dir, vectors, k, nprobe, threads, out, distances } => {
-            vectors::search(&dir, &vectors, k, nprobe, threads, &out, distances.as_deref())
+        Command::Search {
+            dir,
+            colors,
+            image,
+            vectors,
+            k,
+            nprobe,
+            rerank,
+            candidates,
+            emd_epsilon,
+            emd_iterations,
+            threads,
+            json,
+            html,
+            out,
+            distances,
+        } => {
+            let query = match (colors, image, vectors) {
+                (Some(spec), None, None) => images::Query::Colors(spec),
+                (None, Some(path), None) => images::Query::Image(path),
+                (None, None, Some(vectors)) => {
+                    let out = out.expect("clap: --vectors requires --out");
+                    return vectors::search(&dir, &vectors, k, nprobe, threads, &out, distances.as_deref());
+                }
+                _ => unreachable!("clap: exactly one of --colors, --image, --vectors"),
+            };
+            images::search(images::SearchArgs {
+                dir: &dir,
+                query,
+                k,
+                nprobe,
+                rerank: images::RerankArgs { rerank: rerank.as_deref(), emd_epsilon, emd_iterations },
+                candidates,
+                threads,
+                json,
+                html: html.as_deref(),
+            })
         }
+        Command::Index { dir, inputs } => images::index(&dir, &inputs),
+        Command::Histogram { image, json } => images::histogram(&image, json),
         Command::Demo => demo::run(),
         Command::Delete { dir, ids } => maintain::delete(&dir, &ids),
         Command::Compact { dir } => maintain::compact(&dir),

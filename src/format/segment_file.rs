@@ -303,7 +303,11 @@ impl Layout {
             if a > b {
                 return Err(Error::corrupt(file, (starts + 8 * s) as u64, "refine offsets decrease"));
             }
-            v.extend([starts + 8 * s..starts + 8 * (s + c + 1), bins + 2 * a..bins + 2 * b, values + 4 * a..values + 4 * b]);
+            v.extend([
+                starts + 8 * s..starts + 8 * (s + c + 1),
+                bins + 2 * a..bins + 2 * b,
+                values + 4 * a..values + 4 * b,
+            ]);
         }
         if let Some((starts, sizes, mtimes, blob_at, blob)) = self.records {
             let (a, b) = (Self::start(bytes, starts, s, blob, file)?, Self::start(bytes, starts, s + c, blob, file)?);
@@ -424,13 +428,21 @@ impl SegmentView {
         let h: SegmentHeader = read_checked_header(&bytes, file)?;
         let nlist = expect.nlist;
         if h.nlist.get() as usize != nlist {
-            return Err(Error::corrupt(file, 16, format!("segment has nlist {}, the index has {nlist}", h.nlist.get())));
+            return Err(Error::corrupt(
+                file,
+                16,
+                format!("segment has nlist {}, the index has {nlist}", h.nlist.get()),
+            ));
         }
         let qf = h.quantizer_file.get();
         let has_codes = qf != 0;
         let want_code_size = if has_codes { expect.code_size } else { 0 };
         if h.code_size.get() as usize != want_code_size {
-            return Err(Error::corrupt(file, 20, format!("code size {} where {want_code_size} is expected", h.code_size.get())));
+            return Err(Error::corrupt(
+                file,
+                20,
+                format!("code size {} where {want_code_size} is expected", h.code_size.get()),
+            ));
         }
         if has_codes && qf != expect.quantizer_file {
             return Err(Error::corrupt(file, 40, "segment was encoded with other quantizers"));
@@ -467,7 +479,11 @@ impl SegmentView {
             lists.push((e.start.get() as usize, e.count.get() as usize, e.crc.get()));
         }
         if next != layout.n as u64 {
-            return Err(Error::corrupt(file, l.start as u64, format!("lists hold {next} vectors, header says {}", layout.n)));
+            return Err(Error::corrupt(
+                file,
+                l.start as u64,
+                format!("lists hold {next} vectors, header says {}", layout.n),
+            ));
         }
         let mut section_crcs = Vec::new();
         let secs = layout.sections(&h);
@@ -585,10 +601,8 @@ impl SegmentView {
 
     /// Exact values of the vector at position `p` (refine store).
     pub fn refine(&self, p: usize) -> Result<RefineRef<'_>> {
-        let (starts, bins, values, nnz) = self
-            .layout
-            .refine
-            .ok_or_else(|| Error::InvalidInput(format!("{}: no refine store", self.name)))?;
+        let (starts, bins, values, nnz) =
+            self.layout.refine.ok_or_else(|| Error::InvalidInput(format!("{}: no refine store", self.name)))?;
         self.check_position(p)?;
         let a = Layout::start(&self.bytes, starts, p, nnz, &self.name)?;
         let b = Layout::start(&self.bytes, starts, p + 1, nnz, &self.name)?;
@@ -639,11 +653,16 @@ impl SegmentView {
             if self.layout.refine.is_some() {
                 let r = self.refine(p)?;
                 if let Some(k) = r.values.iter().position(|v| !v.get().is_finite()) {
-                    let at = self.layout.refine.expect("present").2 + 4 * k;
+                    // Byte offset of the bad value: where its slice sits in the file.
+                    let at = r.values.as_ptr() as usize - self.bytes.as_ptr() as usize + 4 * k;
                     return Err(Error::corrupt(&self.name, at as u64, "non-finite refine value"));
                 }
                 if r.dims.windows(2).any(|w| w[0].get() >= w[1].get()) {
-                    return Err(Error::corrupt(&self.name, 0, format!("refine dimensions of vector {p} not ascending")));
+                    return Err(Error::corrupt(
+                        &self.name,
+                        0,
+                        format!("refine dimensions of vector {p} not ascending"),
+                    ));
                 }
             }
             self.record(p)?;
@@ -665,9 +684,11 @@ mod tests {
         // 3 lists holding 2, 0 and the rest of the vectors; code size 3.
         let n = ids.len();
         let codes: Vec<u8> = (0..n * 3).map(|i| i as u8).collect();
-        let refine: Vec<Sparse> = (0..n).map(|i| (0..(i % 3) as u16).map(|d| (d * 2, i as f32 + 0.5)).collect()).collect();
-        let records: Vec<Record> =
-            (0..n).map(|i| Record { path: format!("img/{i}.jpg"), size: 100 + i as u64, mtime_ns: -(i as i64) }).collect();
+        let refine: Vec<Sparse> =
+            (0..n).map(|i| (0..(i % 3) as u16).map(|d| (d * 2, i as f32 + 0.5)).collect()).collect();
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record { path: format!("img/{i}.jpg"), size: 100 + i as u64, mtime_ns: -(i as i64) })
+            .collect();
         encode(&SegmentInput {
             code_size: 3,
             quantizer_file: 9,
@@ -707,7 +728,10 @@ mod tests {
             let r = v.refine(p).unwrap().to_sparse();
             assert_eq!(r, (0..(p % 3) as u16).map(|d| (d * 2, p as f32 + 0.5)).collect::<Sparse>());
             let rec = v.record(p).unwrap().unwrap();
-            assert_eq!((rec.path, rec.size, rec.mtime_ns), (format!("img/{p}.jpg").as_str(), 100 + p as u64, -(p as i64)));
+            assert_eq!(
+                (rec.path, rec.size, rec.mtime_ns),
+                (format!("img/{p}.jpg").as_str(), 100 + p as u64, -(p as i64))
+            );
             assert_eq!(v.id(p).unwrap(), 5 + p as u64);
         }
         assert!(v.refine_bytes() > 0 && v.record_bytes() > 0);
@@ -733,7 +757,8 @@ mod tests {
     #[test]
     fn mismatched_shape_is_refused() {
         let b = build(&[1, 2, 3], false);
-        let e = SegmentView::open(Bytes::Owned(Arc::new(b)), "s".into(), Expect { nlist: 4, ..expect(false) }).unwrap_err();
+        let e =
+            SegmentView::open(Bytes::Owned(Arc::new(b)), "s".into(), Expect { nlist: 4, ..expect(false) }).unwrap_err();
         assert!(e.to_string().contains("nlist"));
     }
 }

@@ -191,7 +191,12 @@ impl Snapshot {
                     continue;
                 }
                 let (codes, ids) = seg.list(l)?;
-                let list = List { codes, ids, hide: self.hider(si), base: Location { segment: si as u32, position: seg.list_start(l) as u32 }.pack() };
+                let list = List {
+                    codes,
+                    ids,
+                    hide: self.hider(si),
+                    base: Location { segment: si as u32, position: seg.list_start(l) as u32 }.pack(),
+                };
                 scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top);
             }
         }
@@ -238,17 +243,19 @@ impl Snapshot {
 
     /// The record (path, size, mtime) of a result, if its segment has records.
     pub fn record(&self, at: Location) -> Result<Option<crate::format::segment_file::Record>> {
-        let seg = self.segments.get(at.segment as usize).ok_or_else(|| {
-            Error::InvalidInput(format!("location {at:?} does not belong to this snapshot"))
-        })?;
+        let seg = self
+            .segments
+            .get(at.segment as usize)
+            .ok_or_else(|| Error::InvalidInput(format!("location {at:?} does not belong to this snapshot")))?;
         Ok(seg.record(at.position as usize)?.map(|r| r.to_record()))
     }
 
     /// The exact stored vector of a result (refine store), dense.
     pub fn vector(&self, at: Location) -> Result<Vec<f32>> {
-        let seg = self.segments.get(at.segment as usize).ok_or_else(|| {
-            Error::InvalidInput(format!("location {at:?} does not belong to this snapshot"))
-        })?;
+        let seg = self
+            .segments
+            .get(at.segment as usize)
+            .ok_or_else(|| Error::InvalidInput(format!("location {at:?} does not belong to this snapshot")))?;
         let mut v = vec![0f32; self.manifest.config.dim];
         for (k, x) in seg.refine(at.position as usize)?.iter() {
             v[k] = x;

@@ -7,8 +7,8 @@ use super::{commit_or_clean, write_numbered, write_segment, Batch};
 use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
 use crate::format::segment_file::{Record, Sparse};
-use crate::quantizer::Quantizers;
 use crate::format::{quantizer_name, segment_name, tombstone_name};
+use crate::quantizer::Quantizers;
 use crate::read::Snapshot;
 use crate::storage::Storage;
 

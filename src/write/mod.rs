@@ -98,7 +98,7 @@ impl Batch {
     /// Reorders the batch by list (stable) and counts each list.
     fn grouped(self, nlist: usize) -> (Vec<u32>, Batch) {
         let n = self.len();
-        let cs = if n == 0 { 0 } else { self.codes.len() / n };
+        let cs = self.codes.len().checked_div(n).unwrap_or(0);
         let mut counts = vec![0u32; nlist];
         for &l in &self.lists {
             counts[l as usize] += 1;
@@ -217,32 +217,56 @@ pub fn create(storage: &dyn Storage, config: Config) -> Result<Manifest> {
     Ok(m)
 }
 
-/// The newest manifest that decodes, with every manifest's generation, or
-/// `None` if there is no manifest at all. A newer manifest that fails its
-/// checks (torn or damaged) is skipped in favour of the newest valid one; if
-/// none is valid, the newest one's error is returned.
+/// The newest manifest that decodes, or `None` if there is no manifest at
+/// all. A newer manifest that fails its checks (torn or damaged) is skipped
+/// in favour of the newest valid one; if none is valid, the newest one's
+/// error is returned.
 pub fn latest_manifest(storage: &dyn Storage) -> Result<Option<Manifest>> {
-    let mut gens: Vec<u64> = storage.list()?.iter().filter_map(|n| parse_manifest_name(n)).collect();
-    gens.sort_unstable_by(|a, b| b.cmp(a));
-    let mut first_err = None;
-    for g in gens {
-        let name = manifest_name(g);
-        let decoded = storage.map(&name).and_then(|b| Manifest::decode(&b, &storage.describe(&name)));
-        match decoded {
-            Ok(m) if m.generation == g => return Ok(Some(m)),
-            Ok(_) => {
-                first_err.get_or_insert(Error::corrupt(
-                    storage.describe(&name),
-                    16,
-                    "generation differs from file name",
-                ));
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
+    Ok(find_manifest(storage)?.map(|f| f.manifest))
+}
+
+/// What [`find_manifest`] found.
+pub struct Found {
+    pub manifest: Manifest,
+    /// A newer manifest failed its checks and was passed over: its files
+    /// must not be treated as leftovers.
+    pub skipped_damaged: bool,
+}
+
+/// [`latest_manifest`], saying whether a damaged newer manifest was skipped.
+/// A manifest that vanishes between listing and reading was retired by a
+/// writer that just published a newer one: the directory is listed again.
+pub fn find_manifest(storage: &dyn Storage) -> Result<Option<Found>> {
+    let mut attempt = 0;
+    'list: loop {
+        let mut gens: Vec<u64> = storage.list()?.iter().filter_map(|n| parse_manifest_name(n)).collect();
+        gens.sort_unstable_by(|a, b| b.cmp(a));
+        let mut first_err = None;
+        for g in gens {
+            let name = manifest_name(g);
+            let decoded = storage.map(&name).and_then(|b| Manifest::decode(&b, &storage.describe(&name)));
+            match decoded {
+                Ok(m) if m.generation == g => {
+                    return Ok(Some(Found { manifest: m, skipped_damaged: first_err.is_some() }));
+                }
+                Ok(_) => {
+                    first_err.get_or_insert(Error::corrupt(
+                        storage.describe(&name),
+                        16,
+                        "generation differs from file name",
+                    ));
+                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 100 => {
+                    attempt += 1;
+                    continue 'list;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
+        return first_err.map_or(Ok(None), Err);
     }
-    first_err.map_or(Ok(None), Err)
 }
 
 /// Removes what a crash may have left behind: temporary files, manifests

@@ -1,0 +1,72 @@
+//! Writes the seed corpora under fuzz/corpus-seeds/ from genuine tiny
+//! indexes built in a `MemStorage` (one plain, one with the refine store and
+//! records). Run from fuzz/:
+//!
+//!     cargo run --example make_seeds
+//!
+//! Each seed is the input format of its target: a mode byte (0 = bytes as
+//! they are; 7 = repair checksums, header and shape), the target's
+//! expectation bytes, then a real file. Also checks that the checksum
+//! repairs of `chromatica_fuzz` leave genuine files unchanged.
+
+use chromatica_fuzz::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn main() {
+    layout_matches_the_engine();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus-seeds");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut written = (0usize, 0usize);
+    for rich in [false, true] {
+        // Every distinct file the tiny index ever held, by name.
+        let mut seen: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let (_s, _index) = populated_tiny_index(rich, |s| {
+            for (name, bytes) in files_of(s) {
+                seen.entry(name).or_insert(bytes);
+            }
+        });
+        let tag = if rich { "rich" } else { "plain" };
+        for (name, bytes) in &seen {
+            let (target, prefix): (&str, Vec<u8>) = if name.starts_with("MANIFEST-") {
+                ("manifest", vec![])
+            } else if name.ends_with(".qnt") {
+                // dim 8, nlist 2, m 2, nbits 4.
+                ("quantizer_file", vec![7, 1, 1, 3])
+            } else if name.ends_with(".seg") {
+                // nlist 2, code size 1, quantizer file 1, refine bit + dim 8.
+                ("segment_file", vec![1, 0, 1, 14 | u8::from(rich)])
+            } else if name.ends_with(".del") {
+                ("tombstone_file", vec![])
+            } else {
+                continue;
+            };
+            // The quantizers and tombstones are the same in both indexes.
+            if rich && matches!(target, "quantizer_file" | "tombstone_file") {
+                continue;
+            }
+            let modes: &[u8] = if target == "segment_file" { &[0, 7] } else { &[0] };
+            for &mode in modes {
+                let mut input = vec![mode];
+                input.extend_from_slice(&prefix);
+                input.extend_from_slice(bytes);
+                let dir = root.join(target);
+                std::fs::create_dir_all(&dir).unwrap();
+                written.0 += 1;
+                written.1 += input.len();
+                std::fs::write(dir.join(format!("{tag}-{name}.mode{mode}")), input).unwrap();
+            }
+        }
+    }
+    // A segment without codes: an untrained index keeps exact vectors only.
+    let (s, index) = tiny_index(true, false);
+    index.add(&vectors(0, 6, 8), None).expect("add untrained");
+    for (name, bytes) in files_of(&s).into_iter().filter(|(n, _)| n.ends_with(".seg")) {
+        let mut input = vec![0, 1, 0, 1, 15];
+        input.extend_from_slice(&bytes);
+        written.0 += 1;
+        written.1 += input.len();
+        std::fs::write(root.join("segment_file").join(format!("untrained-{name}.mode0")), input).unwrap();
+    }
+    println!("wrote {} seed files ({} bytes) under {}", written.0, written.1, root.display());
+}

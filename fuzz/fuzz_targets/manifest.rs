@@ -1,0 +1,31 @@
+//! Manifest decoding on arbitrary bytes: never panics, and whatever decodes
+//! re-encodes to the same bytes and decodes to an equal manifest.
+//!
+//! Input: one mode byte (see `chromatica_fuzz::MODE_*`), then the file.
+#![no_main]
+
+use chromatica::format::manifest::Manifest;
+use chromatica::format::FileKind;
+use chromatica_fuzz::*;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, file)) = data.split_first() else { return };
+    let mut file = file.to_vec();
+    if mode & MODE_FIX_HEADER != 0 {
+        fix_file_header(&mut file, FileKind::Manifest);
+    }
+    if mode & MODE_FIX_CRC != 0 {
+        fix_manifest_crcs(&mut file);
+    }
+    let Ok(m) = Manifest::decode(&file, "fuzz") else { return };
+    let again = m.encode();
+    let back = Manifest::decode(&again, "fuzz").expect("an encoded manifest must decode");
+    assert_eq!(back, m, "decode(encode(m)) != m");
+    assert!(again == file, "a manifest that decodes must be the canonical encoding of what it decodes to");
+    // Helpers on a decoded manifest must not panic either.
+    let _ = m.file_numbers();
+    for name in ["MANIFEST-0000000000000001", "0000000000000002.seg", "x.tmp", "LOCK"] {
+        let _ = m.is_leftover(name);
+    }
+});

@@ -1,0 +1,164 @@
+//! Segment opening on arbitrary bytes, for a small expected shape: never
+//! panics or reads out of bounds. When a segment opens, every list (every
+//! code and id) and every position's id, refine values and record can be
+//! read or fail cleanly, and `verify` never panics. A segment that verifies
+//! must read consistently (lists add up, list reads match position reads,
+//! refine dimensions in range and ascending) and re-encode to a segment
+//! holding the same lists, ids, refine values and records.
+//!
+//! Input: one mode byte (see `chromatica_fuzz::MODE_*`), four expectation
+//! bytes — nlist 1..=8, code size 1..=8, quantizer file 0..=255, and a byte
+//! whose bit 0 is `refine` and whose other bits give dim 1..=16 — then the
+//! file. The seeds' bytes are 1, 0, 1, 14 (plain: nlist 2, code size 1,
+//! quantizer file 1, dim 8) or 1, 0, 1, 15 (the same with refine).
+#![no_main]
+
+use chromatica::format::segment_file::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse};
+use chromatica::format::FileKind;
+use chromatica::storage::Bytes;
+use chromatica::Record;
+use chromatica_fuzz::*;
+use libfuzzer_sys::fuzz_target;
+use std::mem::offset_of;
+use std::sync::Arc;
+
+/// Everything a segment holds, position by position (list order).
+#[derive(Debug, PartialEq)]
+struct Content {
+    counts: Vec<u32>,
+    codes: Vec<u8>,
+    ids: Vec<u64>,
+    /// Refine values as bit patterns, so that NaN compares equal to itself.
+    refine: Option<Vec<Vec<(u16, u32)>>>,
+    records: Option<Vec<Record>>,
+}
+
+fn to_sparse(rows: &[Vec<(u16, u32)>]) -> Vec<Sparse> {
+    rows.iter().map(|r| r.iter().map(|&(d, x)| (d, f32::from_bits(x))).collect()).collect()
+}
+
+fn open(bytes: Vec<u8>, expect: Expect) -> chromatica::Result<SegmentView> {
+    SegmentView::open(Bytes::Owned(Arc::new(bytes)), "fuzz".into(), expect)
+}
+
+/// Reads every list and every position. `None` if anything fails its
+/// checks; panics only on an inconsistency between successful reads.
+fn read_all(v: &SegmentView, e: &Expect) -> Option<Content> {
+    let mut c = Content { counts: vec![], codes: vec![], ids: vec![], refine: None, records: None };
+    let mut ok = true;
+    let mut next = 0usize;
+    for l in 0..e.nlist {
+        assert_eq!(v.list_start(l), next, "list {l} does not start where the previous one ended");
+        next += v.list_len(l);
+        match v.list(l) {
+            Ok((codes, ids)) => {
+                assert_eq!(ids.len(), v.list_len(l), "list {l}: id count");
+                if v.has_codes() {
+                    assert_eq!(codes.len(), ids.len() * e.code_size, "list {l}: codes and ids disagree");
+                } else {
+                    assert!(codes.is_empty(), "list {l}: codes in a segment without codes");
+                }
+                c.counts.push(ids.len() as u32);
+                c.codes.extend_from_slice(codes);
+                c.ids.extend(ids.iter());
+            }
+            Err(_) => ok = false,
+        }
+    }
+    assert_eq!(next as u64, v.vectors(), "list lengths do not add up to the vector count");
+    let n = v.vectors() as usize;
+    let mut refine = e.refine.then(Vec::new);
+    let mut records = v.has_records().then(Vec::new);
+    for p in 0..n {
+        let at = v.id_offset(p) as usize;
+        assert!(at + v.id_width() <= v.file_bytes(), "id offset past the end");
+        match v.id(p) {
+            Ok(id) => {
+                if ok {
+                    assert_eq!(id, c.ids[p], "position {p}: id() and list() disagree");
+                }
+            }
+            Err(_) => ok = false,
+        }
+        if let Some(r) = &mut refine {
+            match v.refine(p) {
+                Ok(x) => {
+                    assert!(x.iter().all(|(d, _)| d < e.dim), "position {p}: refine dimension out of range");
+                    r.push(x.to_sparse().into_iter().map(|(d, x)| (d, x.to_bits())).collect());
+                }
+                Err(_) => ok = false,
+            }
+        } else {
+            assert!(v.refine(p).is_err(), "refine values in a segment without a refine store");
+        }
+        match (v.record(p), &mut records) {
+            (Ok(Some(r)), Some(out)) => out.push(r.to_record()),
+            (Ok(None), None) => {}
+            (Ok(_), _) => panic!("position {p}: record presence disagrees with has_records"),
+            (Err(_), _) => ok = false,
+        }
+    }
+    assert!(v.id(n).is_err() && v.record(n).map_or(true, |r| r.is_none()) && v.refine(n).is_err());
+    c.refine = refine;
+    c.records = records;
+    ok.then_some(c)
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 5 {
+        return;
+    }
+    let mode = data[0];
+    let expect = Expect {
+        nlist: 1 + data[1] as usize % 8,
+        code_size: 1 + data[2] as usize % 8,
+        quantizer_file: data[3] as u64,
+        refine: data[4] & 1 != 0,
+        dim: 1 + (data[4] >> 1) as usize % 16,
+    };
+    let mut file = data[5..].to_vec();
+    if mode & MODE_FIX_HEADER != 0 {
+        fix_file_header(&mut file, FileKind::Segment);
+    }
+    if mode & MODE_FIX_SHAPE != 0 && file.len() >= SEGMENT_HEADER {
+        put_u32(&mut file, offset_of!(SegmentHeader, nlist), expect.nlist as u32);
+        if get_u64(&file, offset_of!(SegmentHeader, quantizer_file)) != 0 {
+            put_u32(&mut file, offset_of!(SegmentHeader, code_size), expect.code_size as u32);
+            put_u64(&mut file, offset_of!(SegmentHeader, quantizer_file), expect.quantizer_file);
+        }
+    }
+    if mode & MODE_FIX_CRC != 0 {
+        fix_segment_crcs(&mut file);
+    }
+    let Ok(view) = open(file, expect) else { return };
+    let first = read_all(&view, &expect);
+    // A second pass goes through the "already checked" paths.
+    let second = read_all(&view, &expect);
+    assert_eq!(first, second, "reading a segment twice gave different results");
+    if view.verify().is_err() {
+        return;
+    }
+    let c = first.expect("verify passed, so every list and position must read");
+    if let Some(r) = &c.refine {
+        for (p, row) in r.iter().enumerate() {
+            assert!(row.windows(2).all(|w| w[0].0 < w[1].0), "position {p}: verify passed unsorted refine dims");
+            assert!(row.iter().all(|x| f32::from_bits(x.1).is_finite()), "position {p}: verify passed a non-finite value");
+        }
+    }
+    // Re-encode: the canonical file holds the same content.
+    let has_codes = view.has_codes();
+    let refine = c.refine.as_deref().map(to_sparse);
+    let again = segment_file::encode(&SegmentInput {
+        code_size: if has_codes { expect.code_size } else { 0 },
+        quantizer_file: if has_codes { expect.quantizer_file } else { 0 },
+        counts: &c.counts,
+        codes: &c.codes,
+        ids: &c.ids,
+        refine: refine.as_deref(),
+        records: c.records.as_deref(),
+    });
+    let reopened = open(again, expect).expect("an encoded segment must open");
+    reopened.verify().expect("an encoded segment must verify");
+    assert_eq!(reopened.has_codes(), has_codes);
+    assert_eq!(read_all(&reopened, &expect).as_ref(), Some(&c), "the re-encoded segment holds something else");
+});

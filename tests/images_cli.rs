@@ -1,0 +1,447 @@
+//! Integration tests of the image commands of the `chromatica` binary:
+//! `index` (incremental, tolerant of bad files), `search --colors/--image`
+//! (text, JSON, HTML contact sheet, re-ranking), `histogram`, and their
+//! error paths.
+
+use image::{Rgb, RgbImage};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+const RED: [u8; 3] = [0xe6, 0x19, 0x4b];
+const BLUE: [u8; 3] = [0x43, 0x63, 0xd8];
+const GREEN: [u8; 3] = [0x3c, 0xb4, 0x4b];
+const YELLOW: [u8; 3] = [0xff, 0xe1, 0x19];
+const ORANGE: [u8; 3] = [0xf5, 0x82, 0x31];
+const PURPLE: [u8; 3] = [0x91, 0x1e, 0xb4];
+/// In no generated image until a test paints one with it.
+const CYAN: [u8; 3] = [0x00, 0xce, 0xd1];
+const IMAGES: usize = 60;
+/// Images painted red and blue; no other image has both.
+const RED_BLUE: usize = 8;
+
+fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chromatica")).args(args).output().expect("run the chromatica binary")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn argv<S: AsRef<OsStr>>(args: &[S]) -> Vec<String> {
+    args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect()
+}
+
+/// Runs a command that must succeed; returns (stdout, stderr).
+fn ok<S: AsRef<OsStr>>(args: &[S]) -> (String, String) {
+    let out = run(args);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{:?} failed ({}):\nstdout: {so}\nstderr: {se}", argv(args), out.status);
+    (so, se)
+}
+
+/// Runs a command that must fail with exit status 1 and exactly one stderr
+/// line starting with "error: "; returns that line.
+fn fails<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let out = run(args);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{:?}: status {}; stderr: {se}", argv(args), out.status);
+    let lines: Vec<&str> = se.lines().collect();
+    assert_eq!(lines.len(), 1, "{:?}: stderr is not one line: {se:?}", argv(args));
+    assert!(lines[0].starts_with("error: "), "{:?}: {se:?}", argv(args));
+    lines[0].to_owned()
+}
+
+/// Runs a command that clap must reject (exit status 2).
+fn usage_error<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let out = run(args);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{:?}: status {}; stderr: {se}", argv(args), out.status);
+    assert!(se.starts_with("error: "), "{se}");
+    se
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+fn hex(c: [u8; 3]) -> String {
+    format!("{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+}
+
+/// A 64×48 PNG of vertical stripes, one per colour, with a little
+/// deterministic noise.
+fn paint(path: &Path, colours: &[[u8; 3]], seed: u32) {
+    let mut img = RgbImage::new(64, 48);
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        let c = colours[(x as usize * colours.len()) / 64];
+        let n = (x.wrapping_mul(31) ^ y.wrapping_mul(17) ^ seed.wrapping_mul(101)) % 9;
+        *px = Rgb(c.map(|v| (v as i32 + n as i32 - 4).clamp(0, 255) as u8));
+    }
+    img.save(path).unwrap();
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    folder: PathBuf,
+    idx: PathBuf,
+    /// Canonical path and colours of each image.
+    images: Vec<(PathBuf, Vec<[u8; 3]>)>,
+}
+
+impl Fixture {
+    /// 60 images in `root/photos` (some in a sub-folder): the first 8 red
+    /// and blue, the rest from green, yellow, orange and purple, with red or
+    /// blue (never both) now and then. Not indexed yet.
+    fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let folder = root.join("photos");
+        std::fs::create_dir_all(folder.join("sub/deeper")).unwrap();
+        let others = [GREEN, YELLOW, ORANGE, PURPLE];
+        let mut images = Vec::new();
+        for i in 0..IMAGES {
+            let colours: Vec<[u8; 3]> = if i < RED_BLUE {
+                if i % 2 == 0 {
+                    vec![RED, BLUE]
+                } else {
+                    vec![BLUE, RED, BLUE, RED]
+                }
+            } else {
+                let mut c = vec![others[i % 4]];
+                if i % 3 == 0 {
+                    c.push(others[(i / 4) % 4]);
+                }
+                if i % 5 == 0 {
+                    c.push(if i % 2 == 0 { RED } else { BLUE });
+                }
+                c
+            };
+            let dir = match i % 3 {
+                0 => folder.clone(),
+                1 => folder.join("sub"),
+                _ => folder.join("sub/deeper"),
+            };
+            let ext = ["png", "PNG", "png"][i % 3];
+            let path = dir.join(format!("img{i:02}.{ext}"));
+            paint(&path, &colours, i as u32);
+            images.push((path, colours));
+        }
+        // Not images: skipped by extension.
+        std::fs::write(folder.join("notes.txt"), "not an image").unwrap();
+        let idx = root.join("idx");
+        Fixture { _tmp: tmp, root, folder, idx, images }
+    }
+
+    /// A fixture already indexed.
+    fn indexed() -> Fixture {
+        let f = Fixture::new();
+        let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
+        assert!(so.contains("added 60, updated 0, unchanged 0, failed 0"), "{so}");
+        assert!(se.is_empty(), "{se}");
+        f
+    }
+
+    fn colours_of(&self, path: &str) -> &[[u8; 3]] {
+        &self.images.iter().find(|(q, _)| p(q) == path).unwrap_or_else(|| panic!("unknown path {path}")).1
+    }
+
+    fn search_json(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["search", p(&self.idx), "--json"];
+        args.extend_from_slice(extra);
+        let (so, _) = ok(&args);
+        serde_json::from_str(&so).unwrap_or_else(|e| panic!("not JSON ({e}): {so}"))
+    }
+}
+
+fn result_paths(v: &Value) -> Vec<String> {
+    v["results"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap().to_owned()).collect()
+}
+
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+#[test]
+fn index_and_search_by_colours() {
+    let f = Fixture::indexed();
+    let (so, _) = ok(&["inspect", p(&f.idx)]);
+    assert!(so.contains("60 live"), "{so}");
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    let (so, _) = ok(&["search", p(&f.idx), "--colors", &spec, "--k", "5"]);
+    assert!(!so.contains('\x1b'), "escape codes when stdout is not a terminal: {so:?}");
+    let lines: Vec<&str> = so.lines().collect();
+    // The query palette first, then 5 results, then a timing line.
+    assert!(lines[0].starts_with("query") && lines[0].contains("#e6194b") && lines[0].contains("#4363d8"), "{so}");
+    for (rank, line) in lines[1..6].iter().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], (rank + 1).to_string(), "{line}");
+        assert!(fields[1].parse::<f32>().is_ok(), "{line}");
+        let colours = f.colours_of(fields[2]);
+        assert!(colours.contains(&RED) && colours.contains(&BLUE), "rank {}: {line}", rank + 1);
+        assert!(fields[3..].iter().all(|h| h.len() == 7 && h.starts_with('#')), "{line}");
+    }
+    assert_eq!(lines.len(), 7, "{so}");
+}
+
+#[test]
+fn json_output_has_exactly_the_documented_keys() {
+    let f = Fixture::indexed();
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    let v = f.search_json(&["--colors", &spec, "--k", "3"]);
+    assert_eq!(keys(&v), BTreeSet::from(["query", "results", "timings_ms"]));
+    assert_eq!(keys(&v["query"]), BTreeSet::from(["colors", "palette", "k", "rerank", "nprobe", "candidates"]));
+    assert_eq!(v["query"]["colors"], spec);
+    assert_eq!(v["query"]["palette"], serde_json::json!(["#e6194b", "#4363d8"]));
+    assert_eq!(v["query"]["k"], 3);
+    assert_eq!(v["query"]["rerank"], "l2");
+    assert_eq!(keys(&v["timings_ms"]), BTreeSet::from(["histogram", "search", "total"]));
+    for t in ["histogram", "search", "total"] {
+        assert!(v["timings_ms"][t].as_f64().unwrap() >= 0.0);
+    }
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let mut last = f64::NEG_INFINITY;
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(keys(r), BTreeSet::from(["rank", "id", "path", "distance", "dominant_colors"]));
+        assert_eq!(r["rank"], i + 1);
+        assert!(r["id"].as_u64().is_some());
+        let d = r["distance"].as_f64().unwrap();
+        assert!(d >= last, "results not nearest first");
+        last = d;
+        let colours = r["dominant_colors"].as_array().unwrap();
+        assert!(!colours.is_empty() && colours.len() <= 5);
+        for c in colours {
+            let c = c.as_str().unwrap();
+            assert!(c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit()), "{c}");
+        }
+        let got = f.colours_of(r["path"].as_str().unwrap());
+        assert!(got.contains(&RED) && got.contains(&BLUE));
+    }
+}
+
+#[test]
+fn html_contact_sheet_embeds_thumbnails_and_escapes_paths() {
+    let f = Fixture::new();
+    let odd = f.folder.join("red&blue <8>.png");
+    paint(&odd, &[RED, BLUE], 99);
+    ok(&["index", p(&f.idx), p(&f.folder)]);
+    let sheet = f.root.join("out/sheet.html");
+    std::fs::create_dir_all(sheet.parent().unwrap()).unwrap();
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    let (so, se) = ok(&["search", p(&f.idx), "--colors", &spec, "--k", "9", "--html", p(&sheet)]);
+    assert!(so.lines().count() >= 10, "{so}");
+    assert!(se.contains(p(&sheet)), "{se}");
+    let html = std::fs::read_to_string(&sheet).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<img src=\"data:image/png;base64,"), "no embedded thumbnail");
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 9);
+    assert!(html.contains("red&amp;blue &lt;8&gt;.png"), "path not escaped");
+    assert!(!html.contains("red&blue <8>"), "raw path in HTML");
+    assert!(html.contains("background:#e6194b"), "query palette missing");
+    // Written atomically: nothing else is left beside it.
+    let left: Vec<_> = std::fs::read_dir(sheet.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![OsStr::new("sheet.html").to_owned()]);
+    // JSON and HTML together: stdout stays pure JSON.
+    let again = f.root.join("out/again.html");
+    let v = f.search_json(&["--colors", &spec, "--html", p(&again)]);
+    assert_eq!(v["results"].as_array().unwrap().len(), 10);
+    assert!(again.exists());
+}
+
+#[test]
+fn reindexing_skips_unchanged_and_replaces_changed_images() {
+    let f = Fixture::indexed();
+    let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 0, updated 0, unchanged 60, failed 0"), "{so}");
+    assert!(se.is_empty(), "{se}");
+
+    let everything = f.search_json(&["--colors", &hex(GREEN), "--k", "100"]);
+    assert_eq!(everything["results"].as_array().unwrap().len(), 60);
+    let (target, _) = &f.images[20];
+    let old_id = everything["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == p(target))
+        .map(|r| r["id"].as_u64().unwrap())
+        .unwrap();
+
+    // Repaint it in a colour no other image has, with a different mtime.
+    paint(target, &[CYAN], 7);
+    let later = SystemTime::now() + Duration::from_secs(10);
+    std::fs::File::options().write(true).open(target).unwrap().set_modified(later).unwrap();
+    let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 0, updated 1, unchanged 59, failed 0"), "{so}");
+
+    let v = f.search_json(&["--colors", &hex(CYAN), "--k", "1"]);
+    assert_eq!(result_paths(&v), vec![p(target).to_owned()]);
+    let new_id = v["results"][0]["id"].as_u64().unwrap();
+    assert_ne!(new_id, old_id);
+    let all = f.search_json(&["--colors", &hex(GREEN), "--k", "100"]);
+    let results = all["results"].as_array().unwrap();
+    assert_eq!(results.len(), 60, "the old vector must be gone, not kept beside the new one");
+    assert!(results.iter().all(|r| r["id"].as_u64() != Some(old_id)), "old id {old_id} still found");
+    let paths: BTreeSet<String> = result_paths(&all).into_iter().collect();
+    assert_eq!(paths.len(), 60);
+
+    // And nothing changes the next time.
+    let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 0, updated 0, unchanged 60, failed 0"), "{so}");
+}
+
+#[test]
+fn unreadable_images_are_reported_and_skipped() {
+    let f = Fixture::new();
+    let bad = f.folder.join("sub/garbage.jpg");
+    std::fs::write(&bad, b"this is not a JPEG").unwrap();
+    let empty = f.folder.join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 60, updated 0, unchanged 0, failed 2"), "{so}");
+    let warnings: Vec<&str> = se.lines().collect();
+    assert_eq!(warnings.len(), 2, "{se}");
+    for path in [&bad, &empty] {
+        let prefix = format!("warning: {}: ", p(path));
+        assert_eq!(warnings.iter().filter(|w| w.starts_with(&prefix)).count(), 1, "{path:?} not reported: {se}");
+    }
+    // A bad file is tried again next time (it is not recorded).
+    let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 0, updated 0, unchanged 60, failed 2"), "{so}");
+    // Single files can be given too, bad or good.
+    let (so, se) = ok(&["index", p(&f.idx), p(&bad), p(&f.images[0].0)]);
+    assert!(so.contains("added 0, updated 0, unchanged 1, failed 1"), "{so}");
+    assert!(se.contains(p(&bad)), "{se}");
+}
+
+#[test]
+fn histogram_json_sums_to_one() {
+    let f = Fixture::new();
+    let (img, _) = &f.images[0];
+    let (so, _) = ok(&["histogram", p(img), "--json"]);
+    let v: Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(keys(&v), BTreeSet::from(["histogram", "dominant_colors"]));
+    let h: Vec<f64> = v["histogram"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(h.len(), 1152);
+    assert!(h.iter().all(|&x| x >= 0.0));
+    let sum: f64 = h.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-4, "sum {sum}");
+    let colours = v["dominant_colors"].as_array().unwrap();
+    assert!(!colours.is_empty() && colours.len() <= 5);
+    assert!(colours.iter().all(|c| c.as_str().is_some_and(|c| c.len() == 7 && c.starts_with('#'))));
+
+    let (so, _) = ok(&["histogram", p(img)]);
+    assert!(so.contains("bins non-zero"), "{so}");
+    assert!(!so.contains('\x1b'));
+    fails(&["histogram", p(&f.root.join("missing.png"))]);
+}
+
+#[test]
+fn search_by_example_image() {
+    let f = Fixture::indexed();
+    let (img, _) = &f.images[3];
+    let v = f.search_json(&["--image", p(img), "--k", "5"]);
+    assert_eq!(v["query"]["image"], p(img));
+    assert!(v["query"].get("colors").is_none());
+    assert_eq!(v["results"][0]["path"], p(img));
+    assert!(v["results"][0]["distance"].as_f64().unwrap() < 1e-4);
+    for path in result_paths(&v).iter().take(RED_BLUE.min(5)) {
+        let c = f.colours_of(path);
+        assert!(c.contains(&RED) && c.contains(&BLUE), "{path}");
+    }
+    let (so, _) = ok(&["search", p(&f.idx), "--image", p(img), "--k", "2"]);
+    assert!(so.contains(p(img)), "{so}");
+}
+
+#[test]
+fn rerank_by_emd_and_none() {
+    let f = Fixture::indexed();
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    for (args, name) in [
+        (vec!["--rerank", "emd", "--emd-epsilon", "0.1", "--emd-iterations", "20"], "emd"),
+        (vec!["--emd-iterations", "30"], "emd"),
+        (vec!["--rerank", "none"], "none"),
+        (vec!["--rerank", "l2", "--candidates", "20", "--threads", "1"], "l2"),
+    ] {
+        let mut all = vec!["--colors", spec.as_str(), "--k", "5"];
+        all.extend(args.iter().copied());
+        let v = f.search_json(&all);
+        assert_eq!(v["query"]["rerank"], name, "{args:?}");
+        let paths = result_paths(&v);
+        assert_eq!(paths.len(), 5, "{args:?}");
+        assert!(paths.iter().any(|q| f.colours_of(q).contains(&RED) && f.colours_of(q).contains(&BLUE)));
+        let d: Vec<f64> = v["results"].as_array().unwrap().iter().map(|r| r["distance"].as_f64().unwrap()).collect();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "{args:?}: {d:?}");
+    }
+    // Exact L2 and no re-ranking (exact search on a small index) put a
+    // red-and-blue image first; EMD ranks an image of the example's colours
+    // first (Sinkhorn's blur can tie near-identical images).
+    for rerank in ["l2", "none"] {
+        let v = f.search_json(&["--colors", &spec, "--k", "1", "--rerank", rerank]);
+        let c = f.colours_of(v["results"][0]["path"].as_str().unwrap());
+        assert!(c.contains(&RED) && c.contains(&BLUE), "{rerank}: {v}");
+    }
+    let (img, colours) = &f.images[5];
+    let v = f.search_json(&["--image", p(img), "--k", "3", "--rerank", "emd"]);
+    let top: BTreeSet<_> = f.colours_of(v["results"][0]["path"].as_str().unwrap()).iter().collect();
+    assert_eq!(top, colours.iter().collect(), "{v}");
+    assert_eq!(v["query"]["rerank"], "emd");
+    let (so, _) = ok(&["search", p(&f.idx), "--colors", &spec, "--rerank", "emd", "--k", "3"]);
+    assert_eq!(so.lines().count(), 5, "{so}");
+    let idx = p(&f.idx);
+    fails(&["search", idx, "--colors", &spec, "--rerank", "bogus"]);
+    fails(&["search", idx, "--colors", &spec, "--rerank", "l2", "--emd-epsilon", "0.1"]);
+    fails(&["search", idx, "--colors", &spec, "--rerank", "emd", "--emd-epsilon=-1"]);
+    fails(&["search", idx, "--colors", &spec, "--emd-epsilon", "0"]);
+    fails(&["search", idx, "--colors", &spec, "--emd-iterations", "0"]);
+    fails(&["search", idx, "--colors", &spec, "--candidates", "0"]);
+    fails(&["search", idx, "--colors", &spec, "--k", "0"]);
+}
+
+#[test]
+fn bad_colour_specs_are_one_line_errors() {
+    let f = Fixture::indexed();
+    let idx = p(&f.idx);
+    for spec in ["zzz", "", "ff0000:1,00ff00", "12345", "ff0000:-1"] {
+        let line = fails(&["search", idx, "--colors", spec]);
+        assert!(line.contains("colour query"), "{spec:?}: {line}");
+    }
+    fails(&["search", idx, "--image", p(&f.root.join("missing.png"))]);
+    fails(&["search", p(&f.root.join("no-index")), "--colors", "ff0000"]);
+}
+
+#[test]
+fn conflicting_or_missing_queries_are_usage_errors() {
+    let f = Fixture::new();
+    let idx = p(&f.idx);
+    let (vectors, out) = (f.root.join("q.fvecs"), f.root.join("out.ivecs"));
+    let (vectors, out) = (p(&vectors), p(&out));
+    usage_error(&["search", idx, "--colors", "ff0000", "--vectors", vectors, "--out", out]);
+    usage_error(&["search", idx, "--colors", "ff0000", "--image", vectors]);
+    usage_error(&["search", idx]);
+    usage_error(&["search", idx, "--vectors", vectors]);
+    usage_error(&["search", idx, "--colors", "ff0000", "--out", out]);
+    usage_error(&["search", idx, "--vectors", vectors, "--out", out, "--json"]);
+    usage_error(&["index", idx]);
+    assert!(!f.idx.exists(), "a usage error must not create anything");
+}
+
+#[test]
+fn index_refuses_a_non_empty_directory_that_is_no_index() {
+    let f = Fixture::new();
+    // The photo folder given as the index directory by mistake.
+    let line = fails(&["index", p(&f.folder), p(&f.folder)]);
+    assert!(line.contains("not a chromatica index"), "{line}");
+    assert!(!f.folder.join("LOCK").exists());
+    fails(&["index", p(&f.idx), p(&f.root.join("missing"))]);
+    assert!(!f.idx.exists(), "a missing input must not create the index");
+    // A vector index of another dimension is refused too.
+    let vec_idx = f.root.join("vec");
+    ok(&["create", p(&vec_idx), "--dim", "16", "--nlist", "4", "--m", "4", "--nprobe", "2"]);
+    let line = fails(&["index", p(&vec_idx), p(&f.folder)]);
+    assert!(line.contains("1152"), "{line}");
+}
