@@ -7,6 +7,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists. Restoring
+    // the default SIGPIPE action makes `chromatica … | head` end quietly, as
+    // every Unix filter does, instead of panicking on a closed pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,26 @@ pub fn compact(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+pub fn retrain(dir: &Path, seed: u64) -> Result<()> {
+    let index = Index::open(dir)?;
+    let t = Instant::now();
+    let r = index.retrain(&chromatica::TrainOptions { seed, ..Default::default() })?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    let c = index.config();
+    println!(
+        "retrained on {} vectors in {:.2}s (nlist {}, coarse MSE {:.6}, reconstruction MSE {:.6}); re-encoded {} vectors",
+        r.train_points,
+        t.elapsed().as_secs_f64(),
+        c.nlist,
+        r.coarse_mse,
+        r.reconstruction_mse,
+        index.len()
+    );
+    Ok(())
+}
+
 pub fn verify(dir: &Path, json: bool) -> Result<()> {
     let r = Index::verify(dir)?;
     if json {

@@ -182,6 +182,13 @@ enum Command {
     },
     /// Merge all segments into one and drop deleted vectors.
     Compact { dir: PathBuf },
+    /// Train the quantizers again on the stored vectors and re-encode every
+    /// vector from the refine store, in one crash-safe commit.
+    Retrain {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+    },
     /// Check every checksum and invariant; exit non-zero naming the file and
     /// byte offset of the first problem.
     Verify {
@@ -247,6 +254,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(),
         Command::Delete { dir, ids } => maintain::delete(&dir, &ids),
         Command::Compact { dir } => maintain::compact(&dir),
+        Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),
         Command::Verify { dir, json } => maintain::verify(&dir, json),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
         Command::Bench { data, nlist, m, nbits, nprobe, train_n, threads, k, single_k, repeat, appends, json } => {

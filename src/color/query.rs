@@ -99,9 +99,9 @@ pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
 }
 
 /// The histogram a query searches for (not yet Hellinger-transformed): each
-/// colour is soft-assigned like a pixel, with its weight; then every bin is
-/// raised to `exponent` ([`DEFAULT_SHARPEN`] by default) and the result is
-/// renormalised to sum 1. An exponent above 1 concentrates the mass on the
+/// colour is soft-assigned like a pixel, its bins raised to `exponent`
+/// ([`DEFAULT_SHARPEN`] by default) and renormalised to the colour's weight;
+/// the colours are then summed, so every colour keeps its share. An exponent above 1 concentrates the mass on the
 /// bins nearest the colours, below 1 spreads it. An exponent that is not
 /// finite and positive is taken as 1 (no sharpening). Colours with a
 /// weight that is not finite and positive are skipped; a query with none
@@ -109,16 +109,22 @@ pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
 pub fn query_histogram(q: &ColorQuery, exponent: f32) -> Vec<f32> {
     let exponent = if exponent.is_finite() && exponent > 0.0 { f64::from(exponent) } else { 1.0 };
     let mut hist = [0.0f64; HIST_DIM];
+    // Each colour is sharpened on its own and keeps its weight: sharpening
+    // the sum would favour a colour that falls near a bin centre (one heavy
+    // bin) over one spread across eight bins.
     for &(rgb, w) in &q.colors {
         if w.is_finite() && w > 0.0 {
-            soft_assign(&mut hist, srgb_to_lab(rgb), f64::from(w));
-        }
-    }
-    // Scale first so that large exponents cannot underflow tiny weights.
-    let max = hist.iter().copied().fold(0.0, f64::max);
-    if max > 0.0 {
-        for v in hist.iter_mut() {
-            *v = (*v / max).powf(exponent);
+            let mut one = [0.0f64; HIST_DIM];
+            soft_assign(&mut one, srgb_to_lab(rgb), 1.0);
+            // Scale first so that large exponents cannot underflow.
+            let max = one.iter().copied().fold(0.0, f64::max);
+            for v in one.iter_mut() {
+                *v = (*v / max).powf(exponent);
+            }
+            let sum: f64 = one.iter().sum();
+            for (h, v) in hist.iter_mut().zip(one) {
+                *h += f64::from(w) * v / sum;
+            }
         }
     }
     l1_normalised(&hist)
@@ -127,6 +133,17 @@ pub fn query_histogram(q: &ColorQuery, exponent: f32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sharpening_keeps_each_colours_weight() {
+        // Red sits near bin centres differently from blue; equal weights
+        // must stay equal after sharpening.
+        let q = parse_color_query("e6194b,4363d8").unwrap();
+        let h = query_histogram(&q, DEFAULT_SHARPEN);
+        let red = query_histogram(&parse_color_query("e6194b").unwrap(), DEFAULT_SHARPEN);
+        let red_share: f32 = h.iter().zip(&red).filter(|(_, r)| **r > 0.0).map(|(v, _)| v).sum();
+        assert!((red_share - 0.5).abs() < 0.05, "red keeps half the mass, got {red_share}");
+    }
 
     #[test]
     fn hex_forms() {

@@ -131,14 +131,20 @@ pub fn check_crc(bytes: &[u8], range: std::ops::Range<usize>, expected: u32, fil
     Ok(())
 }
 
-/// Checks that the bytes between consecutive `sections` (sorted, starting
-/// after a header of `header_len` bytes) are zero, so that no byte of a file
-/// escapes a check: padding is verified as strictly as checksummed data.
-pub fn check_padding(bytes: &[u8], header_len: usize, sections: &[std::ops::Range<usize>], file: &str) -> Result<()> {
+/// Checks that `sections` (in file order, after a header of `header_len`
+/// bytes) lie exactly where the encoder puts them — each at the first
+/// multiple of [`ALIGN`] after the previous one — that the padding between
+/// them is zero, and that the file ends with the last one. A file's layout is
+/// thus unique, and no byte of it escapes a check.
+pub fn check_layout(bytes: &[u8], header_len: usize, sections: &[std::ops::Range<usize>], file: &str) -> Result<()> {
     let mut at = header_len;
     for s in sections {
-        if s.start < at {
-            return Err(Error::corrupt(file, s.start as u64, "sections overlap"));
+        if s.start != align_up(at) {
+            return Err(Error::corrupt(
+                file,
+                s.start as u64,
+                format!("section starts at byte {}, the format puts it at {}", s.start, align_up(at)),
+            ));
         }
         if let Some(i) = bytes[at..s.start].iter().position(|&b| b != 0) {
             return Err(Error::corrupt(file, (at + i) as u64, "non-zero padding byte"));

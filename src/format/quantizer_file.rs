@@ -2,7 +2,7 @@
 //! precomputed per-list term table used by search (see `crate::ivfpq`).
 
 use super::{
-    align_up, bytes_to_f32s, check_crc, check_padding, crc, f32s_to_bytes, pad, read_checked_header, section,
+    align_up, bytes_to_f32s, check_crc, check_layout, crc, f32s_to_bytes, pad, read_checked_header, section,
     write_checked_header, FileHeader, FileKind,
 };
 use crate::error::{Error, Result};
@@ -113,7 +113,7 @@ impl QuantizerData {
         check_crc(bytes, b.clone(), h.codebooks_crc.get(), file, "PQ codebooks")?;
         check_crc(bytes, t.clone(), h.table_crc.get(), file, "precomputed table")?;
         let hs = std::mem::size_of::<QuantizerHeader>();
-        check_padding(bytes, hs, &[c.clone(), b.clone(), t.clone()], file)?;
+        check_layout(bytes, hs, &[c.clone(), b.clone(), t.clone()], file)?;
         let data = QuantizerData {
             dim,
             nlist,

@@ -235,6 +235,15 @@ impl Layout {
         let i = section(bytes, h.ids_offset.get(), ids_len, file, "ids")?;
         let n = n64 as usize;
         let flags = h.flags.get();
+        // An absent optional section has offset, length and CRC all zero.
+        for (bit, at, off, len, crc) in [
+            (HAS_REFINE, 84, h.refine_offset.get(), h.refine_len.get(), h.refine_crc.get()),
+            (HAS_RECORDS, 104, h.records_offset.get(), h.records_len.get(), h.records_crc.get()),
+        ] {
+            if flags & bit == 0 && (off, len, crc) != (0, 0, 0) {
+                return Err(Error::corrupt(file, at, "an absent section has a non-zero offset, length or checksum"));
+            }
+        }
         let refine = if flags & HAS_REFINE != 0 {
             let r = section(bytes, h.refine_offset.get(), h.refine_len.get(), file, "refine store")?;
             let starts_len = n.checked_add(1).and_then(|k| k.checked_mul(8)).ok_or_else(too_big)?;
@@ -462,7 +471,7 @@ impl SegmentView {
         let l = section(&bytes, h.lists_offset.get(), nlist as u64 * 16, file, "list directory")?;
         let mut sections = vec![l.clone()];
         sections.extend(layout.sections(&h));
-        super::check_padding(&bytes, HEADER, &sections, file)?;
+        super::check_layout(&bytes, HEADER, &sections, file)?;
         check_crc(&bytes, l.clone(), h.lists_crc.get(), file, "list directory")?;
         let entries = <[ListEntry]>::ref_from_bytes(&bytes[l.clone()]).expect("length checked, alignment 1");
         let mut lists = Vec::with_capacity(nlist);

@@ -9,6 +9,9 @@ pub type Entry = (f32, u64, u64);
 pub struct TopK {
     k: usize,
     heap: Vec<Entry>,
+    /// The heap's largest distance once full, +∞ before: the scan loop
+    /// compares against this on every code, so it is kept, not derived.
+    worst: f32,
 }
 
 #[inline]
@@ -18,21 +21,25 @@ fn greater(a: Entry, b: Entry) -> bool {
 
 impl TopK {
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: Vec::with_capacity(k) }
+        TopK { k, heap: Vec::with_capacity(k), worst: f32::INFINITY }
     }
 
     /// Distances above this cannot enter.
     #[inline]
     pub fn threshold(&self) -> f32 {
-        if self.heap.len() < self.k {
-            f32::INFINITY
-        } else {
-            self.heap[0].0
-        }
+        self.worst
     }
 
     #[inline]
     pub fn push(&mut self, dist: f32, id: u64, payload: u64) {
+        self.insert(dist, id, payload);
+        if self.k > 0 && self.heap.len() == self.k {
+            self.worst = self.heap[0].0;
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, dist: f32, id: u64, payload: u64) {
         let item = (dist, id, payload);
         if self.heap.len() < self.k {
             self.heap.push(item);
