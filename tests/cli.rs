@@ -678,3 +678,22 @@ fn golden_index_v1_still_opens_and_searches() {
     assert_eq!(expected["searches"][1]["nprobe"], json!(4));
     assert_eq!(got, want);
 }
+
+#[test]
+fn create_with_refine_keeps_exact_vectors_and_can_retrain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    ok(&["create", p(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "4", "--nprobe", "4", "--refine"]);
+    let data: Vec<f32> = (0..400 * 16).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    let vf = tmp.path().join("v.fvecs");
+    write_fvecs(&vf, &data, 16).unwrap();
+    ok(&["train", p(&dir), "--vectors", p(&vf)]);
+    ok(&["add", p(&dir), "--vectors", p(&vf)]);
+    ok(&["retrain", p(&dir), "--seed", "9"]);
+    let index = Index::open_read_only(&dir).unwrap();
+    assert!(index.config().refine);
+    assert_eq!(index.len(), 400);
+    // Re-ranked exactly: a stored vector is found at distance 0.
+    let hit = index.search(&data[16 * 5..16 * 6], &SearchParams::new(1)).unwrap();
+    assert_eq!(hit[0][0].distance, 0.0);
+}

@@ -20,6 +20,28 @@ pub struct Cli {
     command: Command,
 }
 
+/// The shape of a new vector index.
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// Start from a preset of the design note (default: memory).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    #[arg(long)]
+    pub dim: Option<usize>,
+    #[arg(long)]
+    pub nlist: Option<usize>,
+    #[arg(long)]
+    pub m: Option<usize>,
+    #[arg(long)]
+    pub nbits: Option<usize>,
+    #[arg(long)]
+    pub nprobe: Option<usize>,
+    /// Keep each vector's exact values (the refine store) for exact
+    /// re-ranking and `retrain`.
+    #[arg(long)]
+    pub refine: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Paint 300 images of known palettes, index them, run colour and image
@@ -51,19 +73,8 @@ enum Command {
     /// Create an empty, untrained index in DIR.
     Create {
         dir: PathBuf,
-        /// Start from a preset of the design note (default: memory).
-        #[arg(long, value_enum)]
-        preset: Option<Preset>,
-        #[arg(long)]
-        dim: Option<usize>,
-        #[arg(long)]
-        nlist: Option<usize>,
-        #[arg(long)]
-        m: Option<usize>,
-        #[arg(long)]
-        nbits: Option<usize>,
-        #[arg(long)]
-        nprobe: Option<usize>,
+        #[command(flatten)]
+        shape: CreateArgs,
     },
     /// Train the coarse and product quantizers on vectors from a file.
     Train {
@@ -206,9 +217,7 @@ enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Create { dir, preset, dim, nlist, m, nbits, nprobe } => {
-            vectors::create(&dir, preset, dim, nlist, m, nbits, nprobe)
-        }
+        Command::Create { dir, shape } => vectors::create(&dir, &shape),
         Command::Train { dir, vectors, sample, seed } => vectors::train(&dir, &vectors, sample, seed),
         Command::Add { dir, vectors, ids } => vectors::add(&dir, &vectors, ids.as_deref()),
         Command::Search {

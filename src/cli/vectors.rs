@@ -12,34 +12,28 @@ use std::time::Instant;
 /// Rows per segment written by `add`, and per batch read by `search`.
 const BATCH: usize = 131_072;
 
-pub fn create(
-    dir: &Path,
-    preset: Option<Preset>,
-    dim: Option<usize>,
-    nlist: Option<usize>,
-    m: Option<usize>,
-    nbits: Option<usize>,
-    nprobe: Option<usize>,
-) -> Result<()> {
-    let base = Config::preset(preset.unwrap_or(Preset::Memory));
+pub fn create(dir: &Path, a: &super::CreateArgs) -> Result<()> {
+    let base = Config::preset(a.preset.unwrap_or(Preset::Memory));
     let config = Config {
-        dim: dim.unwrap_or(base.dim),
-        nlist: nlist.unwrap_or(base.nlist),
-        m: m.unwrap_or(base.m),
-        nbits: nbits.unwrap_or(base.nbits),
-        nprobe: nprobe.unwrap_or(base.nprobe),
+        dim: a.dim.unwrap_or(base.dim),
+        nlist: a.nlist.unwrap_or(base.nlist),
+        m: a.m.unwrap_or(base.m),
+        nbits: a.nbits.unwrap_or(base.nbits),
+        nprobe: a.nprobe.unwrap_or(base.nprobe),
+        refine: a.refine,
         ..base
     };
     Index::create(dir, config)?;
     println!(
-        "created {}: dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}",
+        "created {}: dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}{}",
         dir.display(),
         config.dim,
         config.nlist,
         config.m,
         config.nbits,
         config.code_size(),
-        config.nprobe
+        config.nprobe,
+        if config.refine { ", with the refine store" } else { "" }
     );
     Ok(())
 }
