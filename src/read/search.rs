@@ -121,6 +121,14 @@ impl Snapshot {
         }
         if let Rerank::Emd(s) = rerank {
             s.validate()?;
+            // The ground cost is between the 1152 colour bins.
+            if c.dim != crate::color::HIST_DIM {
+                return Err(Error::InvalidInput(format!(
+                    "EMD re-ranking compares colour histograms of {} bins; this index has dimension {}",
+                    crate::color::HIST_DIM,
+                    c.dim
+                )));
+            }
         }
         let candidates = params.candidates.unwrap_or(DEFAULT_CANDIDATES);
         if candidates == 0 {
