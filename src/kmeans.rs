@@ -176,7 +176,7 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
                 debug_assert_eq!(x.len(), m * d);
                 debug_assert_eq!(dis.len(), m);
                 let ip = &mut ip[..m * k];
-                // SAFETY: A = `x` is m × d row-major (row stride d, column
+                // Bounds: A = `x` is m × d row-major (row stride d, column
                 // stride 1) and `x.len() == m * d`. B = centroidsᵀ is d × k:
                 // element (p, j) is `centroids[j * d + p]` (row stride 1, column
                 // stride d), the largest offset (d − 1) + (k − 1)·d = k·d − 1 is
@@ -185,6 +185,7 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
                 // aliasing A or B, and its strides give distinct elements.
                 // All dimensions are at least 1 and fit in isize (they index
                 // existing slices).
+                // SAFETY: by the bounds above, every access is in range and C aliases nothing.
                 unsafe {
                     matrixmultiply::sgemm(
                         m,

@@ -7,10 +7,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Restoring the default SIGPIPE action makes `chromatica … | head` end
+    // quietly, as every Unix filter does, instead of panicking on a closed pipe.
+    // SAFETY: called first thing, before any other thread exists.
     #[cfg(unix)]
-    // SAFETY: called first thing, before any other thread exists. Restoring
-    // the default SIGPIPE action makes `chromatica … | head` end quietly, as
-    // every Unix filter does, instead of panicking on a closed pipe.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

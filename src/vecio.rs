@@ -78,7 +78,7 @@ impl VectorFile {
         if meta.len() == 0 {
             return Err(Error::bad_file(path, "empty file"));
         }
-        // SAFETY: `Mmap::map` is unsafe because the mapped bytes can change
+        // `Mmap::map` is unsafe because the mapped bytes can change
         // underneath us if another process modifies the file. The file is
         // opened read-only and its contents are treated as untrusted bytes:
         // every read goes through `&[u8]` slices whose bounds were checked
@@ -89,6 +89,7 @@ impl VectorFile {
         // another process *truncates* the file while it is mapped, touching
         // the vanished pages raises SIGBUS and the process dies. Input files
         // must not be truncated while the tool runs.
+        // SAFETY: a read-only map of untrusted bytes, read only through checked slices.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         #[cfg(unix)]
         {

@@ -58,11 +58,12 @@ impl Storage for FsStorage {
             // mmap of an empty file fails on Linux; an empty buffer is the same view.
             return Ok(Bytes::Owned(Default::default()));
         }
-        // SAFETY: index files are immutable once written: the engine never
+        // Index files are immutable once written: the engine never
         // writes to a file after it is committed, it only creates new ones and
         // removes old ones (a removed file stays mapped until unmapped). A
         // process that truncates our files behind our back can still cause
         // SIGBUS; that is the documented contract of memory-mapped stores.
+        // SAFETY: nothing writes to a committed file, so the mapped bytes never change.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
         Ok(Bytes::Mapped(map))
     }
