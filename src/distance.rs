@@ -34,16 +34,6 @@ pub fn norm_sq(a: &[f32]) -> f32 {
     dot(a, a)
 }
 
-/// Squared L2 from `x` to each row of `rows` (row-major, `x.len()` columns),
-/// written to `out`.
-pub fn l2sq_to_rows(x: &[f32], rows: &[f32], out: &mut [f32]) {
-    let d = x.len();
-    debug_assert_eq!(rows.len(), out.len() * d);
-    for (o, r) in out.iter_mut().zip(rows.chunks_exact(d)) {
-        *o = l2sq(x, r);
-    }
-}
-
 /// Index and value of the smallest element; ties go to the lowest index.
 pub fn argmin(v: &[f32]) -> (usize, f32) {
     let mut best = (0, f32::INFINITY);

@@ -389,7 +389,8 @@ impl Index {
         let n = snap.vectors() as usize;
         if c.auto_train {
             c.nlist = adaptive_nlist(n);
-            c.nprobe = c.nprobe.clamp(1, c.nlist).max((c.nlist / 10).max(1)).min(c.nlist);
+            // At least a tenth of the lists, never more than there are.
+            c.nprobe = c.nprobe.max(c.nlist / 10).clamp(1, c.nlist);
         }
         let sample = snap.sample_live(256 * c.nlist.max(c.ksub()), opts.seed)?;
         let (q, report) = Quantizers::train(&c, &sample, opts, &mut |_| ())?;

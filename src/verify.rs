@@ -63,7 +63,7 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport> {
         }
     }
     let files = 1 + m.segments.len() + m.tombstones.len() + usize::from(m.quantizer_file.is_some());
-    let mut leftovers: Vec<String> = names.into_iter().filter(|n| m.is_leftover(n)).collect();
+    let mut leftovers = m.leftovers(names);
     bytes += [m.quantizer_file.map(crate::format::quantizer_name), Some(crate::format::manifest_name(m.generation))]
         .into_iter()
         .flatten()

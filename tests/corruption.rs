@@ -20,7 +20,7 @@ use support::*;
 /// a segment with 8-byte ids, a tombstone file hiding ids of both, and the
 /// manifest. Returns its files (name, bytes), LOCK excluded.
 fn build(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut rng = Rng::new(31);
+    let mut rng = Rng::mixed(31);
     let index = Index::create(dir, config(4)).unwrap();
     index.train(&vectors(&mut rng, 600), &TrainOptions::default(), &mut |_| ()).unwrap();
     index.add(&vectors(&mut rng, 120), None).unwrap();

@@ -50,7 +50,7 @@ fn template(nbits: usize) -> &'static MemStorage {
     cell.get_or_init(|| {
         let m = MemStorage::new();
         let index = Index::create_in(path(), Arc::new(m.clone()), config(nbits)).unwrap();
-        let data = vectors(&mut Rng::new(1000 + nbits as u64), 600);
+        let data = vectors(&mut Rng::mixed(1000 + nbits as u64), 600);
         index.train(&data, &TrainOptions::default(), &mut |_| ()).unwrap();
         drop(index);
         m
@@ -88,7 +88,7 @@ fn fault_free(seed: u64) -> Plain {
     let index = open(&m);
     let (s0, c0) = (m.syncs(), m.ops());
     let mut model = Model::default();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::mixed(seed);
     let mut ops = Vec::new();
     let mut merges = 0;
     for i in 0..OPS {
@@ -165,7 +165,7 @@ fn assert_same_search(index: &Index, model: &Model, nbits: usize, ctx: &str) {
         let data: Vec<f32> = model.live.values().flatten().copied().collect();
         reference.add(&data, Some(&model.live_ids())).unwrap();
     }
-    let queries = vectors(&mut Rng::new(99), 6);
+    let queries = vectors(&mut Rng::mixed(99), 6);
     let k = model.live.len().max(1);
     for nprobe in [1, NLIST] {
         let p = params(k, nprobe);
@@ -185,7 +185,7 @@ fn assert_same_search(index: &Index, model: &Model, nbits: usize, ctx: &str) {
 /// The reopened index keeps working: an add with default ids continues
 /// from next_id, and a delete of some of them works.
 fn keeps_working(index: &Index, model: &mut Model, ctx: &str) {
-    let op = Op::Add { data: vectors(&mut Rng::new(5), 3), ids: None };
+    let op = Op::Add { data: vectors(&mut Rng::mixed(5), 3), ids: None };
     match exec(index, model, &op) {
         Outcome::Done { merge_error: None, .. } => model.apply(&op),
         Outcome::Done { merge_error: Some(e), .. } => panic!("{ctx}: merge after recovery failed: {e}"),
@@ -289,7 +289,7 @@ fn io_error_at_every_write_and_sync() {
             let c0 = m.ops();
             m.fail_at(Some(k));
             let mut model = Model::default();
-            let mut rng = Rng::new(seed);
+            let mut rng = Rng::mixed(seed);
             let mut hit = false;
             for i in 0..OPS {
                 // Generated from the actual state: after a failed op the
@@ -355,7 +355,7 @@ fn io_error_at_every_write_and_sync() {
 /// (training again works) or the trained one; never anything in between.
 #[test]
 fn crash_during_create_and_train() {
-    let data = vectors(&mut Rng::new(1004), 600);
+    let data = vectors(&mut Rng::mixed(1004), 600);
     let train = |index: &Index| index.train(&data, &TrainOptions::default(), &mut |_| ()).map(drop);
     let probe = MemStorage::new();
     let index = Index::create_in(path(), Arc::new(probe.clone()), config(4)).unwrap();
@@ -430,7 +430,7 @@ fn rejected_operations_write_nothing() {
     let m = copy_of(template(8));
     let index = open(&m);
     let mut model = Model::default();
-    let mut rng = Rng::new(3);
+    let mut rng = Rng::mixed(3);
     let add = Op::Add { data: vectors(&mut rng, 20), ids: None };
     assert!(matches!(exec(&index, &model, &add), Outcome::Done { .. }));
     model.apply(&add);
@@ -442,7 +442,7 @@ fn rejected_operations_write_nothing() {
         assert_eq!(m.list().unwrap(), names, "{what}: changed the directory");
     };
     rejected("delete of an unknown id", &|| index.delete(&[5, 1000]).map(drop));
-    rejected("add of a live id", &|| index.add(&vectors(&mut Rng::new(4), 2), Some(&[100u64, 7][..])).map(drop));
+    rejected("add of a live id", &|| index.add(&vectors(&mut Rng::mixed(4), 2), Some(&[100u64, 7][..])).map(drop));
     let del = Op::Delete(vec![7]);
     assert!(matches!(exec(&index, &model, &del), Outcome::Done { .. }));
     model.apply(&del);
@@ -450,7 +450,7 @@ fn rejected_operations_write_nothing() {
     let readd = Op::Add { data: vectors(&mut rng, 1), ids: Some(vec![7]) };
     assert!(matches!(exec(&index, &model, &readd), Outcome::Done { .. }));
     model.apply(&readd);
-    rejected("add of a re-added id", &|| index.add(&vectors(&mut Rng::new(4), 1), Some(&[7u64][..])).map(drop));
+    rejected("add of a re-added id", &|| index.add(&vectors(&mut Rng::mixed(4), 1), Some(&[7u64][..])).map(drop));
     assert_eq!(live_ids(&index), model.live_ids());
     drop(index);
     m.crash();
@@ -462,7 +462,7 @@ fn rejected_operations_write_nothing() {
 fn busy_index(index: &Index, seed: u64) -> Model {
     index.set_merge_policy(MergePolicy { enabled: false, ..policy() }).unwrap();
     let mut model = Model::default();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::mixed(seed);
     for i in 0..6 {
         let add = Op::Add { data: vectors(&mut rng, 40), ids: None };
         assert!(matches!(exec(index, &model, &add), Outcome::Done { .. }));
@@ -475,7 +475,7 @@ fn busy_index(index: &Index, seed: u64) -> Model {
 }
 
 fn all_hits(search: impl Fn(&[f32], &SearchParams) -> chromatica::Result<Vec<Vec<Neighbor>>>) -> Vec<Vec<(u64, u32)>> {
-    let queries = vectors(&mut Rng::new(77), 5);
+    let queries = vectors(&mut Rng::mixed(77), 5);
     let p = params(10_000, NLIST);
     search(&queries, &p).expect("search").iter().map(|h| sorted_hits(h)).collect()
 }
@@ -514,7 +514,7 @@ fn reader_outlives_compaction_on_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     let writer = Index::create(&dir, config(8)).unwrap();
-    writer.train(&vectors(&mut Rng::new(1008), 600), &TrainOptions::default(), &mut |_| ()).unwrap();
+    writer.train(&vectors(&mut Rng::mixed(1008), 600), &TrainOptions::default(), &mut |_| ()).unwrap();
     let model = busy_index(&writer, 12);
     let reader = Index::open_read_only(&dir).unwrap();
     let before = all_hits(|q, p| reader.search(q, p));
@@ -591,7 +591,7 @@ fn readers_race_a_writer(writer_storage: Arc<dyn Storage>, reader_storage: Arc<d
     writer.set_merge_policy(policy()).unwrap();
     // The workload and every state it passes through, computed up front.
     let mut model = Model::default();
-    let mut rng = Rng::new(4242);
+    let mut rng = Rng::mixed(4242);
     let mut plan = Vec::new();
     let mut states = vec![model.live_ids()];
     for _ in 0..ops {
@@ -681,7 +681,7 @@ fn readers_race_a_writer_on_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     let index = Index::create(&dir, config(4)).unwrap();
-    index.train(&vectors(&mut Rng::new(1004), 600), &TrainOptions::default(), &mut |_| ()).unwrap();
+    index.train(&vectors(&mut Rng::mixed(1004), 600), &TrainOptions::default(), &mut |_| ()).unwrap();
     drop(index);
     let fs = chromatica::storage::FsStorage::new(&dir);
     let slow =

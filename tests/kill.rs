@@ -51,7 +51,7 @@ fn s(p: &Path) -> &str {
 fn read_state(dir: &Path, ctx: &str) -> BTreeSet<u64> {
     let index = Index::open_read_only(dir).unwrap_or_else(|e| panic!("{ctx}: open_read_only: {e}"));
     let live: BTreeSet<u64> = index.snapshot().live_ids().unwrap().into_iter().collect();
-    let queries = vectors(&mut Rng::new(9), 2);
+    let queries = vectors(&mut Rng::mixed(9), 2);
     let p = params(live.len().max(1), NLIST);
     for hits in index.search(&queries, &p).unwrap_or_else(|e| panic!("{ctx}: search: {e}")) {
         let found: BTreeSet<u64> = hits.iter().map(|n| n.id).collect();
@@ -68,7 +68,7 @@ fn sigkill_at_random_points_leaves_a_consistent_index() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     let (batch, ids_file) = (tmp.path().join("batch.fvecs"), tmp.path().join("ids.ivecs"));
-    let mut rng = Rng::new(2024);
+    let mut rng = Rng::mixed(2024);
     run_ok(&["create", s(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "8", "--nprobe", "4"]);
     let train = tmp.path().join("train.fvecs");
     vecio::write_fvecs(&train, &vectors(&mut rng, 1000), DIM).unwrap();

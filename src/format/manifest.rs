@@ -123,13 +123,19 @@ impl Manifest {
             .collect()
     }
 
-    /// Whether `name` is a file of ours that this manifest does not need:
-    /// a temporary file, another manifest, or an unnamed numbered file.
-    /// Names the engine does not use are never leftovers.
-    pub fn is_leftover(&self, name: &str) -> bool {
-        name.ends_with(super::TEMP_SUFFIX)
-            || super::parse_manifest_name(name).is_some_and(|g| g != self.generation)
-            || super::parse_numbered_name(name).is_some_and(|(n, _)| !self.file_numbers().contains(&n))
+    /// The names among `names` that are files of ours this manifest does
+    /// not need: temporary files, other manifests, and numbered files it does
+    /// not name. Names the engine does not use are never leftovers.
+    pub fn leftovers(&self, names: impl IntoIterator<Item = String>) -> Vec<String> {
+        let live = self.file_numbers();
+        names
+            .into_iter()
+            .filter(|name| {
+                name.ends_with(super::TEMP_SUFFIX)
+                    || super::parse_manifest_name(name).is_some_and(|g| g != self.generation)
+                    || super::parse_numbered_name(name).is_some_and(|(n, _)| !live.contains(&n))
+            })
+            .collect()
     }
 
     /// Stored vectors hidden by tombstones.

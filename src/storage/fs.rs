@@ -4,7 +4,7 @@ use super::{Bytes, Storage, StorageFile};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug)]
 pub struct FsStorage {
@@ -19,10 +19,6 @@ impl FsStorage {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -120,15 +120,20 @@ impl Batch {
         for &i in &order {
             codes.extend_from_slice(&self.codes[i * cs..(i + 1) * cs]);
         }
-        fn pick<T: Clone>(v: &Option<Vec<T>>, order: &[usize]) -> Option<Vec<T>> {
-            v.as_ref().map(|v| order.iter().map(|&i| v[i].clone()).collect())
+        // The batch is ours: move each vector's refine values and record into
+        // place rather than copying them.
+        fn permute<T>(v: Option<Vec<T>>, order: &[usize]) -> Option<Vec<T>> {
+            v.map(|v| {
+                let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
+                order.iter().map(|&i| slots[i].take().expect("order is a permutation")).collect()
+            })
         }
         let grouped = Batch {
             lists: order.iter().map(|&i| self.lists[i]).collect(),
             codes,
             ids: order.iter().map(|&i| self.ids[i]).collect(),
-            refine: pick(&self.refine, &order),
-            records: pick(&self.records, &order),
+            refine: permute(self.refine, &order),
+            records: permute(self.records, &order),
         };
         (counts, grouped)
     }
@@ -274,7 +279,7 @@ pub fn find_manifest(storage: &dyn Storage) -> Result<Option<Found>> {
 /// with names the engine does not use are left alone. Returns what it removed.
 pub fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for name in storage.list()?.into_iter().filter(|n| current.is_leftover(n)) {
+    for name in current.leftovers(storage.list()?) {
         storage.remove(&name)?;
         removed.push(name);
     }
