@@ -24,6 +24,10 @@ pub struct MemoryReport {
     pub precomputed_table_bytes: u64,
     /// File headers, list directories, padding, tombstones and the manifest.
     pub metadata_bytes: u64,
+    /// Exact vectors kept for re-ranking (the refine store).
+    pub refine_bytes: u64,
+    /// Records: path, size and modification time of each vector's source.
+    pub record_bytes: u64,
     /// All index files.
     pub disk_bytes: u64,
     /// Heap memory held while open: quantizers, table, list directories.
@@ -81,8 +85,10 @@ pub struct DiskBytes {
     pub codes: u64,
     pub ids: u64,
     pub quantizers: u64,
-    /// Exact vectors kept for re-ranking (none in this format version).
+    /// Exact vectors kept for re-ranking (the refine store).
     pub refine: u64,
+    /// Paths, sizes and modification times of indexed files.
+    pub records: u64,
     pub metadata: u64,
     pub total: u64,
 }
@@ -133,7 +139,15 @@ impl Snapshot {
         let manifest = file_len(storage, &manifest_name(self.manifest.generation));
         let tombstones: u64 = self.manifest.tombstones.iter().map(|t| file_len(storage, &tombstone_name(t.file))).sum();
         let disk_bytes = mapped_bytes + qfile + manifest + tombstones;
-        let metadata_bytes = disk_bytes - code_bytes - id_bytes - quantizer_bytes - precomputed_table_bytes;
+        let refine_bytes: u64 = self.segments.iter().map(|s| s.refine_bytes() as u64).sum();
+        let record_bytes: u64 = self.segments.iter().map(|s| s.record_bytes() as u64).sum();
+        let metadata_bytes = disk_bytes
+            - code_bytes
+            - id_bytes
+            - quantizer_bytes
+            - precomputed_table_bytes
+            - refine_bytes
+            - record_bytes;
         // Per segment in memory: one (start, count, crc) and one flag per list.
         let dirs = (self.segments.len() * c.nlist * (3 * 8 + 1)) as u64;
         let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + dirs;
@@ -146,6 +160,8 @@ impl Snapshot {
             quantizer_bytes,
             precomputed_table_bytes,
             metadata_bytes,
+            refine_bytes,
+            record_bytes,
             disk_bytes,
             resident_heap_bytes,
             mapped_bytes,
@@ -218,8 +234,9 @@ impl Snapshot {
                 codes: memory.code_bytes,
                 ids: memory.id_bytes,
                 quantizers,
-                refine: 0,
-                metadata: memory.disk_bytes - memory.code_bytes - memory.id_bytes - quantizers,
+                refine: memory.refine_bytes,
+                records: memory.record_bytes,
+                metadata: memory.metadata_bytes,
                 total: memory.disk_bytes,
             },
             memory,

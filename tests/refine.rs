@@ -242,3 +242,32 @@ fn emd_rerank_orders_colour_histograms_by_colour_distance() {
         SearchParams { rerank: Some(Rerank::Emd(Sinkhorn { epsilon: 0.0, iterations: 50 })), ..SearchParams::new(5) };
     assert!(index.search(&solid([0, 0, 255]), &bad).is_err());
 }
+
+#[test]
+fn inspect_splits_disk_bytes_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i");
+    let d = 16;
+    let base = data(300, d, 8);
+    let index = Index::create(&path, small(true)).unwrap();
+    index.train(&base, &TrainOptions::default(), &mut |_| ()).unwrap();
+    index.add_records(&base, None, &records(300, 0)).unwrap();
+    index.delete(&[1, 2]).unwrap();
+    let i = index.inspect();
+    let b = &i.disk_bytes;
+    let snap = index.snapshot();
+    let refine: u64 = snap.segments.iter().map(|s| s.refine_bytes() as u64).sum();
+    let records: u64 = snap.segments.iter().map(|s| s.record_bytes() as u64).sum();
+    assert!(refine > 0 && records > 0);
+    assert_eq!((b.refine, b.records), (refine, records));
+    assert_eq!(b.codes + b.ids + b.quantizers + b.refine + b.records + b.metadata, b.total);
+    let on_disk: u64 = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "LOCK")
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert_eq!(b.total, on_disk);
+    // Metadata is headers, directories, tombstones and the manifest: small.
+    assert!(b.metadata < 8 * 1024, "{}", b.metadata);
+}

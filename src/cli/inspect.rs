@@ -54,7 +54,12 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
     println!("  ids                   {:>12}", mib(m.id_bytes));
     println!("  quantizers            {:>12}  (coarse centroids + PQ codebooks)", mib(m.quantizer_bytes));
     println!("  precomputed table     {:>12}", mib(m.precomputed_table_bytes));
-    println!("  metadata              {:>12}  (headers, list directories, padding, manifest)", mib(m.metadata_bytes));
+    println!("  refine store          {:>12}  (exact vectors for re-ranking)", mib(m.refine_bytes));
+    println!("  records               {:>12}  (paths, sizes, modification times)", mib(m.record_bytes));
+    println!(
+        "  metadata              {:>12}  (headers, list directories, padding, tombstones, manifest)",
+        mib(m.metadata_bytes)
+    );
     println!("  on disk               {:>12}  ({:.1} B/vector)", mib(m.disk_bytes), m.disk_bytes_per_vector);
     println!(
         "  resident heap         {:>12}  ({:.1} B/vector; codes and ids are mapped, {} more as pages are read)",
@@ -69,8 +74,8 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
     );
     let d = &i.disk_bytes;
     println!(
-        "disk_bytes  codes {} + ids {} + quantizers {} + refine {} + metadata {} = {}",
-        d.codes, d.ids, d.quantizers, d.refine, d.metadata, d.total
+        "disk_bytes  codes {} + ids {} + quantizers {} + refine {} + records {} + metadata {} = {}",
+        d.codes, d.ids, d.quantizers, d.refine, d.records, d.metadata, d.total
     );
     Ok(())
 }
