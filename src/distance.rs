@@ -34,12 +34,140 @@ pub fn norm_sq(a: &[f32]) -> f32 {
     dot(a, a)
 }
 
+/// The non-zero coordinates of `x`, ascending, into `out`.
+pub fn nonzeros(x: &[f32], out: &mut Vec<(u32, f32)>) {
+    out.clear();
+    out.extend(x.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(p, &v)| (p as u32, v)));
+}
+
+/// `out[c] += Σ v · mt[(p − offset)·cols + c]` over the `(p, v)` of `x`,
+/// where `cols = out.len()` and `mt` is a rows × cols matrix: the products of
+/// a sparse vector with the columns of a transposed matrix, one row of `mt`
+/// per non-zero coordinate. Search and encoding build their tables with
+/// this; colour histograms have about 6% non-zero coordinates, so the tables
+/// cost that fraction of a dense product. Panics if a coordinate falls
+/// outside `mt` (a caller bug).
+pub fn axpy_rows(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    if cols == 0 {
+        return;
+    }
+    let rows = mt.len() / cols;
+    assert!(
+        x.iter().all(|&(p, _)| p >= offset && ((p - offset) as usize) < rows),
+        "axpy_rows: coordinate outside the matrix"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above); every
+        // row index p − offset is below rows = mt.len() / cols (asserted).
+        return unsafe { x86::axpy_rows_avx2(x, offset, mt, out) };
+    }
+    portable::axpy_rows(x, offset, mt, out)
+}
+
+/// `out[i·ldo + r] = ⟨row i of A, row r of B⟩`: A is n × w with row stride
+/// `lda` (so A may be a column range of a wider matrix), B is k × w
+/// contiguous, and `out` is n × k with row stride `ldo`. One
+/// `matrixmultiply::sgemm` call: k-means assignment and batched search
+/// compute their inner products with it. Panics if a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_abt(a: &[f32], lda: usize, n: usize, w: usize, b: &[f32], k: usize, out: &mut [f32], ldo: usize) {
+    matmul(a, lda, n, w, b, (1, w), k, out, ldo)
+}
+
+/// As [`matmul_abt`], but B is given transposed: w × k contiguous.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_atb(a: &[f32], lda: usize, n: usize, w: usize, b: &[f32], k: usize, out: &mut [f32], ldo: usize) {
+    matmul(a, lda, n, w, b, (k, 1), k, out, ldo)
+}
+
+/// out (n × k) = A (n × w) · B (w × k), B's element (p, r) at
+/// p·rsb + r·csb, where (rsb, csb) is (1, w) or (k, 1).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    a: &[f32],
+    lda: usize,
+    n: usize,
+    w: usize,
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    k: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    if n == 0 || k == 0 {
+        return;
+    }
+    assert!(w <= lda && a.len() >= (n - 1) * lda + w, "matmul: A too short");
+    assert!(b.len() >= k * w && ((rsb, csb) == (1, w) || (rsb, csb) == (k, 1)), "matmul: B too short");
+    assert!(k <= ldo && out.len() >= (n - 1) * ldo + k, "matmul: out too short");
+    if w == 0 {
+        for row in out.chunks_mut(ldo).take(n) {
+            row[..k].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: A is n × w with row stride lda and column stride 1: its last
+    // element (n − 1)·lda + w − 1 is in bounds (asserted). B's last element,
+    // (w − 1)·rsb + (k − 1)·csb, is k·w − 1 for either layout: in bounds. C
+    // is n × k with row stride ldo ≥ k and column stride 1: distinct
+    // elements, the last in bounds; `out` is exclusively borrowed, so C
+    // aliases neither A nor B. Every dimension indexes an existing slice, so
+    // it fits in isize.
+    unsafe {
+        matrixmultiply::sgemm(
+            n,
+            w,
+            k,
+            1.0,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            0.0,
+            out.as_mut_ptr(),
+            ldo as isize,
+            1,
+        );
+    }
+}
+
 /// Index and value of the smallest element; ties go to the lowest index.
 pub fn argmin(v: &[f32]) -> (usize, f32) {
-    let mut best = (0, f32::INFINITY);
-    for (i, &x) in v.iter().enumerate() {
-        if x < best.1 {
-            best = (i, x);
+    argmin_minus_2(v, &vec![0.0; v.len()])
+}
+
+/// Index and value of the smallest `a[i] − 2·b[i]`; ties go to the lowest
+/// index, and NaN never wins. This is the nearest-centroid step of k-means
+/// and of encoding: ‖x − c‖² − ‖x‖² = ‖c‖² − 2⟨x, c⟩.
+///
+pub fn argmin_minus_2(a: &[f32], b: &[f32]) -> (usize, f32) {
+    assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 (checked just above); the kernel
+        // reads only within the two equal-length slices.
+        return unsafe { x86::argmin_minus_2_avx2(a, b) };
+    }
+    portable::argmin_minus_2(a, b)
+}
+
+/// Merges per-lane minima (ties to the lowest index, infinities never
+/// chosen over index 0), then scans the tail `ra − 2·rb` starting at `body`.
+fn merge_lanes(bv: &[f32; 8], bi: &[u32; 8], body: usize, ra: &[f32], rb: &[f32]) -> (usize, f32) {
+    let mut best = (0usize, f32::INFINITY);
+    for t in 0..8 {
+        if bv[t] < best.1 || (bv[t] == best.1 && bv[t] != f32::INFINITY && (bi[t] as usize) < best.0) {
+            best = (bi[t] as usize, bv[t]);
+        }
+    }
+    for (i, (&x, &y)) in ra.iter().zip(rb).enumerate() {
+        let v = x - 2.0 * y;
+        if v < best.1 {
+            best = (body + i, v);
         }
     }
     best
@@ -81,6 +209,35 @@ pub mod portable {
             s += x * y;
         }
         s
+    }
+
+    /// Eight independent running minima, merged at the end, so that the
+    /// compiler can use vector compares instead of a chain of branches.
+    pub fn argmin_minus_2(a: &[f32], b: &[f32]) -> (usize, f32) {
+        const L: usize = 8;
+        let mut bv = [f32::INFINITY; L];
+        let mut bi = [0u32; L];
+        let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (c, (xa, xb)) in ca.zip(cb).enumerate() {
+            for t in 0..L {
+                let v = xa[t] - 2.0 * xb[t];
+                let better = v < bv[t];
+                bv[t] = if better { v } else { bv[t] };
+                bi[t] = if better { (c * L + t) as u32 } else { bi[t] };
+            }
+        }
+        super::merge_lanes(&bv, &bi, a.len() - ra.len(), ra, rb)
+    }
+
+    pub fn axpy_rows(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
+        let cols = out.len();
+        for &(p, v) in x {
+            let row = &mt[(p - offset) as usize * cols..][..cols];
+            for (o, r) in out.iter_mut().zip(row) {
+                *o += v * r;
+            }
+        }
     }
 
     pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
@@ -172,6 +329,83 @@ mod x86 {
         }
         s
     }
+
+    /// Columns in tiles of 64 (eight registers), then of 8, then one by
+    /// one: each tile stays in registers across all of x's coordinates.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn axpy_rows_avx2(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
+        let cols = out.len();
+        let mut c0 = 0;
+        while c0 + 64 <= cols {
+            // SAFETY: c0 + 64 <= cols = out.len(), and each row
+            // (p − offset)·cols .. + cols lies inside `mt` (checked by the caller).
+            unsafe {
+                let o = out.as_mut_ptr().add(c0);
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for (t, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_loadu_ps(o.add(8 * t));
+                }
+                for &(p, v) in x {
+                    let row = mt.as_ptr().add((p - offset) as usize * cols + c0);
+                    let b = _mm256_set1_ps(v);
+                    for (t, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(b, _mm256_loadu_ps(row.add(8 * t)), *a);
+                    }
+                }
+                for (t, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(o.add(8 * t), *a);
+                }
+            }
+            c0 += 64;
+        }
+        while c0 + 8 <= cols {
+            // SAFETY: as above, for a tile of 8.
+            unsafe {
+                let o = out.as_mut_ptr().add(c0);
+                let mut a = _mm256_loadu_ps(o);
+                for &(p, v) in x {
+                    let row = mt.as_ptr().add((p - offset) as usize * cols + c0);
+                    a = _mm256_fmadd_ps(_mm256_set1_ps(v), _mm256_loadu_ps(row), a);
+                }
+                _mm256_storeu_ps(o, a);
+            }
+            c0 += 8;
+        }
+        for c in c0..cols {
+            for &(p, v) in x {
+                out[c] += v * mt[(p - offset) as usize * cols + c];
+            }
+        }
+    }
+    /// Eight lanes of running minima and their indices, in registers.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn argmin_minus_2_avx2(a: &[f32], b: &[f32]) -> (usize, f32) {
+        let n = a.len().min(b.len());
+        let body = n / 8 * 8;
+        let mut bv = _mm256_set1_ps(f32::INFINITY);
+        let mut bi = _mm256_setzero_si256();
+        let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let (two, eight) = (_mm256_set1_ps(2.0), _mm256_set1_epi32(8));
+        let mut i = 0;
+        // SAFETY: i + 8 <= body <= n, both slices hold n floats; unaligned loads.
+        unsafe {
+            while i < body {
+                let v = _mm256_fnmadd_ps(two, _mm256_loadu_ps(b.as_ptr().add(i)), _mm256_loadu_ps(a.as_ptr().add(i)));
+                let lt = _mm256_cmp_ps(v, bv, _CMP_LT_OQ);
+                bv = _mm256_blendv_ps(bv, v, lt);
+                bi = _mm256_blendv_epi8(bi, idx, _mm256_castps_si256(lt));
+                idx = _mm256_add_epi32(idx, eight);
+                i += 8;
+            }
+        }
+        let (mut lv, mut li) = ([0f32; 8], [0u32; 8]);
+        // SAFETY: both arrays hold 8 lanes of 4 bytes.
+        unsafe {
+            _mm256_storeu_ps(lv.as_mut_ptr(), bv);
+            _mm256_storeu_si256(li.as_mut_ptr().cast(), bi);
+        }
+        super::merge_lanes(&lv, &li, body, &a[body..n], &b[body..n])
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +424,51 @@ mod tests {
             prop_assert!((portable::dot(&a, &b) as f64 - exact_dot).abs() < tol);
             prop_assert!((l2sq(&a, &b) as f64 - exact_l2).abs() < tol);
             prop_assert!((portable::l2sq(&a, &b) as f64 - exact_l2).abs() < tol);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn axpy_kernels_agree(rows in 1usize..40, cols in 0usize..150, seed in 0u64..1000, density in 0u32..5) {
+            let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut next = || {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            };
+            let mt: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+            // density/4 of the coordinates non-zero, roughly.
+            let x: Vec<f32> = (0..rows).map(|_| { let v = next(); if (v + 2.0) < density as f32 { v } else { 0.0 } }).collect();
+            let mut nz = Vec::new();
+            nonzeros(&x, &mut nz);
+            prop_assert!(nz.iter().all(|&(p, v)| x[p as usize] == v && v != 0.0));
+            prop_assert_eq!(nz.len(), x.iter().filter(|&&v| v != 0.0).count());
+            let start: Vec<f32> = (0..cols).map(|_| next()).collect();
+            let (mut fast, mut slow) = (start.clone(), start.clone());
+            axpy_rows(&nz, 0, &mt, &mut fast);
+            portable::axpy_rows(&nz, 0, &mt, &mut slow);
+            for c in 0..cols {
+                let exact: f64 = start[c] as f64 + (0..rows).map(|p| x[p] as f64 * mt[p * cols + c] as f64).sum::<f64>();
+                prop_assert!((fast[c] as f64 - exact).abs() < 1e-4 * (1.0 + rows as f64));
+                prop_assert!((slow[c] as f64 - exact).abs() < 1e-4 * (1.0 + rows as f64));
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn argmin_is_the_first_smallest(v in proptest::collection::vec(prop_oneof![0u8..6, Just(255u8)], 0..60)) {
+            let v: Vec<f32> = v.into_iter().map(|x| if x == 255 { f32::NAN } else { x as f32 }).collect();
+            let mut want = (0, f32::INFINITY);
+            for (i, &x) in v.iter().enumerate() {
+                if x < want.1 {
+                    want = (i, x);
+                }
+            }
+            prop_assert_eq!(argmin(&v), want);
+            let half: Vec<f32> = v.iter().map(|x| -x / 2.0).collect();
+            let zero = vec![0f32; v.len()];
+            prop_assert_eq!(argmin_minus_2(&zero, &half), want);
+            prop_assert_eq!(portable::argmin_minus_2(&zero, &half), want);
         }
     }
 

@@ -4,7 +4,7 @@
 //! faiss's empty-cluster splitting.
 //!
 //! Everything is pure Rust. The hot loop, [`assign`], computes inner products
-//! for blocks of rows with `matrixmultiply::sgemm` and runs the blocks in
+//! for blocks of rows with one `sgemm` ([`crate::distance::matmul_abt`]) and runs the blocks in
 //! parallel with rayon. Results are bit-for-bit reproducible for a given seed
 //! and input, whatever the number of threads: row blocks have a fixed size,
 //! every centroid is accumulated in `f64` in increasing point order, and all
@@ -71,6 +71,85 @@ pub fn kmeans(
     params: &KMeansParams,
     progress: &mut dyn FnMut(usize),
 ) -> Result<KMeansOutput> {
+    run(data, d, k, params, progress, None)
+}
+
+/// [`kmeans`] over rows that are sparse vectors minus dense offsets
+/// (`data` holds the same rows dense, as [`kmeans`] takes them): the
+/// result is the same clustering, up to rounding, but the assignment step
+/// costs the non-zeros of each row instead of its dimension.
+pub fn kmeans_sparse(
+    data: &[f32],
+    sparse: &SparseRows,
+    k: usize,
+    params: &KMeansParams,
+    progress: &mut dyn FnMut(usize),
+) -> Result<KMeansOutput> {
+    if sparse.lists.len() * sparse.d != data.len() || sparse.start.len() != sparse.lists.len() + 1 {
+        return Err(Error::InvalidInput("k-means: the sparse rows do not match the data".into()));
+    }
+    run(data, sparse.d, k, params, progress, Some(sparse))
+}
+
+/// Rows of the form x_i − o_{g_i}: a sparse x_i (its non-zero coordinates
+/// `nonzeros[start[i]..start[i + 1]]`) minus one of a few dense offsets
+/// (`offsets`, groups × d, the one of row i being `lists[i]`). PQ training
+/// rows are like this: each is a colour histogram (about 94% zeros) minus
+/// its list's centroid; coarse training rows are the special case of one
+/// offset, zero.
+///
+/// For a centroid q, ‖x − o − q‖² = ‖x − o‖² + (‖q‖² + 2⟨o, q⟩) − 2⟨x, q⟩:
+/// the middle term is one small table per iteration (groups × k), and only
+/// the last depends on the row, through x's non-zeros.
+pub struct SparseRows {
+    pub d: usize,
+    pub nonzeros: Vec<(u32, f32)>,
+    pub start: Vec<usize>,
+    pub lists: Vec<u32>,
+    pub offsets: Vec<f32>,
+}
+
+impl SparseRows {
+    /// Columns `first..first + d` of the rows of `data` (n × width), each
+    /// minus columns `first..first + d` of its list's row of `offsets`
+    /// (groups × width).
+    pub fn from_columns(
+        data: &[f32],
+        width: usize,
+        first: usize,
+        d: usize,
+        lists: &[u32],
+        offsets: &[f32],
+    ) -> SparseRows {
+        let mut nonzeros = Vec::new();
+        let mut start = Vec::with_capacity(lists.len() + 1);
+        start.push(0);
+        for row in data.chunks_exact(width) {
+            for (p, &v) in row[first..first + d].iter().enumerate() {
+                if v != 0.0 {
+                    nonzeros.push((p as u32, v));
+                }
+            }
+            start.push(nonzeros.len());
+        }
+        let offsets = offsets.chunks_exact(width).flat_map(|o| o[first..first + d].iter().copied()).collect();
+        SparseRows { d, nonzeros, start, lists: lists.to_vec(), offsets }
+    }
+
+    /// Fraction of coordinates that are non-zero.
+    pub fn density(&self) -> f64 {
+        self.nonzeros.len() as f64 / (self.lists.len() * self.d).max(1) as f64
+    }
+}
+
+fn run(
+    data: &[f32],
+    d: usize,
+    k: usize,
+    params: &KMeansParams,
+    progress: &mut dyn FnMut(usize),
+    sparse: Option<&SparseRows>,
+) -> Result<KMeansOutput> {
     if d == 0 {
         return Err(Error::InvalidInput("k-means: the dimension must be at least 1".into()));
     }
@@ -97,16 +176,16 @@ pub fn kmeans(
     // Subsample as faiss does: a random permutation, keep the first points,
     // in permutation order.
     let max_points = k.saturating_mul(params.max_points_per_centroid);
-    let x: Cow<'_, [f32]> = if n > max_points {
+    let (x, rows): (Cow<'_, [f32]>, Option<Vec<usize>>) = if n > max_points {
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         let perm = partial_permutation(n, max_points, &mut rng);
         let mut sub = Vec::with_capacity(max_points * d);
         for &i in &perm {
             sub.extend_from_slice(&data[i * d..(i + 1) * d]);
         }
-        Cow::Owned(sub)
+        (Cow::Owned(sub), Some(perm))
     } else {
-        Cow::Borrowed(data)
+        (Cow::Borrowed(data), None)
     };
     let x = &*x;
     let n = x.len() / d;
@@ -130,10 +209,15 @@ pub fn kmeans(
     let mut objective = Vec::with_capacity(params.niter);
     let mut counts = vec![0f64; k];
 
+    // ‖row‖² of each training row, for the sparse assignment's distances.
+    let norms: Vec<f32> = if sparse.is_some() { x.chunks_exact(d).map(norm_sq).collect() } else { Vec::new() };
     for iter in 0..params.niter {
-        assign(x, d, &centroids, &mut labels, &mut dists);
+        match sparse {
+            Some(sp) => assign_sparse(&norms, sp, rows.as_deref(), &centroids, &mut labels, &mut dists),
+            None => assign(x, d, &centroids, &mut labels, &mut dists),
+        }
         objective.push(dists.iter().map(|&v| v as f64).sum());
-        compute_centroids(x, d, k, &labels, &mut centroids, &mut counts);
+        compute_centroids(x, d, k, &labels, &mut centroids, &mut counts, sparse.map(|sp| (sp, rows.as_deref())));
         split_clusters(d, k, n, &mut centroids, &mut counts, &mut split_rng);
         progress(iter + 1);
     }
@@ -176,50 +260,67 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
                 debug_assert_eq!(x.len(), m * d);
                 debug_assert_eq!(dis.len(), m);
                 let ip = &mut ip[..m * k];
-                // Bounds: A = `x` is m × d row-major (row stride d, column
-                // stride 1) and `x.len() == m * d`. B = centroidsᵀ is d × k:
-                // element (p, j) is `centroids[j * d + p]` (row stride 1, column
-                // stride d), the largest offset (d − 1) + (k − 1)·d = k·d − 1 is
-                // in bounds. C = `ip` is m × k row-major (row stride k, column
-                // stride 1), exactly `m * k` elements, exclusively borrowed, not
-                // aliasing A or B, and its strides give distinct elements.
-                // All dimensions are at least 1 and fit in isize (they index
-                // existing slices).
-                // SAFETY: by the bounds above, every access is in range and C aliases nothing.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        d,
-                        k,
-                        1.0,
-                        x.as_ptr(),
-                        d as isize,
-                        1,
-                        centroids.as_ptr(),
-                        1,
-                        d as isize,
-                        0.0,
-                        ip.as_mut_ptr(),
-                        k as isize,
-                        1,
-                    );
-                }
+                crate::distance::matmul_abt(x, d, m, d, centroids, k, ip, k);
                 for (((row, ipr), l), out) in
                     x.chunks_exact(d).zip(ip.chunks_exact(k)).zip(lab.iter_mut()).zip(dis.iter_mut())
                 {
                     // ‖x‖² is the same for every centroid: leave it out of the
                     // comparison (better precision) and add it at the end.
-                    let mut best = 0usize;
-                    let mut best_v = f32::INFINITY;
-                    for (j, (&cn, &p)) in c_norms.iter().zip(ipr).enumerate() {
-                        let v = cn - 2.0 * p;
-                        if v < best_v {
-                            best_v = v;
-                            best = j;
-                        }
-                    }
+                    let (best, best_v) = crate::distance::argmin_minus_2(&c_norms, ipr);
                     *l = best as u32;
                     *out = (norm_sq(row) + best_v).max(0.0);
+                }
+            },
+        );
+}
+
+/// [`assign`] for rows given as [`SparseRows`], with their squared norms
+/// (`norms`; `rows` maps training rows to sparse rows after subsampling).
+/// Same fixed blocks, so the result does not depend on the thread count
+/// either.
+fn assign_sparse(
+    norms: &[f32],
+    sp: &SparseRows,
+    rows: Option<&[usize]>,
+    centroids: &[f32],
+    labels: &mut [u32],
+    dists: &mut [f32],
+) {
+    let d = sp.d;
+    let k = centroids.len() / d;
+    let groups = sp.offsets.len() / d;
+    // table[g][c] = ‖q_c‖² + 2⟨o_g, q_c⟩.
+    let mut table = vec![0f32; groups * k];
+    crate::distance::matmul_abt(&sp.offsets, d, groups, d, centroids, k, &mut table, k);
+    let c_norms: Vec<f32> = centroids.chunks_exact(d).map(norm_sq).collect();
+    for row in table.chunks_exact_mut(k) {
+        for (t, cn) in row.iter_mut().zip(&c_norms) {
+            *t = cn + 2.0 * *t;
+        }
+    }
+    let mut transposed = vec![0f32; centroids.len()];
+    for (c, q) in centroids.chunks_exact(d).enumerate() {
+        for (p, &v) in q.iter().enumerate() {
+            transposed[p * k + c] = v;
+        }
+    }
+    norms
+        .par_chunks(ASSIGN_BLOCK)
+        .zip(labels.par_chunks_mut(ASSIGN_BLOCK))
+        .zip(dists.par_chunks_mut(ASSIGN_BLOCK))
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; k],
+            |ip, (b, ((norms, lab), dis))| {
+                for (r, ((norm, l), out)) in norms.iter().zip(lab.iter_mut()).zip(dis.iter_mut()).enumerate() {
+                    let i = b * ASSIGN_BLOCK + r;
+                    let i = rows.map_or(i, |rows| rows[i]);
+                    ip.fill(0.0);
+                    crate::distance::axpy_rows(&sp.nonzeros[sp.start[i]..sp.start[i + 1]], 0, &transposed, ip);
+                    let g = sp.lists[i] as usize;
+                    let (best, best_v) = crate::distance::argmin_minus_2(&table[g * k..(g + 1) * k], ip);
+                    *l = best as u32;
+                    *out = (norm + best_v).max(0.0);
                 }
             },
         );
@@ -229,7 +330,19 @@ pub fn assign(data: &[f32], d: usize, centroids: &[f32], labels: &mut [u32], dis
 /// to its number of points. Empty centroids are left unchanged (they are
 /// replaced by [`split_clusters`]). Each centroid is accumulated in `f64` in
 /// increasing point order, so the result does not depend on the threads.
-fn compute_centroids(x: &[f32], d: usize, k: usize, labels: &[u32], centroids: &mut [f32], counts: &mut [f64]) {
+///
+/// With `sparse`, a member's row is added as its non-zeros minus its offset,
+/// and the offsets are added once per (centroid, group) with their counts:
+/// the sum is the same, at the cost of the non-zeros.
+fn compute_centroids(
+    x: &[f32],
+    d: usize,
+    k: usize,
+    labels: &[u32],
+    centroids: &mut [f32],
+    counts: &mut [f64],
+    sparse: Option<(&SparseRows, Option<&[usize]>)>,
+) {
     // Counting sort of the point indices by label (stable).
     let mut start = vec![0usize; k + 1];
     for &l in labels {
@@ -256,9 +369,31 @@ fn compute_centroids(x: &[f32], d: usize, k: usize, labels: &[u32], centroids: &
                 return;
             }
             acc.fill(0.0);
-            for &i in members {
-                for (a, &v) in acc.iter_mut().zip(&x[i * d..(i + 1) * d]) {
-                    *a += v as f64;
+            match sparse {
+                None => {
+                    for &i in members {
+                        for (a, &v) in acc.iter_mut().zip(&x[i * d..(i + 1) * d]) {
+                            *a += v as f64;
+                        }
+                    }
+                }
+                Some((sp, rows)) => {
+                    let mut groups: Vec<u32> = Vec::with_capacity(members.len());
+                    for &i in members {
+                        let i = rows.map_or(i, |rows| rows[i]);
+                        for &(p, v) in &sp.nonzeros[sp.start[i]..sp.start[i + 1]] {
+                            acc[p as usize] += v as f64;
+                        }
+                        groups.push(sp.lists[i]);
+                    }
+                    groups.sort_unstable();
+                    for run in groups.chunk_by(|a, b| a == b) {
+                        let o = &sp.offsets[run[0] as usize * d..(run[0] as usize + 1) * d];
+                        let times = run.len() as f64;
+                        for (a, &v) in acc.iter_mut().zip(o) {
+                            *a -= times * v as f64;
+                        }
+                    }
                 }
             }
             let inv = 1.0 / members.len() as f64;

@@ -30,7 +30,8 @@ pub struct MemoryReport {
     pub record_bytes: u64,
     /// All index files.
     pub disk_bytes: u64,
-    /// Heap memory held while open: quantizers, table, list directories.
+    /// Heap memory held while open: quantizers, table, the transposed copy
+    /// of the coarse centroids search uses, list directories.
     /// Codes and ids are memory-mapped and come on top, as pages are touched.
     pub resident_heap_bytes: u64,
     /// Segment bytes mapped (resident only once read).
@@ -131,7 +132,7 @@ impl Snapshot {
         let code_bytes = self.manifest.stored_vectors() * c.code_size() as u64;
         let id_bytes: u64 = self.segments.iter().map(|s| s.vectors() * s.id_width() as u64).sum();
         let (quantizer_bytes, precomputed_table_bytes) = self.quantizers.as_ref().map_or((0, 0), |q| {
-            let (a, b) = q.resident_bytes();
+            let (a, b) = q.stored_bytes();
             (a as u64, b as u64)
         });
         let mapped_bytes: u64 = self.segments.iter().map(|s| s.file_bytes() as u64).sum();
@@ -150,7 +151,8 @@ impl Snapshot {
             - record_bytes;
         // Per segment in memory: one (start, count, crc) and one flag per list.
         let dirs = (self.segments.len() * c.nlist * (3 * 8 + 1)) as u64;
-        let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + dirs;
+        let derived_bytes = self.quantizers.as_ref().map_or(0, |q| q.derived_bytes() as u64);
+        let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + derived_bytes + dirs;
         let flat = n * c.dim as u64 * 4;
         MemoryReport {
             vectors: n,

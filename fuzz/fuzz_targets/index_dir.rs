@@ -182,7 +182,7 @@ fn read_checks(index: &Index, verified: bool) {
     }
     // Huge (finite) quantizer values can make estimated distances NaN.
     let moderate =
-        snap.quantizers.as_ref().is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids).chain(&q.term2).all(|x| x.abs() < 1e8));
+        snap.quantizers.as_ref().is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
     let hits = hits.expect("verify passed, so a search must succeed");
     assert_eq!(hits.len(), 1);
     if moderate {

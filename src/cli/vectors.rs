@@ -73,11 +73,11 @@ pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64) -> Re
     };
     check_vectors(&data, c.dim, &vectors.display().to_string())?;
     let opts = TrainOptions { seed, ..TrainOptions::default() };
-    let pb = bar((opts.niter + c.m) as u64, "training");
+    let pb = bar((opts.coarse_niter + c.m) as u64, "training");
     let t = Instant::now();
     let report = index.train(&data, &opts, &mut |step| match step {
         TrainStep::Coarse { i, .. } => pb.set_position(i as u64),
-        TrainStep::Pq { j, .. } => pb.set_position((opts.niter + j) as u64),
+        TrainStep::Pq { j, .. } => pb.set_position((opts.coarse_niter + j) as u64),
     });
     pb.finish_and_clear();
     let report = report?;

@@ -5,8 +5,15 @@
 use super::codes;
 use crate::config::Config;
 use crate::error::Result;
-use crate::kmeans::{self, KMeansParams};
-use rayon::prelude::*;
+use crate::kmeans::{self, KMeansParams, SparseRows};
+
+/// What PQ training rows are residuals of: row i is
+/// `data[i] − coarse[lists[i]]` (data n × dim, coarse nlist × dim).
+pub struct Residuals<'a> {
+    pub data: &'a [f32],
+    pub lists: &'a [u32],
+    pub coarse: &'a [f32],
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProductQuantizer {
@@ -14,61 +21,76 @@ pub struct ProductQuantizer {
     pub nbits: usize,
     pub dsub: usize,
     pub ksub: usize,
-    /// m × ksub × dsub: centroid k of sub-space j starts at (j·ksub + k)·dsub.
-    pub centroids: Vec<f32>,
+    /// m × dsub × ksub, each codebook transposed: coordinate p of centroid k
+    /// of sub-space j is at (j·dsub + p)·ksub + k. The look-up tables are
+    /// built from this layout a row (one coordinate, all ksub centroids) at a
+    /// time, so a query's zero coordinates cost nothing.
+    pub centroids_t: Vec<f32>,
 }
 
 impl ProductQuantizer {
+    /// From centroids laid out m × ksub × dsub (as k-means and the
+    /// quantizer file give them).
     pub fn from_parts(c: &Config, centroids: Vec<f32>) -> ProductQuantizer {
-        debug_assert_eq!(centroids.len(), c.m * c.ksub() * c.dsub());
-        ProductQuantizer { m: c.m, nbits: c.nbits, dsub: c.dsub(), ksub: c.ksub(), centroids }
+        let (m, ksub, dsub) = (c.m, c.ksub(), c.dsub());
+        debug_assert_eq!(centroids.len(), m * ksub * dsub);
+        let mut t = vec![0f32; centroids.len()];
+        for j in 0..m {
+            for k in 0..ksub {
+                for p in 0..dsub {
+                    t[(j * dsub + p) * ksub + k] = centroids[(j * ksub + k) * dsub + p];
+                }
+            }
+        }
+        ProductQuantizer { m, nbits: c.nbits, dsub, ksub, centroids_t: t }
     }
 
-    /// Codebook of sub-space `j` (ksub × dsub).
-    pub fn codebook(&self, j: usize) -> &[f32] {
+    /// The centroids laid out m × ksub × dsub, as stored on disk.
+    pub fn centroids(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.centroids_t.len()];
+        for j in 0..self.m {
+            for k in 0..self.ksub {
+                let row = &mut out[(j * self.ksub + k) * self.dsub..][..self.dsub];
+                for (p, v) in row.iter_mut().enumerate() {
+                    *v = self.centroids_t[(j * self.dsub + p) * self.ksub + k];
+                }
+            }
+        }
+        out
+    }
+
+    /// Transposed codebook of sub-space `j` (dsub × ksub).
+    pub fn codebook_t(&self, j: usize) -> &[f32] {
         let s = self.ksub * self.dsub;
-        &self.centroids[j * s..(j + 1) * s]
+        &self.centroids_t[j * s..(j + 1) * s]
     }
 
-    /// One k-means per sub-space over `data` (n × m·dsub), as faiss does.
+    /// One k-means per sub-space over `residuals` (n × m·dsub), as faiss
+    /// does. Where the vectors behind the residuals are sparse in a
+    /// sub-space, its k-means assigns through their non-zeros
+    /// ([`kmeans::kmeans_sparse`]).
     pub fn train(
         c: &Config,
-        data: &[f32],
+        residuals: &[f32],
+        source: &Residuals<'_>,
         params: &KMeansParams,
         progress: &mut dyn FnMut(usize),
     ) -> Result<ProductQuantizer> {
         let (d, dsub) = (c.dim, c.dsub());
         let mut centroids = Vec::with_capacity(c.m * c.ksub() * dsub);
         for j in 0..c.m {
-            let sub = slice_subspace(data, d, j * dsub, dsub);
+            let sub = slice_subspace(residuals, d, j * dsub, dsub);
             let p = KMeansParams { seed: params.seed.wrapping_add(1 + j as u64), ..params.clone() };
-            let out = kmeans::kmeans(&sub, dsub, c.ksub(), &p, &mut |_| ())?;
+            let sparse = SparseRows::from_columns(source.data, d, j * dsub, dsub, source.lists, source.coarse);
+            let out = if sparse.density() < super::SPARSE_DENSITY {
+                kmeans::kmeans_sparse(&sub, &sparse, c.ksub(), &p, &mut |_| ())?
+            } else {
+                kmeans::kmeans(&sub, dsub, c.ksub(), &p, &mut |_| ())?
+            };
             centroids.extend_from_slice(&out.centroids);
             progress(j + 1);
         }
         Ok(ProductQuantizer::from_parts(c, centroids))
-    }
-
-    /// Encodes `data` (n × m·dsub) into `codes` (n × code_size).
-    pub fn encode_batch(&self, data: &[f32], codes: &mut [u8]) {
-        let d = self.m * self.dsub;
-        let n = data.len() / d;
-        let code_size = (self.m * self.nbits).div_ceil(8);
-        // labels[j][i]: the sub-code of vector i in sub-space j.
-        let labels: Vec<Vec<u32>> = (0..self.m)
-            .into_par_iter()
-            .map(|j| {
-                let sub = slice_subspace(data, d, j * self.dsub, self.dsub);
-                let mut lab = vec![0u32; n];
-                let mut dist = vec![0f32; n];
-                kmeans::assign(&sub, self.dsub, self.codebook(j), &mut lab, &mut dist);
-                lab
-            })
-            .collect();
-        codes.par_chunks_mut(code_size).enumerate().for_each(|(i, code)| {
-            let idx: Vec<u32> = labels.iter().map(|l| l[i]).collect();
-            codes::pack(&idx, self.nbits, code);
-        });
     }
 
     /// Reconstruction of one code: the concatenated sub-space centroids.
@@ -76,20 +98,24 @@ impl ProductQuantizer {
         let mut idx = vec![0u32; self.m];
         codes::unpack(code, self.nbits, &mut idx);
         for (j, &k) in idx.iter().enumerate() {
-            let c = &self.codebook(j)[k as usize * self.dsub..(k as usize + 1) * self.dsub];
-            out[j * self.dsub..(j + 1) * self.dsub].copy_from_slice(c);
+            let book = self.codebook_t(j);
+            for (p, o) in out[j * self.dsub..(j + 1) * self.dsub].iter_mut().enumerate() {
+                *o = book[p * self.ksub + k as usize];
+            }
         }
     }
 
-    /// `table[j·ksub + k] = ⟨x_j, q_jk⟩` for one vector x: the per-query part
-    /// of the asymmetric distance.
-    pub fn inner_product_table(&self, x: &[f32], table: &mut [f32]) {
-        for j in 0..self.m {
-            let xj = &x[j * self.dsub..(j + 1) * self.dsub];
-            let book = self.codebook(j);
-            for (k, t) in table[j * self.ksub..(j + 1) * self.ksub].iter_mut().enumerate() {
-                *t = crate::distance::dot(xj, &book[k * self.dsub..(k + 1) * self.dsub]);
-            }
+    /// `table[j·ksub + k] = ⟨x_j, q_jk⟩` for one vector x, given as its
+    /// non-zero coordinates (ascending): the per-query part of the
+    /// asymmetric distance.
+    pub fn inner_product_table(&self, nonzeros: &[(u32, f32)], table: &mut [f32]) {
+        table.fill(0.0);
+        let mut rest = nonzeros;
+        for (j, t) in table.chunks_exact_mut(self.ksub).enumerate() {
+            let end = rest.partition_point(|&(p, _)| (p as usize) < (j + 1) * self.dsub);
+            let (mine, later) = rest.split_at(end);
+            crate::distance::axpy_rows(mine, (j * self.dsub) as u32, self.codebook_t(j), t);
+            rest = later;
         }
     }
 }

@@ -81,11 +81,27 @@ impl SearchParams {
     }
 }
 
+/// Queries whose tables are computed together (see
+/// `Quantizers::query_tables`): enough to amortise reading the centroids,
+/// few enough that the batches spread over threads.
+const QUERY_BATCH: usize = 128;
+
 /// Buffers reused across the queries one thread runs.
+#[derive(Default)]
 struct Scratch {
-    coarse: Vec<(f32, u32)>,
-    /// ⟨x_j, q_jk⟩ for the current query.
+    /// Per query of the batch, ‖x − c_l‖² for every list (nq × nlist).
+    term1: Vec<f32>,
+    /// Per query of the batch, ⟨x_j, q_jk⟩ (nq × m × ksub).
     ip: Vec<f32>,
+    /// A query's non-zero coordinates.
+    nonzeros: Vec<(u32, f32)>,
+    work: Work,
+}
+
+/// Buffers of the scan of one query.
+#[derive(Default)]
+struct Work {
+    coarse: Vec<(f32, u32)>,
     /// Look-up table for the current list: term 2 + term 3.
     lut: Vec<f32>,
     unpacked: Vec<u32>,
@@ -137,23 +153,41 @@ impl Snapshot {
         let keep = if rerank == Rerank::Off { params.k } else { params.k.max(candidates) };
         let plan = Plan { k: params.k, nprobe, rerank, keep };
         crate::input::check_vectors(queries, c.dim, "queries")?;
-        let new_scratch = || Scratch {
-            coarse: Vec::with_capacity(c.nlist),
-            ip: vec![0.0; c.m * c.ksub()],
-            lut: vec![0.0; c.m * c.ksub()],
-            unpacked: vec![0; c.m],
-        };
-        if queries.len() == c.dim {
-            return Ok(vec![self.search_one(queries, &plan, &mut new_scratch())?]);
+        let d = c.dim;
+        if queries.len() == d {
+            return Ok(vec![self.search_batch(queries, &plan, &mut Scratch::default())?.remove(0)]);
         }
-        queries.par_chunks(c.dim).map_init(new_scratch, |s, x| self.search_one(x, &plan, s)).collect()
+        let batches: Vec<Vec<Vec<Neighbor>>> = queries
+            .par_chunks(QUERY_BATCH * d)
+            .map_init(Scratch::default, |s, xs| self.search_batch(xs, &plan, s))
+            .collect::<Result<_>>()?;
+        Ok(batches.into_iter().flatten().collect())
     }
 
-    fn search_one(&self, x: &[f32], plan: &Plan, s: &mut Scratch) -> Result<Vec<Neighbor>> {
-        let stage1 = match self.quantizers.as_deref() {
-            Some(q) => self.scan_codes(q, x, plan, s)?,
-            None => self.scan_exact(x, plan.keep)?,
-        };
+    /// Searches a batch of queries (nq × dim) sharing one table computation.
+    fn search_batch(&self, xs: &[f32], plan: &Plan, s: &mut Scratch) -> Result<Vec<Vec<Neighbor>>> {
+        let c = &self.manifest.config;
+        if let Some(q) = self.quantizers.as_deref() {
+            q.query_tables(xs, &mut s.nonzeros, &mut s.term1, &mut s.ip);
+        }
+        let (nlist, tsize) = (c.nlist, c.m * c.ksub());
+        let mut out = Vec::with_capacity(xs.len() / c.dim);
+        for (i, x) in xs.chunks_exact(c.dim).enumerate() {
+            let stage1 = match self.quantizers.as_deref() {
+                Some(q) => {
+                    let term1 = &s.term1[i * nlist..(i + 1) * nlist];
+                    let ip = &s.ip[i * tsize..(i + 1) * tsize];
+                    self.scan_codes(q, term1, ip, plan, &mut s.work)?
+                }
+                None => self.scan_exact(x, plan.keep)?,
+            };
+            out.push(self.finish(x, stage1, plan)?);
+        }
+        Ok(out)
+    }
+
+    /// Stage 2 (if any), then the k best as results.
+    fn finish(&self, x: &[f32], stage1: Vec<Entry>, plan: &Plan) -> Result<Vec<Neighbor>> {
         let ranked = match plan.rerank {
             Rerank::Off => stage1,
             Rerank::L2 if self.quantizers.is_none() => stage1, // already exact
@@ -173,25 +207,29 @@ impl Snapshot {
             .collect())
     }
 
-    /// Stage 1 over PQ codes: the `plan.keep` best by asymmetric distance.
-    fn scan_codes(&self, q: &Quantizers, x: &[f32], plan: &Plan, s: &mut Scratch) -> Result<Vec<Entry>> {
+    /// Stage 1 over PQ codes: the `plan.keep` best by asymmetric distance,
+    /// given the query's term 1 for every list and its inner-product table.
+    fn scan_codes(&self, q: &Quantizers, term1: &[f32], ip: &[f32], plan: &Plan, s: &mut Work) -> Result<Vec<Entry>> {
         let c = &q.config;
         let (m, ksub) = (c.m, c.ksub());
-        // Term 1 for every list; keep the nprobe nearest lists.
+        // Keep the nprobe nearest lists.
         s.coarse.clear();
-        s.coarse.extend((0..c.nlist).map(|l| (crate::distance::l2sq(x, q.centroid(l)), l as u32)));
+        s.coarse.extend(term1.iter().enumerate().map(|(l, &d)| (d, l as u32)));
         let by_dist = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
         if plan.nprobe < s.coarse.len() {
             s.coarse.select_nth_unstable_by(plan.nprobe - 1, by_dist);
             s.coarse.truncate(plan.nprobe);
         }
-        // Term 3 (without its factor −2) once per query.
-        q.pq.inner_product_table(x, &mut s.ip);
+        // Nearest list first: its codes fill the heap with good candidates,
+        // so the threshold tightens early and fewer codes enter it later.
+        s.coarse.sort_unstable_by(by_dist);
+        s.lut.resize(m * ksub, 0.0);
+        s.unpacked.resize(m, 0);
         let mut top = TopK::new(plan.keep);
         for &(term1, l) in &s.coarse {
             let l = l as usize;
             let term2 = &q.term2[l * m * ksub..(l + 1) * m * ksub];
-            for ((t, &t2), &ip) in s.lut.iter_mut().zip(term2).zip(&s.ip) {
+            for ((t, &t2), &ip) in s.lut.iter_mut().zip(term2).zip(ip) {
                 *t = t2 - 2.0 * ip;
             }
             for (si, seg) in self.segments.iter().enumerate() {
@@ -304,7 +342,7 @@ struct List<'a> {
 impl List<'_> {
     /// Offers vector `i` at distance `d`; deleted vectors are checked only
     /// when they would enter the heap, which keeps the scan loop tight.
-    #[inline]
+    #[inline(never)]
     fn offer(&self, i: usize, d: f32, top: &mut TopK) {
         if d <= top.threshold() {
             let id = self.ids.get(i);
@@ -341,15 +379,41 @@ fn scan(list: &List<'_>, base: f32, lut: &[f32], m: usize, nbits: usize, unpacke
 
 /// The byte-per-sub-code fast path, with `M` known at compile time so the
 /// inner loop unrolls and needs no bounds checks (a u8 always indexes 256).
+/// Distances are computed a block at a time and only then compared with the
+/// heap's threshold: the arithmetic loop has no branch, and the rare vector
+/// that may enter the heap takes the slow path.
 #[inline]
 fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: &mut TopK) {
+    const BLOCK: usize = 32;
     let lut: &[[f32; 256]; M] = lut.try_into().expect("table has m rows");
     let (codes, _) = list.codes.as_chunks::<M>();
-    for (i, code) in codes.iter().enumerate() {
-        let mut d = base;
-        for j in 0..M {
-            d += lut[j][code[j] as usize];
+    let mut dist = [0f32; BLOCK];
+    for (b, block) in codes.chunks(BLOCK).enumerate() {
+        for (d, code) in dist.iter_mut().zip(block) {
+            // Four independent partial sums: a single running sum would make
+            // every add wait for the previous one.
+            let mut acc = [0f32; 4];
+            if M.is_multiple_of(8) {
+                // One 8-byte load per eight sub-codes instead of eight loads:
+                // the loads are what the loop runs out of first.
+                for w in 0..M / 8 {
+                    let word = u64::from_le_bytes(code[8 * w..8 * w + 8].try_into().expect("8 bytes"));
+                    for b in 0..8 {
+                        acc[b % 4] += lut[8 * w + b][(word >> (8 * b)) as u8 as usize];
+                    }
+                }
+            } else {
+                for j in 0..M {
+                    acc[j % 4] += lut[j][code[j] as usize];
+                }
+            }
+            *d = base + ((acc[0] + acc[1]) + (acc[2] + acc[3]));
         }
-        list.offer(i, d, top);
+        let threshold = top.threshold();
+        for (i, &d) in dist[..block.len()].iter().enumerate() {
+            if d <= threshold {
+                list.offer(b * BLOCK + i, d, top);
+            }
+        }
     }
 }
