@@ -48,11 +48,24 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A standard normal deviate (Box–Muller; `rand` alone has no normal).
-fn normal(rng: &mut ChaCha8Rng) -> f32 {
-    let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
-    let v: f64 = rng.random();
-    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+/// Standard normal deviates (Box–Muller; `rand` alone has no normal), both
+/// of each pair used: the logarithm and cosine are most of the cost.
+struct Normal {
+    rng: ChaCha8Rng,
+    spare: Option<f32>,
+}
+
+impl Normal {
+    fn next(&mut self) -> f32 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
+        let u: f64 = 1.0 - self.rng.random::<f64>(); // (0, 1]: ln is finite
+        let (s, c) = (std::f64::consts::TAU * self.rng.random::<f64>()).sin_cos();
+        let r = (-2.0 * u.ln()).sqrt();
+        self.spare = Some((r * s) as f32);
+        (r * c) as f32
+    }
 }
 
 impl Synth {
@@ -73,17 +86,17 @@ impl Synth {
 
     /// Writes vector `i` into `out` (length [`HIST_DIM`]).
     pub fn vector(&self, i: u64, out: &mut [f32]) {
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(i)));
-        let p = &self.palettes[rng.random_range(0..self.palettes.len())];
+        let mut g = Normal { rng: ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(i))), spare: None };
+        let p = &self.palettes[g.rng.random_range(0..self.palettes.len())];
         // This image's version of the palette: colours shifted, weights
         // re-balanced, as two photos of one scene differ.
-        let colors: Vec<[f32; 3]> = p.colors.iter().map(|c| c.map(|v| v + 8.0 * normal(&mut rng))).collect();
-        let mut weights: Vec<f32> = p.weights.iter().map(|w| w * (0.4 * normal(&mut rng)).exp()).collect();
+        let colors: Vec<[f32; 3]> = p.colors.iter().map(|c| c.map(|v| v + 8.0 * g.next())).collect();
+        let mut weights: Vec<f32> = p.weights.iter().map(|w| w * (0.4 * g.next()).exp()).collect();
         let total: f32 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
         let pixels: Vec<[u8; 3]> = (0..PIXELS)
             .map(|_| {
-                let mut pick: f32 = rng.random();
+                let mut pick: f32 = g.rng.random();
                 let mut c = colors.len() - 1;
                 for (j, w) in weights.iter().enumerate() {
                     if pick < *w {
@@ -93,7 +106,7 @@ impl Synth {
                     pick -= w;
                 }
                 // `as u8` saturates, after the clamp it only truncates.
-                colors[c].map(|v| (v + p.spread * normal(&mut rng)).clamp(0.0, 255.0) as u8)
+                colors[c].map(|v| (v + p.spread * g.next()).clamp(0.0, 255.0) as u8)
             })
             .collect();
         let mut h = histogram_of_pixels(pixels.into_iter());
