@@ -16,13 +16,17 @@ Method
     thread, 2 threads and all cores (the distinct values of those; override
     with --threads). faiss's threads are OpenMP threads, ours a rayon pool.
   * Noise: the whole procedure runs --rounds times (default 3), the two
-    engines taking turns and the order alternating each round (ours first,
-    then faiss first, ...), so that a slow patch of the shared machine hits
-    both alike. Within a run every search timing is the best of --repeat;
-    across rounds a timing is the best (highest q/s, lowest seconds), an
-    open time the median of all opens of all rounds, a memory figure the
-    median. Recall, quantization error and sizes do not vary (both trainings
-    are seeded).
+    engines building in turn, the order alternating each round (ours first,
+    then faiss first, ...). Searches are interleaved finely: both engines
+    stay up after their build (`--serve`), and this script asks each in
+    turn for one timed pass over all queries (batched, one per call,
+    two-stage; per thread count; --repeat times, alternating who goes
+    first), so that a slow patch of the shared machine hits both alike.
+    Each engine first runs one untimed pass of each kind (warm-up; its
+    results give recall). Across all passes and rounds a timing is the
+    best (highest q/s, lowest seconds), an open time the median of all
+    opens of all rounds, a memory figure the median. Recall, quantization
+    error and sizes do not vary (both trainings are seeded).
   * Memory: after each round, each engine's index is opened in a fresh
     child process (`chromatica bench-rss`, `faiss_ivfpq.py --rss-only`) that
     loads the queries and reads VmRSS from /proc/self/status (baseline),
@@ -240,12 +244,52 @@ def default_threads():
 
 
 # ---------------------------------------------------------------- running
+KINDS = ("batch", "single", "refine")
+
+
+def fail(cmd, why):
+    sys.exit(f"{why}: {' '.join(cmd)}")
+
+
 def run_json(cmd):
     print("  $ " + " ".join(cmd), file=sys.stderr, flush=True)
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
-        sys.exit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr.strip()}")
+        fail(cmd, f"failed ({out.returncode})")
     return json.loads(out.stdout)
+
+
+class Server:
+    """An engine's `--serve` process: builds, then times passes on request.
+    Its stderr goes to ours, so that its errors are seen."""
+
+    def __init__(self, cmd):
+        print("  $ " + " ".join(cmd), file=sys.stderr, flush=True)
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        if self.proc.stdout.readline().strip() != "ready":
+            fail(cmd, f"did not get ready (exit status {self.proc.wait()})")
+
+    def ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            fail(self.cmd, f"stopped on {line!r} (exit status {self.proc.wait()})")
+        return json.loads(reply)
+
+    def finish(self):
+        self.proc.stdin.write("end\n")
+        self.proc.stdin.close()
+        out = self.proc.stdout.read()
+        if self.proc.wait() != 0:
+            fail(self.cmd, f"failed ({self.proc.returncode})")
+        return json.loads(out)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def main():
@@ -258,7 +302,7 @@ def main():
     ap.add_argument("--nprobe", type=int, default=10)
     ap.add_argument("--train-n", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs of both engines (default 3)")
-    ap.add_argument("--repeat", type=int, default=3, help="each search timing is the best of this many")
+    ap.add_argument("--repeat", type=int, default=3, help="timed passes of each search kind per round")
     ap.add_argument("--opens", type=int, default=7, help="opens per round for the open time")
     ap.add_argument("--appends", type=int, default=1000,
                     help="chromatica only, first round: appends of 100 vectors (merge policy); 0 skips")
@@ -277,19 +321,30 @@ def main():
     queries = os.path.join(a.data, "query.fvecs")
     runs = {"chromatica": [], "faiss": []}
     rss = {"chromatica": [], "faiss": []}
+    passes = {"chromatica": [], "faiss": []}
     work = tempfile.mkdtemp(prefix="chromatica-compare-")
+    servers = {}
     try:
         for r in range(a.rounds):
             order = ["chromatica", "faiss"] if r % 2 == 0 else ["faiss", "chromatica"]
             kept = {"chromatica": os.path.join(work, f"ours-{r}"), "faiss": os.path.join(work, f"faiss-{r}.index")}
             for side in order:
-                print(f"round {r + 1}/{a.rounds}: {side}", file=sys.stderr, flush=True)
+                print(f"round {r + 1}/{a.rounds}: {side} builds", file=sys.stderr, flush=True)
                 if side == "chromatica":
                     appends = a.appends if r == 0 else 0
-                    cmd = [a.bin, "bench", *common, "--appends", str(appends), "--keep", kept[side]]
+                    cmd = [a.bin, "bench", *common, "--appends", str(appends), "--keep", kept[side], "--serve"]
                 else:
-                    cmd = [sys.executable, os.path.join(HERE, "faiss_ivfpq.py"), *common, "--keep", kept[side]]
-                runs[side].append(run_json(cmd))
+                    cmd = [sys.executable, os.path.join(HERE, "faiss_ivfpq.py"), *common, "--keep", kept[side],
+                           "--serve"]
+                servers[side] = Server(cmd)
+            print(f"round {r + 1}/{a.rounds}: searches, taking turns", file=sys.stderr, flush=True)
+            for t in threads:
+                for kind in KINDS:
+                    for rep in range(a.repeat):
+                        for side in (order if rep % 2 == 0 else order[::-1]):
+                            passes[side].append(servers[side].ask(f"{kind} {t}"))
+            for side in order:
+                runs[side].append(servers.pop(side).finish())
             for side in order:
                 if side == "chromatica":
                     cmd = [a.bin, "bench-rss", "--index", kept[side], "--queries", queries,
@@ -303,14 +358,16 @@ def main():
             if os.path.exists(kept["faiss"]):
                 os.unlink(kept["faiss"])
     finally:
+        for server in servers.values():
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     ours = with_rss(aggregate(runs["chromatica"]), rss["chromatica"])
     theirs = with_rss(aggregate(runs["faiss"]), rss["faiss"])
     lines = [f"data {a.data}: n {ours['n']:,}, queries {ours['nq']:,}, d {ours['d']}; nlist {a.nlist}, m {a.m}, "
              f"nbits {a.nbits}, nprobe {a.nprobe}; {ours['train_n']:,} training vectors; build on 1 thread; "
-             f"faiss {theirs.get('faiss_version')}; {os.cpu_count()} cores; best of {a.rounds} alternating rounds "
-             f"× {a.repeat} repeats", ""]
+             f"faiss {theirs.get('faiss_version')}; {os.cpu_count()} cores; {a.rounds} rounds; searches: best of "
+             f"{a.rounds * a.repeat} passes, taking turns with faiss", ""]
     lines += table(ours, theirs, threads)
     setting = {key: ours.get(key) for key in TARGET_SETTING}
     if setting != TARGET_SETTING:
@@ -335,7 +392,7 @@ def main():
     print("\n".join(lines))
     if a.save:
         os.makedirs(a.save, exist_ok=True)
-        raw = {"runs": runs, "rss": rss, "chromatica": ours, "faiss": theirs,
+        raw = {"runs": runs, "rss": rss, "passes": passes, "chromatica": ours, "faiss": theirs,
                "verdicts": verdicts(ours, theirs), "threads": threads}
         with open(os.path.join(a.save, "compare.json"), "w") as fh:
             json.dump(raw, fh, indent=1)

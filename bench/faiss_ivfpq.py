@@ -5,7 +5,7 @@ Usage:
     python3 bench/faiss_ivfpq.py --data DIR [--nlist 100] [--m 8] [--nbits 8]
         [--nprobe 10] [--train-n 20000] [--threads 1,2] [--k 100]
         [--single-k 10] [--candidates 200] [--repeat 3] [--opens 7]
-        [--keep FILE] [--json]
+        [--keep FILE] [--serve] [--json]
     python3 bench/faiss_ivfpq.py --rss-only --index FILE --queries FILE
         [--count 1000] [--single-k 10] [--nprobe 10]
 
@@ -30,10 +30,15 @@ Conventions shared with the Rust side:
     ||x - (c + r)||^2 over sa_decode(sa_encode(x)).
   * Two-stage: IndexRefineFlat over the IVFPQ index, k_factor =
     candidates / k (2 for k = 100), recall@10 of its top k.
-  * Timings are time.perf_counter() around the faiss call(s) only; searches
-    are the best of `--repeat`, open time (read_index of the written file,
-    warm page cache) the median of `--opens`. One-query-per-call timings
-    include Python's per-call cost, reported as python_call_overhead_us.
+  * Timings are time.perf_counter() around the faiss call(s) only. Searches
+    are passes over all queries of three kinds (batch, single, refine): one
+    untimed pass of each warms caches and gives the results recall is
+    computed from; then each kind is timed `--repeat` times per thread
+    count, or, with --serve, as stdin asks (bench/compare.py alternates
+    them with chromatica's); the fastest pass counts. Open time (read_index
+    of the written file, warm page cache) is the median of `--opens`.
+    One-query-per-call timings include Python's per-call cost, reported as
+    python_call_overhead_us.
   * --rss-only: a fresh process reads the queries, sets one thread, reads
     its VmRSS (baseline), read_index()es the file, reads VmRSS, runs
     `--count` queries one per call (k = --single-k), reads VmRSS again (as
@@ -152,6 +157,19 @@ def parse_threads(text):
     return threads
 
 
+# The timed passes (as `chromatica bench`): stage 1 batched (k = --k), stage 1
+# one query per call (k = --single-k), two stages (IndexRefineFlat).
+PASS_KEYS = {"batch": "search_batch_qps", "single": "search_single_qps", "refine": "refine_qps"}
+
+
+def parse_command(line):
+    """A --serve command, "batch|single|refine THREADS" -> (kind, threads)."""
+    words = line.split()
+    if len(words) != 2 or words[0] not in PASS_KEYS or not words[1].isdigit() or int(words[1]) < 1:
+        raise ValueError(f"bench --serve: {line.strip()!r} is not 'batch|single|refine THREADS' or 'end'")
+    return words[0], int(words[1])
+
+
 def quantization_mse(index, x, chunk=10000):
     """Mean ||x - (c + r)||^2: the IVFPQ reconstruction of each row."""
     se = 0.0
@@ -206,6 +224,9 @@ def main():
                     help="search timings are the best of this many runs (default 3)")
     ap.add_argument("--opens", type=int, default=7, help="open time is the median of this many opens")
     ap.add_argument("--keep", help="write the IVFPQ index to this new file and leave it")
+    ap.add_argument("--serve", action="store_true",
+                    help='after the build print "ready", then time the passes stdin asks for, '
+                         'one "batch|single|refine THREADS" a line, until "end"')
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rss-only", action="store_true", help="measure resident memory of --index only")
     ap.add_argument("--index", help="--rss-only: a file written by faiss.write_index")
@@ -277,20 +298,46 @@ def main():
     one = query[:1]
     overhead_s, _ = best_of(a.repeat, lambda: [empty.search(one, a.single_k) for _ in range(1000)])
 
-    res = {}
-    I = I1 = RI = None
-    for t in a.threads:
+    def run_pass(kind):
+        """One pass of one kind over all queries; returns the ids found."""
+        if kind == "batch":
+            return index.search(query, a.k)[1]
+        if kind == "single":
+            return np.vstack([index.search(query[i:i + 1], a.single_k)[1] for i in range(nq)])
+        return refine.search(query, a.k)[1]
+
+    def timed(kind, t):
         faiss.omp_set_num_threads(t)
-        batch_s, (_, It) = best_of(a.repeat, lambda: index.search(query, a.k))
-        single_s, I1t = best_of(a.repeat, lambda: np.vstack(
-            [index.search(query[i:i + 1], a.single_k)[1] for i in range(nq)]))
-        refine_s, (_, RIt) = best_of(a.repeat, lambda: refine.search(query, a.k))
-        if I is None:
-            I, I1, RI = It, I1t, RIt
-        res[f"search_batch_qps_t{t}"] = nq / batch_s
-        res[f"search_single_qps_t{t}"] = nq / single_s
-        res[f"refine_qps_t{t}"] = nq / refine_s
+        secs, _ = best_of(1, lambda: run_pass(kind))
+        return secs
+
+    # An untimed first pass of each kind warms caches and gives the results
+    # that recall is computed from.
     faiss.omp_set_num_threads(a.threads[0])
+    I, I1, RI = run_pass("batch"), run_pass("single"), run_pass("refine")
+    best = {}
+
+    def note(kind, t, secs):
+        key = (t, PASS_KEYS[kind])
+        best[key] = min(best.get(key, float("inf")), secs)
+
+    if a.serve:
+        # bench/compare.py drives the passes, alternating with chromatica.
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "end":
+                break
+            kind, t = parse_command(line)
+            secs = timed(kind, t)
+            note(kind, t, secs)
+            print(json.dumps({"pass": PASS_KEYS[kind], "threads": t, "s": secs}), flush=True)
+    else:
+        for t in a.threads:
+            for kind in PASS_KEYS:
+                for _ in range(max(1, a.repeat)):
+                    note(kind, t, timed(kind, t))
+    faiss.omp_set_num_threads(a.threads[0])
+    res = {f"{key}_t{t}": nq / secs for (t, key), secs in sorted(best.items())}
 
     for R in (1, 10, 100):
         res[f"recall_at_{R}"] = recall_at(I, gt, R)

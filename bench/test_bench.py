@@ -60,6 +60,16 @@ class Rss(unittest.TestCase):
         self.assertLessEqual(anon + file_, total)
 
 
+class Serve(unittest.TestCase):
+    def test_commands(self):
+        self.assertEqual(fi.parse_command("batch 1\n"), ("batch", 1))
+        self.assertEqual(fi.parse_command(" single\t2 "), ("single", 2))
+        self.assertEqual(fi.parse_command("refine 16"), ("refine", 16))
+        for bad in ["", "batch", "batch 0", "batch -1", "batch x", "batch 1 2", "flat 1", "end"]:
+            with self.assertRaises(ValueError, msg=bad):
+                fi.parse_command(bad)
+
+
 class Compare(unittest.TestCase):
     def test_aggregate_takes_best_timings_and_median_opens(self):
         runs = [

@@ -11,8 +11,9 @@ use chromatica::Index;
 use common::*;
 use serde_json::Value;
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chromatica")).args(args).output().expect("run the chromatica binary")
@@ -95,6 +96,37 @@ fn bench_measures_both_indexes_and_keeps_the_plain_one() {
     drop(index);
     // A second run refuses to overwrite it.
     fails_with(&[&["bench", "--data", p(&data), "--keep", p(&keep)][..], &common].concat(), "already exists");
+
+    // --serve: passes on request, then the same final report.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chromatica"))
+        .args([&["bench", "--data", p(&data), "--appends", "0", "--json", "--serve"][..], &common].concat())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut input = child.stdin.take().unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    for (cmd, key) in [("single 2", "search_single_qps"), ("refine 1", "refine_qps")] {
+        writeln!(input, "{cmd}").unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let reply: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(reply["pass"], key);
+        assert!(num(&reply, "s") > 0.0);
+    }
+    writeln!(input, "end").unwrap();
+    drop(input);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let served: Value = serde_json::from_str(&rest).unwrap();
+    // Exactly the passes asked for were timed; recall comes from the warm-up.
+    assert!(num(&served, "search_single_qps_t2") > 0.0 && num(&served, "refine_qps_t1") > 0.0);
+    assert!(served.get("search_batch_qps_t1").is_none() && served.get("search_single_qps_t1").is_none());
+    assert_eq!(served["recall_at_10"], r["recall_at_10"]);
 
     let rss = json_of(&["bench-rss", "--index", p(&keep), "--queries", p(&data.join("query.fvecs")), "--count", "50"]);
     assert_eq!(num(&rss, "queries"), 50.0);

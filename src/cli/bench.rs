@@ -9,14 +9,21 @@
 //! IndexIVFPQ) for train, add, search, open and disk figures, and one with
 //! the refine store for the two-stage search (like IndexIVFPQ +
 //! IndexRefineFlat). Only the plain index's training and adding are the
-//! timed build; the build runs on the first of `--threads`, then every
-//! search is timed once per thread count.
+//! timed build, which runs on the first of `--threads`.
+//!
+//! Searches come in three kinds of pass over all queries ([`Pass`]). One
+//! untimed pass of each warms the caches and gives the results recall is
+//! computed from; then each kind is timed `--repeat` times per thread
+//! count, or, with `--serve`, as standard input asks, so that
+//! bench/compare.py can alternate our passes with faiss's. The fastest pass
+//! of each kind and thread count is reported.
 
 use chromatica::emd::Sinkhorn;
 use chromatica::quantizer::Quantizers;
 use chromatica::vecio::{self, VectorFile};
 use chromatica::{distance, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,6 +44,9 @@ pub struct BenchArgs<'a> {
     pub appends: usize,
     /// Build the plain index here and leave it (for `bench-rss`).
     pub keep: Option<&'a Path>,
+    /// After the build, print "ready" and time the passes that standard
+    /// input asks for (see [`parse_command`]) until "end".
+    pub serve: bool,
     pub json: bool,
 }
 
@@ -146,6 +156,46 @@ fn ids_of(results: Vec<Vec<chromatica::Neighbor>>) -> Vec<Vec<u64>> {
     results.into_iter().map(|r| r.into_iter().map(|nb| nb.id).collect()).collect()
 }
 
+/// The timed search passes, each over all queries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pass {
+    /// Stage 1 only, all queries in one call, k = `--k`.
+    Batch,
+    /// Stage 1 only, one query per call, k = `--single-k`.
+    Single,
+    /// Two stages on the refine index: `--candidates`, exact L2 re-rank.
+    Refine,
+}
+
+impl Pass {
+    /// The result key's stem (the key is `{stem}_t{threads}`, in q/s).
+    pub fn key(self) -> &'static str {
+        match self {
+            Pass::Batch => "search_batch_qps",
+            Pass::Single => "search_single_qps",
+            Pass::Refine => "refine_qps",
+        }
+    }
+}
+
+/// A `--serve` command: "batch|single|refine THREADS".
+pub fn parse_command(line: &str) -> Result<(Pass, usize)> {
+    let bad =
+        || Error::InvalidInput(format!("bench --serve: {line:?} is not \"batch|single|refine THREADS\" or \"end\""));
+    let mut words = line.split_whitespace();
+    let kind = match words.next() {
+        Some("batch") => Pass::Batch,
+        Some("single") => Pass::Single,
+        Some("refine") => Pass::Refine,
+        _ => return Err(bad()),
+    };
+    let t: usize = words.next().and_then(|w| w.parse().ok()).filter(|&t| t > 0).ok_or_else(bad)?;
+    if words.next().is_some() {
+        return Err(bad());
+    }
+    Ok((kind, t))
+}
+
 struct Data {
     base: Vec<f32>,
     query: Vec<f32>,
@@ -246,26 +296,63 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     let stage1 = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.k) };
     let single = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.single_k) };
     let two_stage = SearchParams { rerank: Some(Rerank::L2), candidates: Some(a.candidates), ..SearchParams::new(a.k) };
-    let mut res = Map::new();
-    let (mut found, mut found_single, mut found_refine) = (Vec::new(), Vec::new(), Vec::new());
-    for (pass, &t) in a.threads.iter().enumerate() {
-        pool(t)?.install(|| -> Result<()> {
-            let (batch_s, r) = best_of(a.repeat, || index.search(query, &stage1))?;
-            let (single_s, r1) = best_of(a.repeat, || {
-                query
-                    .chunks_exact(d)
-                    .map(|q| index.search(q, &single).map(|r| r.into_iter().flatten().collect()))
-                    .collect()
-            })?;
-            let (refine_s, r2) = best_of(a.repeat, || refined.search(query, &two_stage))?;
-            if pass == 0 {
-                (found, found_single, found_refine) = (ids_of(r), ids_of(r1), ids_of(r2));
+    // One pass of one kind over all queries, returning the ids found.
+    let pass = |kind: Pass| -> Result<Vec<Vec<u64>>> {
+        Ok(match kind {
+            Pass::Batch => ids_of(index.search(query, &stage1)?),
+            Pass::Single => query
+                .chunks_exact(d)
+                .map(|q| Ok(ids_of(index.search(q, &single)?).into_iter().flatten().collect()))
+                .collect::<Result<_>>()?,
+            Pass::Refine => ids_of(refined.search(query, &two_stage)?),
+        })
+    };
+    let mut pools = HashMap::new();
+    let mut timed = |kind: Pass, t: usize| -> Result<f64> {
+        if let std::collections::hash_map::Entry::Vacant(e) = pools.entry(t) {
+            e.insert(pool(t)?);
+        }
+        pools[&t].install(|| {
+            let start = Instant::now();
+            std::hint::black_box(pass(kind)?);
+            Ok(start.elapsed().as_secs_f64())
+        })
+    };
+    // An untimed first pass of each kind warms caches and gives the results
+    // that recall is computed from.
+    let [found, found_single, found_refine] =
+        build.install(|| -> Result<_> { Ok([pass(Pass::Batch)?, pass(Pass::Single)?, pass(Pass::Refine)?]) })?;
+    let mut best: BTreeMap<(usize, &str), f64> = BTreeMap::new();
+    let mut note = |kind: Pass, t: usize, secs: f64| {
+        let b = best.entry((t, kind.key())).or_insert(f64::INFINITY);
+        *b = b.min(secs);
+    };
+    if a.serve {
+        // bench/compare.py drives the passes, alternating with faiss.
+        println!("ready");
+        for line in std::io::stdin().lines() {
+            let line = line.map_err(|e| Error::io("standard input", e))?;
+            if line.trim() == "end" {
+                break;
             }
-            res.insert(format!("search_batch_qps_t{t}"), json!(nq as f64 / batch_s));
-            res.insert(format!("search_single_qps_t{t}"), json!(nq as f64 / single_s));
-            res.insert(format!("refine_qps_t{t}"), json!(nq as f64 / refine_s));
-            Ok(())
-        })?;
+            let (kind, t) = parse_command(&line)?;
+            let secs = timed(kind, t)?;
+            note(kind, t, secs);
+            println!("{}", json!({ "pass": kind.key(), "threads": t, "s": secs }));
+        }
+    } else {
+        for &t in a.threads {
+            for kind in [Pass::Batch, Pass::Single, Pass::Refine] {
+                for _ in 0..a.repeat {
+                    let secs = timed(kind, t)?;
+                    note(kind, t, secs);
+                }
+            }
+        }
+    }
+    let mut res = Map::new();
+    for ((t, key), secs) in best {
+        res.insert(format!("{key}_t{t}"), json!(nq as f64 / secs));
     }
     for r in [1, 10, 100] {
         res.insert(format!("recall_at_{r}"), json!(recall_at(&found, gt, gt_k, r)));
@@ -396,6 +483,16 @@ mod tests {
         assert_eq!(tie_recall_at(&found, &gt, 3, 1, &base, &query), 1.0);
         // A farther vector is no tie.
         assert_eq!(tie_recall_at(&[vec![2]], &gt, 3, 1, &base, &query), 0.0);
+    }
+
+    #[test]
+    fn serve_commands() {
+        assert_eq!(parse_command("batch 1").unwrap(), (Pass::Batch, 1));
+        assert_eq!(parse_command(" single\t2 ").unwrap(), (Pass::Single, 2));
+        assert_eq!(parse_command("refine 16").unwrap(), (Pass::Refine, 16));
+        for bad in ["", "batch", "batch 0", "batch -1", "batch x", "batch 1 2", "flat 1", "end"] {
+            assert!(parse_command(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

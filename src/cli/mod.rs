@@ -194,6 +194,11 @@ enum Command {
         /// Build the plain (no refine store) index in this new folder and keep it.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// After the build print "ready", then time the passes standard input
+        /// asks for, one "batch|single|refine THREADS" a line, until "end"
+        /// (bench/compare.py uses this to alternate with faiss).
+        #[arg(long)]
+        serve: bool,
         #[arg(long)]
         json: bool,
     },
@@ -362,6 +367,7 @@ pub fn run(cli: Cli) -> Result<()> {
             opens,
             appends,
             keep,
+            serve,
             json,
         } => {
             let config = chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() };
@@ -377,6 +383,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 opens,
                 appends,
                 keep: keep.as_deref(),
+                serve,
                 json,
             })
         }
@@ -404,7 +411,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let config = chromatica::Config { nlist, m, nbits, nprobe, refine, ..Default::default() };
-            let build_threads = build_threads.unwrap_or_else(|| rayon::current_num_threads());
+            let build_threads = build_threads.unwrap_or_else(rayon::current_num_threads);
             bench_scale::run(bench_scale::ScaleArgs {
                 n,
                 dir: dir.as_deref(),
