@@ -159,6 +159,10 @@ def fmt(v, kind):
     return f"{v:,.2f}"
 
 
+def threads_label(t):
+    return "1 thread" if t == 1 else f"{t} threads"
+
+
 def rows(o, f, threads):
     """(label, ours, faiss, kind, higher_better, target, verdict key) rows."""
     v_targets = {
@@ -179,8 +183,8 @@ def rows(o, f, threads):
 
     k, sk, cand = o.get("k"), o.get("single_k"), o.get("candidates")
     for t in threads:
-        row(f"search q/s, batched (k={k}), {t} thread(s)", f"search_batch_qps_t{t}", "num", True)
-        row(f"search q/s, one query per call (k={sk}), {t} thread(s)", f"search_single_qps_t{t}", "num", True)
+        row(f"search q/s, batched (k={k}), {threads_label(t)}", f"search_batch_qps_t{t}", "num", True)
+        row(f"search q/s, one query per call (k={sk}), {threads_label(t)}", f"search_single_qps_t{t}", "num", True)
     for t in threads:
         if t > 1:
             row(f"batched search speed-up, {t} threads over 1", f"speedup_t{t}", "x", True,
@@ -197,7 +201,7 @@ def rows(o, f, threads):
     row("add throughput (vectors/s), 1 thread", "add_vps", "int", True)
     for t in threads:
         row(f"two-stage q/s ({cand} candidates, exact L2 re-rank, k={k}; faiss: IndexRefineFlat, "
-            f"k_factor {cand / k:g}), {t} thread(s)", f"refine_qps_t{t}", "num", True)
+            f"k_factor {cand / k:g}), {threads_label(t)}", f"refine_qps_t{t}", "num", True)
     row("two-stage recall@10", "refine_recall_at_10", "recall", True)
     row("two-stage recall@10, duplicates counted as ties", "refine_tie_recall_at_10", "recall", True)
     n_opens = len(o.get("open_ms_all") or [])
