@@ -1,12 +1,15 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod bench;
+mod bench_rss;
+mod bench_scale;
 mod demo;
 mod html;
 mod images;
 mod inspect;
 mod maintain;
 mod progress;
+mod synth;
 mod vectors;
 
 use chromatica::{Preset, Result};
@@ -166,21 +169,104 @@ enum Command {
         /// Train on the first N base vectors.
         #[arg(long, default_value_t = 20_000)]
         train_n: usize,
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// k of the batched search (recall@100 needs 100).
+        /// Thread counts of the search passes, e.g. 1,2; the build runs on the first.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        threads: Vec<usize>,
+        /// k of the batched and two-stage searches (recall@100 needs 100).
         #[arg(long, default_value_t = 100)]
         k: usize,
         /// k of the one-query-per-call timing.
         #[arg(long, default_value_t = 10)]
         single_k: usize,
+        /// Candidates of the two-stage search (stage 1), re-ranked exactly.
+        #[arg(long, default_value_t = 200)]
+        candidates: usize,
         /// Search timings are the best of this many runs.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Open time is the median of this many opens.
+        #[arg(long, default_value_t = 7)]
+        opens: usize,
         /// Also time search after this many appends of 100 vectors (with
         /// automatic merges) against the same index fully compacted; 0 skips.
         #[arg(long, default_value_t = 1000)]
         appends: usize,
+        /// Build the plain (no refine store) index in this new folder and keep it.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+        /// After the build print "ready", then time the passes standard input
+        /// asks for, one "batch|single|refine THREADS" a line, until "end"
+        /// (bench/compare.py uses this to alternate with faiss).
+        #[arg(long)]
+        serve: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resident memory of a fresh process that opens DIR and runs queries
+    /// one per call (JSON; used by bench/compare.py and bench-scale).
+    #[command(hide = true)]
+    BenchRss {
+        #[arg(long)]
+        index: PathBuf,
+        /// Query vectors (.fvecs or .npy), cycled through.
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+    },
+    /// The scale run: build an index of N synthetic colour histograms,
+    /// generated and added in batches, and measure build time, disk use,
+    /// open time, resident memory, search speed and recall.
+    BenchScale {
+        /// Vectors to generate and add.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        /// Build the index in this new folder and keep it (default: a
+        /// temporary folder, removed at the end).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        nlist: usize,
+        #[arg(long, default_value_t = 8)]
+        m: usize,
+        #[arg(long, default_value_t = 8)]
+        nbits: usize,
+        #[arg(long, default_value_t = 10)]
+        nprobe: usize,
+        /// Also keep each vector's exact values (the refine store).
+        #[arg(long)]
+        refine: bool,
+        /// Train on the first N generated vectors.
+        #[arg(long, default_value_t = 20_000)]
+        train_n: usize,
+        /// Vectors generated and added per batch (each batch is one segment).
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+        /// Queries for the speed and memory measurements.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Queries whose exact top 100 is computed while adding, for recall.
+        #[arg(long, default_value_t = 100)]
+        recall_queries: usize,
+        /// Open time is the median of this many opens.
+        #[arg(long, default_value_t = 9)]
+        opens: usize,
+        /// Also build an index of this many vectors and time its open; 0 skips.
+        #[arg(long, default_value_t = 10_000)]
+        small: usize,
+        /// Thread counts of the search passes.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Threads for generating, training and adding (default: all cores).
+        #[arg(long)]
+        build_threads: Option<usize>,
+        /// Search timings are the best of this many runs.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         #[arg(long)]
         json: bool,
     },
@@ -266,12 +352,82 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),
         Command::Verify { dir, json } => maintain::verify(&dir, json),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
-        Command::Bench { data, nlist, m, nbits, nprobe, train_n, threads, k, single_k, repeat, appends, json } => {
+        Command::Bench {
+            data,
+            nlist,
+            m,
+            nbits,
+            nprobe,
+            train_n,
+            threads,
+            k,
+            single_k,
+            candidates,
+            repeat,
+            opens,
+            appends,
+            keep,
+            serve,
+            json,
+        } => {
             let config = chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() };
-            if threads == 0 || repeat == 0 {
-                return Err(chromatica::Error::InvalidInput("--threads and --repeat must be at least 1".into()));
-            }
-            bench::run(bench::BenchArgs { data: &data, config, train_n, threads, k, single_k, repeat, appends, json })
+            bench::run(bench::BenchArgs {
+                data: &data,
+                config,
+                train_n,
+                threads: &threads,
+                k,
+                single_k,
+                candidates,
+                repeat,
+                opens,
+                appends,
+                keep: keep.as_deref(),
+                serve,
+                json,
+            })
+        }
+        Command::BenchRss { index, queries, count, k } => {
+            bench_rss::run(bench_rss::RssArgs { index: &index, queries: &queries, count, k })
+        }
+        Command::BenchScale {
+            n,
+            dir,
+            nlist,
+            m,
+            nbits,
+            nprobe,
+            refine,
+            train_n,
+            batch,
+            seed,
+            queries,
+            recall_queries,
+            opens,
+            small,
+            threads,
+            build_threads,
+            repeat,
+            json,
+        } => {
+            let config = chromatica::Config { nlist, m, nbits, nprobe, refine, ..Default::default() };
+            let build_threads = build_threads.unwrap_or_else(rayon::current_num_threads);
+            bench_scale::run(bench_scale::ScaleArgs {
+                n,
+                dir: dir.as_deref(),
+                config,
+                train_n,
+                batch,
+                seed,
+                queries,
+                recall_queries,
+                opens,
+                small,
+                threads: &threads,
+                build_threads,
+                repeat,
+                json,
+            })
         }
     }
 }
