@@ -192,8 +192,9 @@ impl Snapshot {
             Rerank::Off => stage1,
             Rerank::L2 if self.quantizers.is_none() => stage1, // already exact
             Rerank::L2 => {
-                let mut y = vec![0f32; x.len()];
-                self.rerank(stage1, |r| Ok(exact_l2(x, r, &mut y)))?
+                let mut nz = Vec::new();
+                crate::distance::nonzeros(x, &mut nz);
+                self.rerank(stage1, |r| Ok(exact_l2(&nz, r)))?
             }
             Rerank::Emd(params) => {
                 let query = distribution(x.iter().enumerate().map(|(i, &v)| (i, v)));
@@ -253,14 +254,15 @@ impl Snapshot {
     fn scan_exact(&self, x: &[f32], keep: usize) -> Result<Vec<Entry>> {
         let mut top = TopK::new(keep);
         let mut err = None;
-        let mut y = vec![0f32; x.len()];
+        let mut nz = Vec::new();
+        crate::distance::nonzeros(x, &mut nz);
         self.for_each_live(|si, p, id| {
             if err.is_some() {
                 return;
             }
             match self.segments[si].refine(p) {
                 Ok(r) => {
-                    let d = exact_l2(x, r, &mut y);
+                    let d = exact_l2(&nz, r);
                     if d <= top.threshold() {
                         top.push(d, id, Location { segment: si as u32, position: p as u32 }.pack());
                     }
@@ -310,19 +312,29 @@ impl Snapshot {
     }
 }
 
-/// ‖x − y‖² for dense x and sparse y, computed as plainly as search's own
-/// kernels on y laid out densely in `scratch` (all zeros on entry and on
-/// return): the expansion ‖x‖² + Σ(y² − 2xy) would leave rounding noise
-/// where the exact answer is 0.
-fn exact_l2(x: &[f32], y: RefineRef<'_>, scratch: &mut [f32]) -> f32 {
+/// ‖x − y‖² for x and y both sparse (coordinates ascending), summed over
+/// the union of their non-zeros: colour histograms have ~65 non-zeros of
+/// 1152, so this costs a twentieth of a dense pass. Each term is a square of
+/// a difference, never an expansion like ‖x‖² + ‖y‖² − 2⟨x, y⟩, so equal
+/// vectors are at distance exactly 0.
+fn exact_l2(x: &[(u32, f32)], y: RefineRef<'_>) -> f32 {
+    let mut sum = 0f64;
+    let mut i = 0;
     for (k, v) in y.iter() {
-        scratch[k] = v;
+        while i < x.len() && (x[i].0 as usize) < k {
+            sum += (x[i].1 as f64).powi(2);
+            i += 1;
+        }
+        let diff = if i < x.len() && x[i].0 as usize == k {
+            i += 1;
+            x[i - 1].1 - v
+        } else {
+            v
+        };
+        sum += (diff as f64).powi(2);
     }
-    let d = crate::distance::l2sq(x, scratch);
-    for (k, _) in y.iter() {
-        scratch[k] = 0.0;
-    }
-    d
+    sum += x[i..].iter().map(|&(_, v)| (v as f64).powi(2)).sum::<f64>();
+    sum as f32
 }
 
 /// The colour distribution behind a Hellinger vector: its squares, sparse.
@@ -414,6 +426,45 @@ fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: 
             if d <= threshold {
                 list.offer(b * BLOCK + i, d, top);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::little_endian::{F32, U16};
+
+    #[test]
+    fn sparse_exact_l2_matches_dense() {
+        let dim = 40;
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for _ in 0..200 {
+            let mut x = vec![0f32; dim];
+            let mut y = vec![0f32; dim];
+            for p in 0..dim {
+                if next() % 3 == 0 {
+                    x[p] = (next() % 100) as f32 / 50.0;
+                }
+                if next() % 3 == 0 {
+                    y[p] = (next() % 100) as f32 / 50.0;
+                }
+            }
+            let mut nz = Vec::new();
+            crate::distance::nonzeros(&x, &mut nz);
+            let (dims, values): (Vec<U16>, Vec<F32>) =
+                (0..dim).filter(|&p| y[p] != 0.0).map(|p| (U16::new(p as u16), F32::new(y[p]))).unzip();
+            let want: f64 = x.iter().zip(&y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+            let got = exact_l2(&nz, RefineRef { dims: &dims, values: &values });
+            assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+            // A vector is at distance exactly 0 from itself.
+            let (dims, values): (Vec<U16>, Vec<F32>) =
+                nz.iter().map(|&(p, v)| (U16::new(p as u16), F32::new(v))).unzip();
+            assert_eq!(exact_l2(&nz, RefineRef { dims: &dims, values: &values }), 0.0);
         }
     }
 }
