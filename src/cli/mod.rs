@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod faiss;
 mod html;
 mod images;
 mod inspect;
@@ -184,6 +185,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import a faiss IndexIVFPQ file (faiss.write_index) as a new index in
+    /// DIR, keeping its quantizers, codes and ids as they are.
+    ///
+    /// Only IndexIVFPQ with an IndexFlatL2 coarse quantizer, the L2 metric,
+    /// residual encoding and 1 to 16 bits per sub-code; anything else is
+    /// refused with the reason. DIR must be new or empty.
+    ImportFaiss { file: PathBuf, dir: PathBuf },
     /// Delete vectors by id (all must be in the index; else nothing changes).
     Delete {
         dir: PathBuf,
@@ -261,6 +269,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index { dir, inputs } => images::index(&dir, &inputs),
         Command::Histogram { image, json } => images::histogram(&image, json),
         Command::Demo => demo::run(),
+        Command::ImportFaiss { file, dir } => faiss::import(&file, &dir),
         Command::Delete { dir, ids } => maintain::delete(&dir, &ids),
         Command::Compact { dir } => maintain::compact(&dir),
         Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),

@@ -142,6 +142,33 @@ impl Quantizers {
         Ok((q, report))
     }
 
+    /// Quantizers made elsewhere (an import): `coarse` is nlist × dim,
+    /// `codebooks` m × ksub × dsub; term 2 is computed here. Lengths and
+    /// finiteness are checked.
+    pub fn from_parts(
+        config: &Config,
+        coarse: Vec<f32>,
+        codebooks: Vec<f32>,
+        train_points: u64,
+        seed: u64,
+    ) -> Result<Quantizers> {
+        config.validate()?;
+        for (v, want, what) in [
+            (&coarse, config.nlist * config.dim, "coarse centroids"),
+            (&codebooks, config.ksub() * config.dim, "PQ centroids"),
+        ] {
+            if v.len() != want {
+                return Err(Error::InvalidInput(format!("{} {what} values, expected {want}", v.len())));
+            }
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::InvalidInput(format!("{what}: value {i} is {}, not finite", v[i])));
+            }
+        }
+        let pq = ProductQuantizer::from_parts(config, codebooks);
+        let term2 = term2_table(config, &coarse, &pq);
+        Ok(Quantizers { config: *config, coarse, pq, term2, train_points, seed })
+    }
+
     /// Inverted list and PQ code of each vector of `data` (n × dim).
     pub fn encode(&self, data: &[f32]) -> (Vec<u32>, Vec<u8>) {
         let d = self.config.dim;
