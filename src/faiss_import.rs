@@ -522,10 +522,12 @@ fn parse(r: &mut Reader) -> Parse<FaissIvfPq> {
     match &code {
         b"ilar" => {}
         b"il00" => return Err("the file holds no inverted lists (written without them)".into()),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "inverted lists of fourcc \"{}\" cannot be imported (only faiss's in-memory ArrayInvertedLists, \"ilar\")",
             show(code)
-        )),
+        ))
+        }
     }
     r.expect_u64(nlist as u64, "the inverted lists' nlist")?;
     r.expect_u64(cs as u64, "the inverted lists' code_size")?;
