@@ -184,7 +184,7 @@ fn ids_above_four_billion_survive() {
     assert_eq!(live, want);
     // The imported index is an ordinary one: it takes deletes and adds.
     index.delete(&want[..3]).unwrap();
-    let added = index.add(&vec![0.5f32; 16], None).unwrap();
+    let added = index.add(&[0.5f32; 16], None).unwrap();
     assert_eq!(added.ids.start, want.last().unwrap() + 1);
     Index::verify(index.path()).unwrap();
 }
