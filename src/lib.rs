@@ -69,6 +69,7 @@ pub use format::segment_file::Record;
 pub use index::{
     adaptive_nlist, AddReport, CompactReport, DeleteReport, Encoded, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH,
 };
+pub use kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
 pub use report::{Inspection, MemoryReport};

@@ -529,3 +529,45 @@ fn cli_refusals_are_one_line_and_write_nothing() {
         assert!(!dir.exists(), "{name}: the refused import created its directory");
     }
 }
+
+/// `train --kmeans faiss` trains with faiss in a build with the `faiss`
+/// feature, and is one clear error that changes nothing in a build without.
+#[test]
+fn cli_train_kmeans_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vectors = tmp.path().join("train.fvecs");
+    write_fvecs(&vectors, &common::clustered(1_000, 16, 5), 16).unwrap();
+    for kmeans in ["native", "faiss"] {
+        let dir = tmp.path().join(kmeans);
+        let create = chromatica(&[
+            "create".as_ref(),
+            dir.as_os_str(),
+            "--dim=16".as_ref(),
+            "--nlist=4".as_ref(),
+            "--m=4".as_ref(),
+            "--nbits=4".as_ref(),
+            "--nprobe=2".as_ref(),
+        ]);
+        assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
+        let before = dir_contents(&dir);
+        let out = chromatica(&[
+            "train".as_ref(),
+            dir.as_os_str(),
+            "--vectors".as_ref(),
+            vectors.as_os_str(),
+            "--kmeans".as_ref(),
+            kmeans.as_ref(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if kmeans == "faiss" && !cfg!(feature = "faiss") {
+            assert_eq!(out.status.code(), Some(1));
+            assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+            assert!(stderr.contains("this build lacks the faiss feature"), "{stderr:?}");
+            assert_eq!(dir_contents(&dir), before, "a refused train changed the index");
+        } else {
+            assert!(out.status.success(), "{kmeans}: {stderr}");
+            assert!(String::from_utf8_lossy(&out.stdout).contains("trained on 1000 vectors"));
+            assert!(Index::open_read_only(&dir).unwrap().is_trained());
+        }
+    }
+}

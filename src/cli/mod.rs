@@ -43,6 +43,14 @@ pub struct CreateArgs {
     pub refine: bool,
 }
 
+/// `train --kmeans`: offered in every build, so that a build without the
+/// `faiss` feature can say why it cannot use faiss.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum KMeans {
+    Native,
+    Faiss,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Paint 300 images of known palettes, index them, run colour and image
@@ -89,6 +97,10 @@ enum Command {
         sample: Option<usize>,
         #[arg(long, default_value_t = 1234)]
         seed: u64,
+        /// The k-means implementation: this crate's, or faiss's (only in a
+        /// build with the `faiss` cargo feature).
+        #[arg(long, value_enum, default_value_t = KMeans::Native)]
+        kmeans: KMeans,
     },
     /// Append vectors from a file as new segments.
     Add {
@@ -226,7 +238,7 @@ enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Create { dir, shape } => vectors::create(&dir, &shape),
-        Command::Train { dir, vectors, sample, seed } => vectors::train(&dir, &vectors, sample, seed),
+        Command::Train { dir, vectors, sample, seed, kmeans } => vectors::train(&dir, &vectors, sample, seed, kmeans),
         Command::Add { dir, vectors, ids } => vectors::add(&dir, &vectors, ids.as_deref()),
         Command::Search {
             dir,

@@ -31,7 +31,7 @@ pub mod pq;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::quantizer_file::QuantizerData;
-use crate::kmeans::{self, KMeansParams};
+use crate::kmeans::{self, KMeansBackend, KMeansParams};
 use pq::ProductQuantizer;
 use rayon::prelude::*;
 
@@ -45,12 +45,20 @@ pub struct TrainOptions {
     pub seed: u64,
     pub niter: usize,
     pub max_points_per_centroid: usize,
+    /// The k-means that trains the coarse quantizer and every PQ
+    /// sub-quantizer.
+    pub kmeans: KMeansBackend,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
         let k = KMeansParams::default();
-        TrainOptions { seed: k.seed, niter: k.niter, max_points_per_centroid: k.max_points_per_centroid }
+        TrainOptions {
+            seed: k.seed,
+            niter: k.niter,
+            max_points_per_centroid: k.max_points_per_centroid,
+            kmeans: k.backend,
+        }
     }
 }
 
@@ -114,8 +122,12 @@ impl Quantizers {
                 ));
             }
         }
-        let params =
-            KMeansParams { niter: opts.niter, max_points_per_centroid: opts.max_points_per_centroid, seed: opts.seed };
+        let params = KMeansParams {
+            niter: opts.niter,
+            max_points_per_centroid: opts.max_points_per_centroid,
+            seed: opts.seed,
+            backend: opts.kmeans,
+        };
         let coarse =
             kmeans::kmeans(data, d, nlist, &params, &mut |i| progress(TrainStep::Coarse { i, of: params.niter }))?
                 .centroids;
