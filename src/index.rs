@@ -81,6 +81,17 @@ pub struct AddReport {
     pub trained: Option<TrainReport>,
 }
 
+/// Vectors already encoded with given quantizers (e.g. read from a faiss
+/// index), for [`Index::create_encoded`].
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    /// Inverted list of each vector.
+    pub lists: Vec<u32>,
+    /// code_size bytes per vector.
+    pub codes: Vec<u8>,
+    pub ids: Vec<u64>,
+}
+
 /// Live vectors from which an `auto_train` index trains itself: below this,
 /// search is exact over the refine store. 39 points for each of the 256
 /// centroids of an 8-bit product quantizer (faiss's minimum).
@@ -130,6 +141,47 @@ impl Index {
         let manifest = write::create(&*storage, config)?;
         let snapshot = Snapshot::load(&*storage, manifest, None)?;
         Ok(Index::assemble(path, storage, snapshot, Some(guard)))
+    }
+
+    /// Creates a new index in `path` from quantizers made elsewhere and
+    /// vectors already encoded with them: no training, no encoding. The
+    /// quantizers and one segment holding every vector are committed
+    /// together. Everything is checked before anything is written. Without
+    /// the exact vectors there is no refine store, so the quantizers' config
+    /// must have neither `refine` nor `auto_train`.
+    pub fn create_encoded(path: impl AsRef<Path>, quantizers: Quantizers, vectors: Encoded) -> Result<Index> {
+        let c = quantizers.config;
+        c.validate()?;
+        if c.refine || c.auto_train {
+            return Err(Error::Config(
+                "an index made from encoded vectors has no exact values: refine and auto_train must be off".into(),
+            ));
+        }
+        let n = vectors.ids.len();
+        if vectors.lists.len() != n || vectors.codes.len() != n * c.code_size() {
+            return Err(Error::InvalidInput(format!(
+                "{n} ids, {} lists and {} code bytes do not describe the same vectors ({} bytes per code)",
+                vectors.lists.len(),
+                vectors.codes.len(),
+                c.code_size()
+            )));
+        }
+        if let Some(l) = vectors.lists.iter().find(|&&l| l as usize >= c.nlist) {
+            return Err(Error::InvalidInput(format!("list {l} is beyond nlist = {}", c.nlist)));
+        }
+        crate::input::check_unique_ids(&vectors.ids)?;
+        let index = Index::create(path, c)?;
+        index.write(|_| {
+            let snap = index.snapshot();
+            if snap.quantizers.is_some() || snap.manifest.stored_vectors() > 0 {
+                return Err(Error::AlreadyExists(index.path.clone()));
+            }
+            let batch =
+                write::Batch { lists: vectors.lists, codes: vectors.codes, ids: vectors.ids, ..Default::default() };
+            let manifest = write::commit_encoded(&*index.storage, &snap.manifest, &quantizers, batch)?;
+            index.install(manifest, &snap).map(drop)
+        })?;
+        Ok(index)
     }
 
     /// Opens an existing index for reading and writing. Fails at once with

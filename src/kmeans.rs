@@ -26,6 +26,20 @@ const ASSIGN_BLOCK: usize = 256;
 /// Relative perturbation applied when splitting a cluster (as faiss).
 const SPLIT_EPS: f32 = 1.0 / 1024.0;
 
+/// Which k-means implementation [`kmeans`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KMeansBackend {
+    /// This module's pure-Rust k-means: bit-for-bit reproducible.
+    #[default]
+    Native,
+    /// faiss's `Clustering` (BLAS-backed, OpenMP threads) with the same
+    /// niter, max_points_per_centroid and seed (its low 32 bits): its own
+    /// subsampling, initialisation and splitting, so other centroids of a
+    /// similar quality. Only with the `faiss` cargo feature.
+    #[cfg(feature = "faiss")]
+    Faiss,
+}
+
 /// Settings of [`kmeans`]. The defaults are those of faiss `Clustering`.
 #[derive(Clone, Debug)]
 pub struct KMeansParams {
@@ -36,12 +50,14 @@ pub struct KMeansParams {
     pub max_points_per_centroid: usize,
     /// Seed of every random choice (subsampling, initialisation, splitting).
     pub seed: u64,
+    pub backend: KMeansBackend,
 }
 
 impl Default for KMeansParams {
-    /// `niter` 25, `max_points_per_centroid` 256, `seed` 1234 (faiss defaults).
+    /// `niter` 25, `max_points_per_centroid` 256, `seed` 1234 (faiss
+    /// defaults), the native backend.
     fn default() -> Self {
-        KMeansParams { niter: 25, max_points_per_centroid: 256, seed: 1234 }
+        KMeansParams { niter: 25, max_points_per_centroid: 256, seed: 1234, backend: KMeansBackend::Native }
     }
 }
 
@@ -173,6 +189,11 @@ fn run(
         return Err(Error::InvalidInput("k-means: max_points_per_centroid must be at least 1".into()));
     }
 
+    #[cfg(feature = "faiss")]
+    if params.backend == KMeansBackend::Faiss {
+        return faiss_kmeans(data, d, k, params, progress);
+    }
+
     // Subsample as faiss does: a random permutation, keep the first points,
     // in permutation order.
     let max_points = k.saturating_mul(params.max_points_per_centroid);
@@ -223,6 +244,43 @@ fn run(
     }
 
     Ok(KMeansOutput { centroids, objective, n_used: n })
+}
+
+/// [`kmeans`] by faiss's `Clustering` (arguments already checked).
+#[cfg(feature = "faiss")]
+fn faiss_kmeans(
+    data: &[f32],
+    d: usize,
+    k: usize,
+    params: &KMeansParams,
+    progress: &mut dyn FnMut(usize),
+) -> Result<KMeansOutput> {
+    use faiss::cluster::{Clustering, ClusteringParameters};
+    let fail = |e: faiss::error::Error| Error::InvalidInput(format!("faiss k-means: {e}"));
+    let too_big = || Error::InvalidInput(format!("faiss k-means: d = {d} or k = {k} does not fit faiss's int"));
+    let (d32, k32) = (u32::try_from(d).map_err(|_| too_big())?, u32::try_from(k).map_err(|_| too_big())?);
+    if d32 > i32::MAX as u32 || k32 > i32::MAX as u32 {
+        return Err(too_big());
+    }
+    let mut p = ClusteringParameters::new();
+    p.set_niter(params.niter.min(i32::MAX as usize) as u32);
+    p.set_max_points_per_centroid(params.max_points_per_centroid.min(i32::MAX as usize) as u32);
+    p.set_seed(params.seed as u32);
+    p.set_verbose(false);
+    // faiss prints its own thin-data warning to stderr; training reports
+    // ours (`TrainReport::warnings`) whatever the backend.
+    p.set_min_points_per_centroid(1);
+    let mut clustering = Clustering::new_with_params(d32, k32, &p).map_err(fail)?;
+    let mut index = faiss::index::flat::FlatIndexImpl::new_l2(d32).map_err(fail)?;
+    clustering.train(data, &mut index).map_err(fail)?;
+    let centroids: Vec<f32> = clustering.centroids().map_err(fail)?.concat();
+    if centroids.len() != k * d {
+        return Err(Error::InvalidInput(format!("faiss k-means returned {} values for {k} × {d}", centroids.len())));
+    }
+    let objective = clustering.iteration_stats().iter().map(|s| s.obj() as f64).collect();
+    progress(params.niter);
+    let n = data.len() / d;
+    Ok(KMeansOutput { centroids, objective, n_used: n.min(k.saturating_mul(params.max_points_per_centroid)) })
 }
 
 /// Nearest centroid (squared L2) of every row of `data`: writes the centroid

@@ -68,5 +68,20 @@ fn main() {
         written.1 += input.len();
         std::fs::write(root.join("segment_file").join(format!("untrained-{name}.mode0")), input).unwrap();
     }
+    // The faiss reader's seeds: the faiss-written fixtures of the main
+    // crate's tests, up to 8 KiB each (the corpus stays small; the larger
+    // ones hold nothing the smaller lack but more codes).
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/faiss");
+    let dir = root.join("faiss_import");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "faiss") && bytes.len() <= 8 << 10 {
+            written.0 += 1;
+            written.1 += bytes.len();
+            std::fs::write(dir.join(path.file_name().unwrap()), bytes).unwrap();
+        }
+    }
     println!("wrote {} seed files ({} bytes) under {}", written.0, written.1, root.display());
 }

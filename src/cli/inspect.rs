@@ -25,7 +25,13 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
         "config      dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}, metric L2",
         c.dim, c.nlist, c.m, c.nbits, i.code_size, c.nprobe
     );
-    println!("trained     {}", if i.trained { format!("yes, on {} vectors", i.train_points) } else { "no".into() });
+    let trained = match (i.trained, i.train_points) {
+        (false, _) => "no".into(),
+        // Training needs at least nlist points: none means imported quantizers.
+        (true, 0) => "yes (imported quantizers)".into(),
+        (true, n) => format!("yes, on {n} vectors"),
+    };
+    println!("trained     {trained}");
     println!("vectors     {} live, {} deleted, next id {}", i.vectors, i.deleted, i.next_id);
     println!("segments    {}", i.segments.len());
     for s in &i.segments {

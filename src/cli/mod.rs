@@ -4,6 +4,7 @@ mod bench;
 mod bench_rss;
 mod bench_scale;
 mod demo;
+mod faiss;
 mod html;
 mod images;
 mod inspect;
@@ -43,6 +44,14 @@ pub struct CreateArgs {
     /// re-ranking and `retrain`.
     #[arg(long)]
     pub refine: bool,
+}
+
+/// `train --kmeans`: offered in every build, so that a build without the
+/// `faiss` feature can say why it cannot use faiss.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum KMeans {
+    Native,
+    Faiss,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +100,10 @@ enum Command {
         sample: Option<usize>,
         #[arg(long, default_value_t = 1234)]
         seed: u64,
+        /// The k-means implementation: this crate's, or faiss's (only in a
+        /// build with the `faiss` cargo feature).
+        #[arg(long, value_enum, default_value_t = KMeans::Native)]
+        kmeans: KMeans,
     },
     /// Append vectors from a file as new segments.
     Add {
@@ -270,6 +283,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import a faiss IndexIVFPQ file (faiss.write_index) as a new index in
+    /// DIR, keeping its quantizers, codes and ids as they are.
+    ///
+    /// Only IndexIVFPQ with an IndexFlatL2 coarse quantizer, the L2 metric,
+    /// residual encoding and 1 to 16 bits per sub-code; anything else is
+    /// refused with the reason. DIR must be new or empty.
+    ImportFaiss { file: PathBuf, dir: PathBuf },
     /// Delete vectors by id (all must be in the index; else nothing changes).
     Delete {
         dir: PathBuf,
@@ -304,7 +324,7 @@ enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Create { dir, shape } => vectors::create(&dir, &shape),
-        Command::Train { dir, vectors, sample, seed } => vectors::train(&dir, &vectors, sample, seed),
+        Command::Train { dir, vectors, sample, seed, kmeans } => vectors::train(&dir, &vectors, sample, seed, kmeans),
         Command::Add { dir, vectors, ids } => vectors::add(&dir, &vectors, ids.as_deref()),
         Command::Search {
             dir,
@@ -347,6 +367,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index { dir, inputs } => images::index(&dir, &inputs),
         Command::Histogram { image, json } => images::histogram(&image, json),
         Command::Demo => demo::run(),
+        Command::ImportFaiss { file, dir } => faiss::import(&file, &dir),
         Command::Delete { dir, ids } => maintain::delete(&dir, &ids),
         Command::Compact { dir } => maintain::compact(&dir),
         Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),

@@ -47,7 +47,17 @@ fn open_vectors(path: &Path, config: &Config, what: &str) -> Result<VectorFile> 
     Ok(f)
 }
 
-pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64) -> Result<()> {
+pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64, kmeans: super::KMeans) -> Result<()> {
+    let kmeans = match kmeans {
+        super::KMeans::Native => chromatica::KMeansBackend::Native,
+        #[cfg(feature = "faiss")]
+        super::KMeans::Faiss => chromatica::KMeansBackend::Faiss,
+        #[cfg(not(feature = "faiss"))]
+        super::KMeans::Faiss => return Err(Error::InvalidInput(
+            "--kmeans faiss: this build lacks the faiss feature (build with `cargo build --release --features faiss`)"
+                .into(),
+        )),
+    };
     let index = Index::open(dir)?;
     if index.is_trained() {
         return Err(Error::AlreadyTrained);
@@ -72,7 +82,7 @@ pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64) -> Re
         out
     };
     check_vectors(&data, c.dim, &vectors.display().to_string())?;
-    let opts = TrainOptions { seed, ..TrainOptions::default() };
+    let opts = TrainOptions { seed, kmeans, ..TrainOptions::default() };
     let pb = bar((opts.coarse_niter + c.m) as u64, "training");
     let t = Instant::now();
     let report = index.train(&data, &opts, &mut |step| match step {

@@ -31,7 +31,7 @@ pub mod pq;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::quantizer_file::QuantizerData;
-use crate::kmeans::{self, KMeansParams, SparseRows};
+use crate::kmeans::{self, KMeansBackend, KMeansParams, SparseRows};
 use pq::ProductQuantizer;
 use rayon::prelude::*;
 
@@ -63,6 +63,9 @@ pub struct TrainOptions {
     /// Lloyd iterations of each PQ sub-quantizer: 25, faiss `Clustering`'s default.
     pub niter: usize,
     pub max_points_per_centroid: usize,
+    /// The k-means that trains the coarse quantizer and every PQ
+    /// sub-quantizer.
+    pub kmeans: KMeansBackend,
 }
 
 impl Default for TrainOptions {
@@ -73,6 +76,7 @@ impl Default for TrainOptions {
             coarse_niter: COARSE_NITER,
             niter: k.niter,
             max_points_per_centroid: k.max_points_per_centroid,
+            kmeans: k.backend,
         }
     }
 }
@@ -141,8 +145,12 @@ impl Quantizers {
                 ));
             }
         }
-        let params =
-            KMeansParams { niter: opts.niter, max_points_per_centroid: opts.max_points_per_centroid, seed: opts.seed };
+        let params = KMeansParams {
+            niter: opts.niter,
+            max_points_per_centroid: opts.max_points_per_centroid,
+            seed: opts.seed,
+            backend: opts.kmeans,
+        };
         let coarse_params = KMeansParams { niter: opts.coarse_niter, ..params.clone() };
         let mut coarse_progress = |i| progress(TrainStep::Coarse { i, of: opts.coarse_niter });
         let sparse = SparseRows::from_columns(data, d, 0, d, &vec![0; n], &vec![0.0; d]);
@@ -177,6 +185,33 @@ impl Quantizers {
             / n as f64;
         let report = TrainReport { warnings, train_points: n, coarse_mse, reconstruction_mse };
         Ok((q, report))
+    }
+
+    /// Quantizers made elsewhere (an import): `coarse` is nlist × dim,
+    /// `codebooks` m × ksub × dsub; term 2 is computed here. Lengths and
+    /// finiteness are checked.
+    pub fn from_parts(
+        config: &Config,
+        coarse: Vec<f32>,
+        codebooks: Vec<f32>,
+        train_points: u64,
+        seed: u64,
+    ) -> Result<Quantizers> {
+        config.validate()?;
+        for (v, want, what) in [
+            (&coarse, config.nlist * config.dim, "coarse centroids"),
+            (&codebooks, config.ksub() * config.dim, "PQ centroids"),
+        ] {
+            if v.len() != want {
+                return Err(Error::InvalidInput(format!("{} {what} values, expected {want}", v.len())));
+            }
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::InvalidInput(format!("{what}: value {i} is {}, not finite", v[i])));
+            }
+        }
+        let pq = ProductQuantizer::from_parts(config, codebooks);
+        let term2 = term2_table(config, &coarse, &pq);
+        Ok(Quantizers::new(*config, coarse, pq, term2, train_points, seed))
     }
 
     /// Inverted list and PQ code of each vector of `data` (n × dim).

@@ -74,6 +74,29 @@ pub fn commit_quantizers(storage: &dyn Storage, current: &Manifest, q: &Quantize
     Ok(next)
 }
 
+/// Commits quantizers made elsewhere together with vectors already encoded
+/// with them (an import) in one manifest: a crash leaves the index as it
+/// was, or holding both. Returns the new manifest.
+pub fn commit_encoded(storage: &dyn Storage, current: &Manifest, q: &Quantizers, batch: Batch) -> Result<Manifest> {
+    let mut next = current.clone();
+    next.generation += 1;
+    let number = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
+    next.quantizer_file = Some(number);
+    let mut files = vec![quantizer_name(number)];
+    if let Some(max_id) = batch.ids.iter().copied().max() {
+        match write_segment(storage, &mut next, batch) {
+            Ok(name) => files.push(name),
+            Err(e) => {
+                let _ = storage.remove(&files[0]);
+                return Err(e);
+            }
+        }
+        next.next_id = next.next_id.max(max_id.saturating_add(1));
+    }
+    commit_or_clean(storage, current, &next, &files)?;
+    Ok(next)
+}
+
 /// Vectors on their way into a segment, in any list order.
 #[derive(Default)]
 pub struct Batch {
