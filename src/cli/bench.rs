@@ -192,7 +192,7 @@ fn measure(
     };
     let mut res = json!({
         "engine": "chromatica",
-        "n": n, "nq": nq, "d": d, "nlist": config.nlist, "m": config.m, "nbits": config.nbits,
+        "n": n, "nq": nq, "d": d, "nlist": config.nlist, "m": config.m, "nbits": config.nbits, "fast_scan": config.fast_scan,
         "nprobe": config.nprobe, "train_n": train_n, "threads": a.threads, "k": a.k, "single_k": a.single_k,
         "train_s": train_s,
         "add_s": add_s,

@@ -40,6 +40,10 @@ pub struct CreateArgs {
     /// re-ranking and `retrain`.
     #[arg(long)]
     pub refine: bool,
+    /// 4-bit fast-scan (needs --nbits 4): codes stored in blocks of 32 and
+    /// scanned with in-register table look-ups.
+    #[arg(long)]
+    pub fast_scan: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +167,9 @@ enum Command {
         nbits: usize,
         #[arg(long, default_value_t = 10)]
         nprobe: usize,
+        /// 4-bit fast-scan (needs --nbits 4).
+        #[arg(long)]
+        fast_scan: bool,
         /// Train on the first N base vectors.
         #[arg(long, default_value_t = 20_000)]
         train_n: usize,
@@ -266,8 +273,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),
         Command::Verify { dir, json } => maintain::verify(&dir, json),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
-        Command::Bench { data, nlist, m, nbits, nprobe, train_n, threads, k, single_k, repeat, appends, json } => {
-            let config = chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() };
+        Command::Bench {
+            data,
+            nlist,
+            m,
+            nbits,
+            nprobe,
+            fast_scan,
+            train_n,
+            threads,
+            k,
+            single_k,
+            repeat,
+            appends,
+            json,
+        } => {
+            let config = chromatica::Config { nlist, m, nbits, nprobe, fast_scan, ..Default::default() };
             if threads == 0 || repeat == 0 {
                 return Err(chromatica::Error::InvalidInput("--threads and --repeat must be at least 1".into()));
             }

@@ -25,6 +25,7 @@
 //! built from scratch, and scanning a code is m look-ups and adds.
 //! `crate::read::search` is the code that relies on this.
 
+pub mod blocks;
 pub mod codes;
 pub mod pq;
 

@@ -89,6 +89,8 @@ struct Scratch {
     /// Look-up table for the current list: term 2 + term 3.
     lut: Vec<f32>,
     unpacked: Vec<u32>,
+    /// The quantized table and buffers of a fast-scan index.
+    fast: Option<super::fastscan::FastScan>,
 }
 
 /// What one search call does, resolved and checked once for all queries.
@@ -142,6 +144,7 @@ impl Snapshot {
             ip: vec![0.0; c.m * c.ksub()],
             lut: vec![0.0; c.m * c.ksub()],
             unpacked: vec![0; c.m],
+            fast: c.fast_scan.then(|| super::fastscan::FastScan::new(c.m)),
         };
         if queries.len() == c.dim {
             return Ok(vec![self.search_one(queries, &plan, &mut new_scratch())?]);
@@ -194,6 +197,9 @@ impl Snapshot {
             for ((t, &t2), &ip) in s.lut.iter_mut().zip(term2).zip(&s.ip) {
                 *t = t2 - 2.0 * ip;
             }
+            if let Some(f) = &mut s.fast {
+                f.prepare(&s.lut);
+            }
             for (si, seg) in self.segments.iter().enumerate() {
                 if seg.list_len(l) == 0 {
                     continue;
@@ -205,7 +211,10 @@ impl Snapshot {
                     hide: self.hider(si),
                     base: Location { segment: si as u32, position: seg.list_start(l) as u32 }.pack(),
                 };
-                scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top);
+                match &mut s.fast {
+                    Some(f) => f.scan(codes, list.ids.len(), term1, &s.lut, &mut top, |i, d, t| list.offer(i, d, t)),
+                    None => scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top),
+                }
             }
         }
         Ok(top.into_sorted())
