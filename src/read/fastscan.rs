@@ -99,7 +99,7 @@ impl FastScan {
             self.magnitude += l.abs().max(h.abs()) as f64;
             span = span.max(h - l);
         }
-        if !finite || !(span > 0.0 && span.is_finite()) {
+        if !(finite && span > 0.0 && span.is_finite()) {
             (self.bias, self.magnitude) = (0.0, 0.0);
             return;
         }
