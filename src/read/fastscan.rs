@@ -128,10 +128,11 @@ impl FastScan {
         // 0.05 units cover it.
         let eps = (self.m as f64 + 2.0) * f64::powi(2.0, -23) * (base.abs() as f64 + self.magnitude);
         let x = self.scale * (threshold as f64 - base as f64 - self.bias + eps) + 0.05;
-        if x < 0.0 {
-            None
-        } else if x >= u16::MAX as f64 {
+        // NaN (an infinite term 1) filters nothing: the exact sums decide.
+        if x.is_nan() || x >= u16::MAX as f64 {
             Some(u16::MAX)
+        } else if x < 0.0 {
+            None
         } else {
             Some(x as u16)
         }
@@ -473,5 +474,6 @@ mod tests {
         assert_eq!(f.limit(1.0, 0.5), None);
         assert_eq!(f.limit(1.0, 1.0), Some(0));
         assert_eq!(f.limit(0.0, f32::INFINITY), Some(u16::MAX));
+        assert_eq!(f.limit(f32::INFINITY, 1.0), Some(u16::MAX));
     }
 }
