@@ -32,6 +32,11 @@ pub struct Config {
     /// Train (and retrain) automatically as the collection grows; until
     /// trained, search is exact over the refine store. Needs `refine`.
     pub auto_train: bool,
+    /// 4-bit fast-scan (`create --fast-scan`; needs nbits 4): segments store
+    /// each list's codes in blocks of 32 vectors (`crate::quantizer::blocks`)
+    /// and search filters them with in-register 8-bit table look-ups before
+    /// computing exact ADC distances (`crate::read::fastscan`).
+    pub fast_scan: bool,
 }
 
 /// The three presets of the design note.
@@ -60,7 +65,17 @@ impl Config {
             Preset::Accuracy => (16, 8, 200, 20),
             Preset::Speed => (4, 6, 50, 5),
         };
-        Config { dim: Self::DEFAULT_DIM, nlist, m, nbits, nprobe, metric: Metric::L2, refine: false, auto_train: false }
+        Config {
+            dim: Self::DEFAULT_DIM,
+            nlist,
+            m,
+            nbits,
+            nprobe,
+            metric: Metric::L2,
+            refine: false,
+            auto_train: false,
+            fast_scan: false,
+        }
     }
 
     /// Checks every rule; the message names the rule that failed.
@@ -80,6 +95,9 @@ impl Config {
         }
         if self.auto_train && !self.refine {
             return bad("auto_train needs the refine store (re-training re-encodes from it)".into());
+        }
+        if self.fast_scan && self.nbits != 4 {
+            return bad(format!("fast_scan needs nbits 4, got {}", self.nbits));
         }
         self.check_nprobe(self.nprobe)
     }
@@ -137,6 +155,8 @@ mod tests {
         assert!(err(Config { nprobe: 0, ..c }).contains("nprobe must be between 1 and nlist (100)"));
         assert!(err(Config { nprobe: 101, ..c }).contains("got 101"));
         assert!(err(Config { dim: 0, ..c }).contains("dim must be"));
+        assert!(err(Config { fast_scan: true, ..c }).contains("fast_scan needs nbits 4, got 8"));
+        Config { fast_scan: true, nbits: 4, ..c }.validate().unwrap();
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl FaissIvfPq {
             metric: Metric::L2,
             refine: false,
             auto_train: false,
+            fast_scan: false,
         }
     }
 
@@ -501,7 +502,17 @@ fn parse(r: &mut Reader) -> Parse<FaissIvfPq> {
     if code_size != cs as u64 {
         return Err(format!("code_size at byte {at} is {code_size}, expected ceil(M × nbits / 8) = {cs}"));
     }
-    let config = Config { dim, nlist, m, nbits, nprobe: 1, metric: Metric::L2, refine: false, auto_train: false };
+    let config = Config {
+        dim,
+        nlist,
+        m,
+        nbits,
+        nprobe: 1,
+        metric: Metric::L2,
+        refine: false,
+        auto_train: false,
+        fast_scan: false,
+    };
     config.validate().map_err(|e| format!("cannot be represented: {e}"))?;
     let table = nlist as u64 * m as u64 * (4u64 << nbits);
     if table > MAX_TABLE_BYTES {

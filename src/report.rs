@@ -14,7 +14,8 @@ pub struct MemoryReport {
     pub vectors: u64,
     /// What the same vectors cost as flat float32 (dim × 4 bytes each).
     pub flat_f32_bytes: u64,
-    /// PQ codes (code_size per vector): the only part the "576×" counts.
+    /// PQ codes (code_size per vector, plus the zero padding of the last
+    /// block of each list with fast-scan): the only part the "576×" counts.
     pub code_bytes: u64,
     /// Stored ids (4 bytes per vector where they fit, else 8).
     pub id_bytes: u64,
@@ -129,7 +130,7 @@ impl Snapshot {
     pub fn memory_report(&self, storage: &dyn Storage) -> MemoryReport {
         let c = &self.manifest.config;
         let n = self.vectors();
-        let code_bytes = self.manifest.stored_vectors() * c.code_size() as u64;
+        let code_bytes: u64 = self.segments.iter().map(|s| s.code_bytes() as u64).sum();
         let id_bytes: u64 = self.segments.iter().map(|s| s.vectors() * s.id_width() as u64).sum();
         let (quantizer_bytes, precomputed_table_bytes) = self.quantizers.as_ref().map_or((0, 0), |q| {
             let (a, b) = q.stored_bytes();
@@ -149,8 +150,9 @@ impl Snapshot {
             - precomputed_table_bytes
             - refine_bytes
             - record_bytes;
-        // Per segment in memory: one (start, count, crc) and one flag per list.
-        let dirs = (self.segments.len() * c.nlist * (3 * 8 + 1)) as u64;
+        // Per segment in memory: one (start, count, crc, code slot) and one
+        // flag per list.
+        let dirs = (self.segments.len() * c.nlist * (4 * 8 + 1)) as u64;
         let derived_bytes = self.quantizers.as_ref().map_or(0, |q| q.derived_bytes() as u64);
         let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + derived_bytes + dirs;
         let flat = n * c.dim as u64 * 4;

@@ -1,6 +1,6 @@
 //! Writes the seed corpora under fuzz/corpus-seeds/ from genuine tiny
 //! indexes built in a `MemStorage` (one plain, one with the refine store and
-//! records). Run from fuzz/:
+//! records; each also with fast-scan codes). Run from fuzz/:
 //!
 //!     cargo run --example make_seeds
 //!
@@ -18,15 +18,20 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus-seeds");
     let _ = std::fs::remove_dir_all(&root);
     let mut written = (0usize, 0usize);
-    for rich in [false, true] {
+    for (rich, fast_scan) in [(false, false), (true, false), (false, true), (true, true)] {
         // Every distinct file the tiny index ever held, by name.
         let mut seen: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let (_s, _index) = populated_tiny_index(rich, |s| {
+        let (_s, _index) = populated_tiny_index(rich, fast_scan, |s| {
             for (name, bytes) in files_of(s) {
                 seen.entry(name).or_insert(bytes);
             }
         });
-        let tag = if rich { "rich" } else { "plain" };
+        let tag = match (rich, fast_scan) {
+            (false, false) => "plain",
+            (true, false) => "rich",
+            (false, true) => "plain-fastscan",
+            (true, true) => "rich-fastscan",
+        };
         for (name, bytes) in &seen {
             let (target, prefix): (&str, Vec<u8>) = if name.starts_with("MANIFEST-") {
                 ("manifest", vec![])
@@ -34,15 +39,16 @@ fn main() {
                 // dim 8, nlist 2, m 2, nbits 4.
                 ("quantizer_file", vec![7, 1, 1, 3])
             } else if name.ends_with(".seg") {
-                // nlist 2, code size 1, quantizer file 1, refine bit + dim 8.
-                ("segment_file", vec![1, 0, 1, 14 | u8::from(rich)])
+                // nlist 2, code size 1 (+ fast-scan bit), quantizer file 1,
+                // refine bit + dim 8.
+                ("segment_file", vec![1, if fast_scan { 0x80 } else { 0 }, 1, 14 | u8::from(rich)])
             } else if name.ends_with(".del") {
                 ("tombstone_file", vec![])
             } else {
                 continue;
             };
-            // The quantizers and tombstones are the same in both indexes.
-            if rich && matches!(target, "quantizer_file" | "tombstone_file") {
+            // The quantizers and tombstones are the same in every index.
+            if (rich || fast_scan) && matches!(target, "quantizer_file" | "tombstone_file") {
                 continue;
             }
             let modes: &[u8] = if target == "segment_file" { &[0, 7] } else { &[0] };

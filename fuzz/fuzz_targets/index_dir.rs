@@ -1,6 +1,7 @@
 //! A whole index directory, mutated: starting from a genuine tiny index
 //! (quantizers, three segments of both id widths, a tombstone file; with or
-//! without the refine store and records, as the input chooses), the
+//! without the refine store and records, with plain or fast-scan codes, as
+//! the input chooses), the
 //! input overwrites, truncates, flips, patches, copies and removes files,
 //! optionally repairing their checksums so damage reaches the semantic
 //! checks. Then:
@@ -50,10 +51,12 @@ const EXTRA_NAMES: &[&str] = &[
 fn names() -> &'static [String] {
     static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
-        let mut v: Vec<String> = populated_files(true).iter().map(|(n, _)| n.clone()).collect();
-        for (n, _) in populated_files(false) {
-            if !v.contains(n) {
-                v.push(n.clone());
+        let mut v: Vec<String> = populated_files(true, false).iter().map(|(n, _)| n.clone()).collect();
+        for (rich, fast_scan) in [(false, false), (true, true), (false, true)] {
+            for (n, _) in populated_files(rich, fast_scan) {
+                if !v.contains(n) {
+                    v.push(n.clone());
+                }
             }
         }
         for n in EXTRA_NAMES {
@@ -86,6 +89,8 @@ enum Edit {
 struct Input {
     /// Start from the index with refine store and records, or the plain one.
     rich: bool,
+    /// ... with its codes in fast-scan blocks.
+    fast_scan: bool,
     edits: Vec<Edit>,
     /// Also open for writing and add, delete, compact.
     write: bool,
@@ -224,7 +229,7 @@ fn write_checks(storage: &MemStorage, verified: bool) {
 fuzz_target!(|data: &[u8]| {
     single_threaded();
     let Ok(input) = Input::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else { return };
-    let mut files: BTreeMap<String, Vec<u8>> = populated_files(input.rich).iter().cloned().collect();
+    let mut files: BTreeMap<String, Vec<u8>> = populated_files(input.rich, input.fast_scan).iter().cloned().collect();
     for e in input.edits.into_iter().take(16) {
         apply(&mut files, e);
     }

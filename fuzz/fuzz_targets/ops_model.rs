@@ -1,8 +1,9 @@
 //! Random operation sequences against an in-memory reference model.
 //!
 //! Each input starts from an empty tiny index (dim 8, nlist 2, m 2, nbits
-//! 4), trained or not, with or without the refine store, as its first byte
-//! chooses (the files of each start are made once per process and restored
+//! 4), trained or not, with or without the refine store, with plain or
+//! fast-scan codes, as its first bytes choose (the files of each start are
+//! made once per process and restored
 //! into a fresh `MemStorage`), with a small merge policy (merge factor 3,
 //! min level 4) so automatic merges happen.
 //!
@@ -43,6 +44,8 @@ enum Op {
 struct Input {
     refine: bool,
     trained: bool,
+    /// 4-bit fast-scan: codes in blocks of 32.
+    fast_scan: bool,
     ops: Vec<Op>,
 }
 
@@ -80,6 +83,7 @@ struct Model {
     next_id: u64,
     trained: bool,
     refine: bool,
+    fast_scan: bool,
 }
 
 const DIM: usize = 8;
@@ -101,6 +105,8 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
     assert_eq!(snap.vectors(), want.len() as u64, "{at}: vector count differs from the model");
     assert_eq!(snap.manifest.next_id, model.next_id, "{at}: next_id differs from the model");
     assert_eq!(index.is_trained(), model.trained, "{at}: training state differs from the model");
+    assert_eq!(snap.manifest.config.fast_scan, model.fast_scan, "{at}: the fast-scan flag changed");
+    assert!(snap.segments.iter().all(|s| s.fast_scan() == model.fast_scan), "{at}: a segment's code layout differs");
     if let Err(e) = chromatica::verify::verify(storage) {
         panic!("{at}: verify failed: {e}");
     }
@@ -139,12 +145,21 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
 fuzz_target!(|data: &[u8]| {
     single_threaded();
     let Ok(input) = Input::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else { return };
-    let storage = storage_with(empty_index_files(input.refine, input.trained));
+    let storage = storage_with(empty_index_files(input.refine, input.trained, input.fast_scan));
     let mut index = open(&storage);
-    let mut model = Model { live: BTreeMap::new(), next_id: 0, trained: input.trained, refine: input.refine };
+    let mut model = Model {
+        live: BTreeMap::new(),
+        next_id: 0,
+        trained: input.trained,
+        refine: input.refine,
+        fast_scan: input.fast_scan,
+    };
     let mut row = 0u64;
     for (step, op) in input.ops.into_iter().take(32).enumerate() {
-        let at = format!("step {step} ({op:?}; refine {}, trained {})", model.refine, model.trained);
+        let at = format!(
+            "step {step} ({op:?}; refine {}, trained {}, fast-scan {})",
+            model.refine, model.trained, model.fast_scan
+        );
         match op {
             Op::Add { n, explicit_ids, records } => {
                 let (count, ids) = match explicit_ids {

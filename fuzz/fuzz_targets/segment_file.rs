@@ -7,14 +7,17 @@
 //! holding the same lists, ids, refine values and records.
 //!
 //! Input: one mode byte (see `chromatica_fuzz::MODE_*`), four expectation
-//! bytes — nlist 1..=8, code size 1..=8, quantizer file 0..=255, and a byte
-//! whose bit 0 is `refine` and whose other bits give dim 1..=16 — then the
-//! file. The seeds' bytes are 1, 0, 1, 14 (plain: nlist 2, code size 1,
-//! quantizer file 1, dim 8) or 1, 0, 1, 15 (the same with refine).
+//! bytes — nlist 1..=8, code size 1..=8 (and in bit 7 `fast_scan`: codes in
+//! blocks of 32), quantizer file 0..=255, and a byte whose bit 0 is `refine`
+//! and whose other bits give dim 1..=16 — then the file. The seeds' bytes
+//! are 1, 0, 1, 14 (plain: nlist 2, code size 1, quantizer file 1, dim 8),
+//! 1, 0, 1, 15 (the same with refine), and the same with 0x80 in the second
+//! (fast-scan).
 #![no_main]
 
-use chromatica::format::segment_file::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse};
+use chromatica::format::segment_file::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse, FAST_SCAN};
 use chromatica::format::FileKind;
+use chromatica::quantizer::blocks;
 use chromatica::storage::Bytes;
 use chromatica::Record;
 use chromatica_fuzz::*;
@@ -26,6 +29,7 @@ use std::sync::Arc;
 #[derive(Debug, PartialEq)]
 struct Content {
     counts: Vec<u32>,
+    /// Plain codes (whatever the stored layout).
     codes: Vec<u8>,
     ids: Vec<u64>,
     /// Refine values as bit patterns, so that NaN compares equal to itself.
@@ -53,13 +57,21 @@ fn read_all(v: &SegmentView, e: &Expect) -> Option<Content> {
         match v.list(l) {
             Ok((codes, ids)) => {
                 assert_eq!(ids.len(), v.list_len(l), "list {l}: id count");
-                if v.has_codes() {
-                    assert_eq!(codes.len(), ids.len() * e.code_size, "list {l}: codes and ids disagree");
+                let want = if !v.has_codes() {
+                    0
+                } else if e.fast_scan {
+                    blocks::list_bytes(ids.len(), e.code_size)
                 } else {
-                    assert!(codes.is_empty(), "list {l}: codes in a segment without codes");
+                    ids.len() * e.code_size
+                };
+                assert_eq!(codes.len(), want, "list {l}: codes and ids disagree");
+                let plain = v.plain_codes(l).expect("list(l) passed its checks");
+                assert_eq!(plain.len(), if v.has_codes() { ids.len() * e.code_size } else { 0 });
+                if !e.fast_scan {
+                    assert_eq!(&plain[..], codes, "list {l}: plain codes of a plain segment differ");
                 }
                 c.counts.push(ids.len() as u32);
-                c.codes.extend_from_slice(codes);
+                c.codes.extend_from_slice(&plain);
                 c.ids.extend(ids.iter());
             }
             Err(_) => ok = false,
@@ -112,6 +124,7 @@ fuzz_target!(|data: &[u8]| {
     let expect = Expect {
         nlist: 1 + data[1] as usize % 8,
         code_size: 1 + data[2] as usize % 8,
+        fast_scan: data[2] & 0x80 != 0,
         quantizer_file: data[3] as u64,
         refine: data[4] & 1 != 0,
         dim: 1 + (data[4] >> 1) as usize % 16,
@@ -122,6 +135,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if mode & MODE_FIX_SHAPE != 0 && file.len() >= SEGMENT_HEADER {
         put_u32(&mut file, offset_of!(SegmentHeader, nlist), expect.nlist as u32);
+        let flags = get_u32(&file, offset_of!(SegmentHeader, flags)) & !FAST_SCAN;
+        put_u32(&mut file, offset_of!(SegmentHeader, flags), flags | if expect.fast_scan { FAST_SCAN } else { 0 });
         if get_u64(&file, offset_of!(SegmentHeader, quantizer_file)) != 0 {
             put_u32(&mut file, offset_of!(SegmentHeader, code_size), expect.code_size as u32);
             put_u64(&mut file, offset_of!(SegmentHeader, quantizer_file), expect.quantizer_file);
@@ -156,6 +171,7 @@ fuzz_target!(|data: &[u8]| {
         ids: &c.ids,
         refine: refine.as_deref(),
         records: c.records.as_deref(),
+        fast_scan: expect.fast_scan,
     });
     let reopened = open(again, expect).expect("an encoded segment must open");
     reopened.verify().expect("an encoded segment must verify");

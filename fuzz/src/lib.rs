@@ -27,8 +27,9 @@ pub const MODE_FIX_SHAPE: u8 = 4;
 
 use chromatica::format::manifest::ManifestHeader;
 use chromatica::format::quantizer_file::QuantizerHeader;
-use chromatica::format::segment_file::{ListEntry, SegmentHeader, HAS_RECORDS, HAS_REFINE};
+use chromatica::format::segment_file::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
 use chromatica::format::tombstone_file::TombstoneHeader;
+use chromatica::quantizer::blocks;
 use std::mem::{offset_of, size_of};
 
 pub const MANIFEST_HEADER: usize = size_of::<ManifestHeader>();
@@ -125,13 +126,14 @@ pub fn fix_quantizer_crcs(b: &mut [u8]) {
     fix_header_crc(b, QUANTIZER_HEADER);
 }
 
-/// Byte ranges of the vectors `s .. s + c` of a segment, as the engine's
-/// list checksum covers them (codes, ids, and when present their refine
-/// offsets, dimensions and values, and their record offsets, sizes, mtimes
-/// and path bytes): a re-statement of `Layout::ranges` in
-/// `src/format/segment_file.rs`, kept honest by `layout_matches_the_engine`.
-/// `None` where the file does not hold them.
-fn segment_list_ranges(b: &[u8], s: u64, c: u64) -> Option<Vec<std::ops::Range<usize>>> {
+/// Byte ranges of the vectors `s .. s + c` of a segment, whose codes start
+/// at code slot `slot`, as the engine's list checksum covers them (codes —
+/// with fast-scan the list's blocks, `blocks::slots(c)` code slots —, ids,
+/// and when present their refine offsets, dimensions and values, and their
+/// record offsets, sizes, mtimes and path bytes): a re-statement of
+/// `Layout::ranges` in `src/format/segment_file.rs`, kept honest by
+/// `layout_matches_the_engine`. `None` where the file does not hold them.
+fn segment_list_ranges(b: &[u8], s: u64, c: u64, slot: u64) -> Option<Vec<std::ops::Range<usize>>> {
     type H = SegmentHeader;
     let code_size = get_u32(b, offset_of!(H, code_size)) as u64;
     let id_width = get_u32(b, offset_of!(H, id_width)) as u64;
@@ -141,8 +143,9 @@ fn segment_list_ranges(b: &[u8], s: u64, c: u64) -> Option<Vec<std::ops::Range<u
         range(b, off.checked_add(first.checked_mul(unit)?)?, count.checked_mul(unit)?)
     };
     let u64_at = |off: u64| -> Option<u64> { at(off, 1, 0, 8).map(|r| get_u64(b, r.start)) };
+    let code_slots = if flags & FAST_SCAN != 0 { blocks::slots(usize::try_from(c).ok()?) as u64 } else { c };
     let mut v = vec![
-        at(get_u64(b, offset_of!(H, codes_offset)), code_size, s, c)?,
+        at(get_u64(b, offset_of!(H, codes_offset)), code_size, slot, code_slots)?,
         at(get_u64(b, offset_of!(H, ids_offset)), id_width, s, c)?,
     ];
     let n1 = n.checked_add(1)?;
@@ -191,25 +194,35 @@ pub fn fix_segment_crcs(b: &mut [u8]) {
     let id_width = get_u32(b, offset_of!(H, id_width)) as u64;
     let n = get_u64(b, offset_of!(H, vectors));
     let lists_off = get_u64(b, offset_of!(H, lists_offset));
+    let fast_scan = get_u32(b, offset_of!(H, flags)) & FAST_SCAN != 0;
     let entry = size_of::<ListEntry>();
+    // Code slots: the vector count, or with fast-scan the list lengths
+    // rounded up to blocks (None where the directory is not in the file).
+    let mut slots = (!fast_scan).then_some(n);
     if let Some(l) = nlist.checked_mul(entry as u64).and_then(|len| range(b, lists_off, len)) {
+        let mut slot = 0u64;
         for k in 0..nlist as usize {
             let e = l.start + k * entry;
             let start = get_u64(b, e + offset_of!(ListEntry, start));
             let count = get_u32(b, e + offset_of!(ListEntry, count)) as u64;
-            if let Some(ranges) = segment_list_ranges(b, start, count) {
+            let first_slot = if fast_scan { slot } else { start };
+            if let Some(ranges) = segment_list_ranges(b, start, count, first_slot) {
                 let mut stream = Vec::new();
                 for r in ranges {
                     stream.extend_from_slice(&b[r]);
                 }
                 put_u32(b, e + offset_of!(ListEntry, crc), crc(&stream));
             }
+            slot += blocks::slots(count as usize) as u64;
         }
         let lc = crc(&b[l]);
         put_u32(b, offset_of!(H, lists_crc), lc);
+        if fast_scan {
+            slots = Some(slot);
+        }
     }
     let sections = [
-        (offset_of!(H, codes_offset), n.checked_mul(code_size), offset_of!(H, codes_crc)),
+        (offset_of!(H, codes_offset), slots.and_then(|s| s.checked_mul(code_size)), offset_of!(H, codes_crc)),
         (offset_of!(H, ids_offset), n.checked_mul(id_width), offset_of!(H, ids_crc)),
         (offset_of!(H, refine_offset), Some(get_u64(b, offset_of!(H, refine_len))), offset_of!(H, refine_crc)),
         (offset_of!(H, records_offset), Some(get_u64(b, offset_of!(H, records_len))), offset_of!(H, records_crc)),
@@ -255,6 +268,11 @@ pub fn fix_by_name(name: &str, b: &mut [u8], header_too: bool) {
 /// without the refine store (exact vectors kept beside the codes).
 pub fn tiny_config(refine: bool) -> Config {
     Config { dim: 8, nlist: 2, m: 2, nbits: 4, nprobe: 1, refine, ..Config::default() }
+}
+
+/// [`tiny_config`], optionally with 4-bit fast-scan (codes in blocks of 32).
+pub fn tiny_config_as(refine: bool, fast_scan: bool) -> Config {
+    Config { fast_scan, ..tiny_config(refine) }
 }
 
 /// Training options that keep training to a few milliseconds.
@@ -308,8 +326,14 @@ pub fn storage_with(files: &[(String, Vec<u8>)]) -> MemStorage {
 
 /// A created, empty tiny index; trained on 40 vectors if `trained`.
 pub fn tiny_index(refine: bool, trained: bool) -> (MemStorage, Index) {
+    tiny_index_as(refine, trained, false)
+}
+
+/// [`tiny_index`], optionally with fast-scan.
+pub fn tiny_index_as(refine: bool, trained: bool, fast_scan: bool) -> (MemStorage, Index) {
     let s = MemStorage::new();
-    let index = Index::create_in(PathBuf::from("fuzz"), Arc::new(s.clone()), tiny_config(refine)).expect("create");
+    let config = tiny_config_as(refine, fast_scan);
+    let index = Index::create_in(PathBuf::from("fuzz"), Arc::new(s.clone()), config).expect("create");
     if trained {
         index.train(&vectors(1_000_000, 40, 8), &quick_training(), &mut |_| ()).expect("train");
     }
@@ -318,11 +342,11 @@ pub fn tiny_index(refine: bool, trained: bool) -> (MemStorage, Index) {
 
 /// The files of an empty tiny index (a manifest, and a `.qnt` if trained),
 /// made once per process: restoring them is much cheaper than training.
-pub fn empty_index_files(refine: bool, trained: bool) -> &'static [(String, Vec<u8>)] {
+pub fn empty_index_files(refine: bool, trained: bool, fast_scan: bool) -> &'static [(String, Vec<u8>)] {
     type Files = std::sync::OnceLock<Vec<(String, Vec<u8>)>>;
-    static FILES: [Files; 4] = [Files::new(), Files::new(), Files::new(), Files::new()];
-    FILES[usize::from(refine) * 2 + usize::from(trained)].get_or_init(|| {
-        let (s, index) = tiny_index(refine, trained);
+    static FILES: [Files; 8] = [const { Files::new() }; 8];
+    FILES[usize::from(fast_scan) * 4 + usize::from(refine) * 2 + usize::from(trained)].get_or_init(|| {
+        let (s, index) = tiny_index_as(refine, trained, fast_scan);
         drop(index);
         files_of(&s)
     })
@@ -332,9 +356,10 @@ pub fn empty_index_files(refine: bool, trained: bool) -> &'static [(String, Vec<
 /// 0..10, 100..105, and 7000 with one id above 2^32, so both id widths),
 /// and one tombstone file deleting two ids. `rich` adds the refine store to
 /// every segment and records to the second. Calls `seen` after every
-/// commit, so seed generation can keep intermediate files.
-pub fn populated_tiny_index(rich: bool, mut seen: impl FnMut(&MemStorage)) -> (MemStorage, Index) {
-    let (s, index) = tiny_index(rich, true);
+/// commit, so seed generation can keep intermediate files. `fast_scan`
+/// stores the codes in fast-scan blocks.
+pub fn populated_tiny_index(rich: bool, fast_scan: bool, mut seen: impl FnMut(&MemStorage)) -> (MemStorage, Index) {
+    let (s, index) = tiny_index_as(rich, true, fast_scan);
     seen(&s);
     index.add(&vectors(0, 10, 8), None).expect("add");
     seen(&s);
@@ -354,11 +379,11 @@ pub fn populated_tiny_index(rich: bool, mut seen: impl FnMut(&MemStorage)) -> (M
 }
 
 /// The files of [`populated_tiny_index`], built once per process.
-pub fn populated_files(rich: bool) -> &'static [(String, Vec<u8>)] {
+pub fn populated_files(rich: bool, fast_scan: bool) -> &'static [(String, Vec<u8>)] {
     type Files = std::sync::OnceLock<Vec<(String, Vec<u8>)>>;
-    static FILES: [Files; 2] = [Files::new(), Files::new()];
-    FILES[usize::from(rich)].get_or_init(|| {
-        let (s, index) = populated_tiny_index(rich, |_| ());
+    static FILES: [Files; 4] = [const { Files::new() }; 4];
+    FILES[usize::from(fast_scan) * 2 + usize::from(rich)].get_or_init(|| {
+        let (s, index) = populated_tiny_index(rich, fast_scan, |_| ());
         drop(index);
         files_of(&s)
     })
@@ -377,7 +402,8 @@ pub fn single_threaded() {
 /// repairs cover every checksum the engine writes.
 pub fn layout_matches_the_engine() {
     // Repairing a genuine file must leave it unchanged.
-    for (name, bytes) in populated_files(false).iter().chain(populated_files(true)) {
+    let all = [(false, false), (true, false), (false, true), (true, true)];
+    for (name, bytes) in all.into_iter().flat_map(|(rich, fast)| populated_files(rich, fast)) {
         let mut b = bytes.clone();
         fix_by_name(name, &mut b, true);
         assert_eq!(&b, bytes, "repairing {name} changed it: the offsets in fuzz/src/lib.rs are stale");

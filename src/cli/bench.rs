@@ -391,7 +391,7 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     }
     let mut out = json!({
         "engine": "chromatica",
-        "n": n, "nq": nq, "d": d, "nlist": plain.nlist, "m": plain.m, "nbits": plain.nbits,
+        "n": n, "nq": nq, "d": d, "nlist": plain.nlist, "m": plain.m, "nbits": plain.nbits, "fast_scan": plain.fast_scan,
         "nprobe": plain.nprobe, "train_n": train_n, "threads": a.threads, "k": a.k, "single_k": a.single_k,
         "candidates": a.candidates, "repeat": a.repeat,
         "train_s": train_s,

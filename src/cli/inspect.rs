@@ -22,8 +22,14 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
     println!("index       {}", dir.display());
     println!("format      version {}, manifest generation {}", i.format_version, i.generation);
     println!(
-        "config      dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}, metric L2",
-        c.dim, c.nlist, c.m, c.nbits, i.code_size, c.nprobe
+        "config      dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}, metric L2{}",
+        c.dim,
+        c.nlist,
+        c.m,
+        c.nbits,
+        i.code_size,
+        c.nprobe,
+        if c.fast_scan { ", fast-scan (codes in blocks of 32)" } else { "" }
     );
     let trained = match (i.trained, i.train_points) {
         (false, _) => "no".into(),

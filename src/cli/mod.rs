@@ -44,6 +44,10 @@ pub struct CreateArgs {
     /// re-ranking and `retrain`.
     #[arg(long)]
     pub refine: bool,
+    /// 4-bit fast-scan (needs --nbits 4): codes stored in blocks of 32 and
+    /// scanned with in-register table look-ups.
+    #[arg(long)]
+    pub fast_scan: bool,
 }
 
 /// `train --kmeans`: offered in every build, so that a build without the
@@ -179,6 +183,9 @@ enum Command {
         nbits: usize,
         #[arg(long, default_value_t = 10)]
         nprobe: usize,
+        /// 4-bit fast-scan (needs --nbits 4).
+        #[arg(long)]
+        fast_scan: bool,
         /// Train on the first N base vectors.
         #[arg(long, default_value_t = 20_000)]
         train_n: usize,
@@ -379,6 +386,7 @@ pub fn run(cli: Cli) -> Result<()> {
             m,
             nbits,
             nprobe,
+            fast_scan,
             train_n,
             threads,
             k,
@@ -391,7 +399,7 @@ pub fn run(cli: Cli) -> Result<()> {
             serve,
             json,
         } => {
-            let config = chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() };
+            let config = chromatica::Config { nlist, m, nbits, nprobe, fast_scan, ..Default::default() };
             bench::run(bench::BenchArgs {
                 data: &data,
                 config,

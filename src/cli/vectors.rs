@@ -21,11 +21,12 @@ pub fn create(dir: &Path, a: &super::CreateArgs) -> Result<()> {
         nbits: a.nbits.unwrap_or(base.nbits),
         nprobe: a.nprobe.unwrap_or(base.nprobe),
         refine: a.refine,
+        fast_scan: a.fast_scan,
         ..base
     };
     Index::create(dir, config)?;
     println!(
-        "created {}: dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}{}",
+        "created {}: dim {}, nlist {}, m {}, nbits {} ({} bytes per code), nprobe {}{}{}",
         dir.display(),
         config.dim,
         config.nlist,
@@ -33,7 +34,8 @@ pub fn create(dir: &Path, a: &super::CreateArgs) -> Result<()> {
         config.nbits,
         config.code_size(),
         config.nprobe,
-        if config.refine { ", with the refine store" } else { "" }
+        if config.refine { ", with the refine store" } else { "" },
+        if config.fast_scan { ", fast-scan" } else { "" }
     );
     Ok(())
 }

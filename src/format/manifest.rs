@@ -169,7 +169,7 @@ impl Manifest {
             nbits: U32::new(c.nbits as u32),
             nprobe: U32::new(c.nprobe as u32),
             metric: U32::new(0),
-            flags: U32::new(u32::from(c.refine) | (u32::from(c.auto_train) << 1)),
+            flags: U32::new(u32::from(c.refine) | (u32::from(c.auto_train) << 1) | (u32::from(c.fast_scan) << 2)),
             tombstone_count: U32::new(self.tombstones.len() as u32),
             next_id: U64::new(self.next_id),
             next_file: U64::new(self.next_file),
@@ -204,8 +204,19 @@ impl Manifest {
             return Err(Error::corrupt(file, hs as u64, "segment and tombstone tables checksum mismatch"));
         }
         let flags = h.flags.get();
-        if h.metric.get() != 0 || flags > 3 {
-            return Err(Error::corrupt(file, 44, "unknown metric or flags"));
+        // Unknown flag bits are refused, never ignored: a flag may change how
+        // other files are laid out (bit 2 does), so a build that does not
+        // know a bit cannot read the index. Builds before bit 2 refused
+        // `flags > 3` the same way.
+        if h.metric.get() != 0 {
+            return Err(Error::corrupt(file, 44, "unknown metric"));
+        }
+        if flags > 7 {
+            return Err(Error::corrupt(
+                file,
+                48,
+                format!("flags {flags:#x} include bits this build does not know (written by a newer build?)"),
+            ));
         }
         let config = Config {
             dim: h.dim.get() as usize,
@@ -216,6 +227,7 @@ impl Manifest {
             metric: Metric::L2,
             refine: flags & 1 != 0,
             auto_train: flags & 2 != 0,
+            fast_scan: flags & 4 != 0,
         };
         config.validate().map_err(|e| Error::corrupt(file, 24, e.to_string()))?;
         let (seg_table, tomb_table) = table.split_at(count * 40);
@@ -293,6 +305,31 @@ mod tests {
         let m = sample();
         assert_eq!(std::mem::size_of::<ManifestHeader>(), 100);
         assert_eq!(Manifest::decode(&m.encode(), "M").unwrap(), m);
+    }
+
+    #[test]
+    fn fast_scan_flag_round_trips_and_unknown_flags_are_refused() {
+        let mut m = sample();
+        m.config.nbits = 4;
+        m.config.fast_scan = true;
+        let b = m.encode();
+        assert_eq!(u32::from_le_bytes(b[48..52].try_into().unwrap()), 1 | 4);
+        assert_eq!(Manifest::decode(&b, "M").unwrap(), m);
+        // A bit this build does not know, with valid checksums: refused.
+        let mut h = ManifestHeader::read_from_prefix(&b).unwrap().0;
+        h.flags = U32::new(8 | 4 | 1);
+        let mut c = Vec::new();
+        write_checked_header(&h, &mut c);
+        c.extend_from_slice(&b[100..]);
+        let e = Manifest::decode(&c, "M").unwrap_err().to_string();
+        assert!(e.contains("bits this build does not know"), "{e}");
+        // The fast-scan bit with nbits other than 4 is an invalid shape.
+        h.flags = U32::new(4);
+        h.nbits = U32::new(8);
+        let mut c = Vec::new();
+        write_checked_header(&h, &mut c);
+        c.extend_from_slice(&b[100..]);
+        assert!(Manifest::decode(&c, "M").unwrap_err().to_string().contains("fast_scan needs nbits 4"));
     }
 
     #[test]

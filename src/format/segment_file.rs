@@ -6,6 +6,7 @@
 
 use super::{check_crc, crc, pad, read_checked_header, section, write_checked_header, FileHeader, FileKind};
 use crate::error::{Error, Result};
+use crate::quantizer::blocks;
 use crate::storage::Bytes;
 use serde::Serialize;
 use std::ops::Range;
@@ -17,6 +18,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 pub const HAS_REFINE: u32 = 1;
 /// Segment flag: the records section is present.
 pub const HAS_RECORDS: u32 = 2;
+/// Segment flag: codes are stored in fast-scan blocks of 32 vectors per
+/// list (`crate::quantizer::blocks`); must match the manifest's fast-scan bit.
+pub const FAST_SCAN: u32 = 4;
 
 /// Fixed part of a segment file (128 bytes).
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
@@ -82,6 +86,8 @@ pub struct SegmentInput<'a> {
     pub ids: &'a [u64],
     pub refine: Option<&'a [Sparse]>,
     pub records: Option<&'a [Record]>,
+    /// Store the codes in fast-scan blocks (`codes` stays plain here).
+    pub fast_scan: bool,
 }
 
 /// Byte layout of the variable sections, as offsets into the file.
@@ -90,6 +96,11 @@ struct Layout {
     n: usize,
     code_size: usize,
     id_width: usize,
+    /// Codes are in fast-scan blocks: a list of c vectors has
+    /// `blocks::slots(c)` code slots instead of c.
+    fast_scan: bool,
+    /// Code slots in the codes section (n without fast-scan).
+    slots: usize,
     codes: usize,
     ids: usize,
     /// (start of `starts`, start of bins, start of values, total nnz).
@@ -113,7 +124,7 @@ fn records_parts(off: usize, n: usize, blob: usize) -> (usize, usize, usize, usi
 
 /// Builds a segment file.
 pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
-    let SegmentInput { code_size, quantizer_file, counts, codes, ids, refine, records } = *input;
+    let SegmentInput { code_size, quantizer_file, counts, codes, ids, refine, records, fast_scan } = *input;
     let n = ids.len();
     debug_assert_eq!(codes.len(), n * code_size);
     debug_assert_eq!(counts.iter().map(|&c| c as usize).sum::<usize>(), n);
@@ -129,7 +140,17 @@ pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
     }
     pad(&mut out);
     let codes_off = out.len();
-    out.extend_from_slice(codes);
+    if fast_scan {
+        let mut at = 0;
+        for &count in counts {
+            let len = count as usize * code_size;
+            blocks::to_blocks(&codes[at..at + len], code_size, &mut out);
+            at += len;
+        }
+    } else {
+        out.extend_from_slice(codes);
+    }
+    let codes_len = out.len() - codes_off;
     pad(&mut out);
     let ids_off = out.len();
     for &i in ids {
@@ -140,7 +161,7 @@ pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
         }
     }
     // Each optional section starts aligned; nothing follows the last one.
-    let mut flags = 0;
+    let mut flags = if fast_scan { FAST_SCAN } else { 0 };
     let (mut refine_off, mut refine_len) = (0, 0);
     if let Some(rows) = refine {
         flags |= HAS_REFINE;
@@ -173,7 +194,6 @@ pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
         recs.iter().for_each(|r| out.extend_from_slice(r.path.as_bytes()));
         records_len = out.len() - records_off;
     }
-    let codes_len = n * code_size;
     let ids_len = n * id_width;
     let mut h = SegmentHeader {
         file: FileHeader::new(FileKind::Segment),
@@ -199,13 +219,15 @@ pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
     };
     // List checksums cover the same ranges a reader checks: compute them
     // with the reader's own range function over the finished bytes.
-    let layout = Layout::of(&out, &h, "new segment").expect("a segment we just built is well-formed");
-    let mut start = 0usize;
+    let slots = if fast_scan { counts.iter().map(|&c| blocks::slots(c as usize)).sum() } else { n };
+    let layout = Layout::of(&out, &h, "new segment", slots as u64).expect("a segment we just built is well-formed");
+    let (mut start, mut slot) = (0usize, 0usize);
     for (l, &count) in counts.iter().enumerate() {
-        let c = layout.list_crc(&out, start, count as usize, "new segment").expect("well-formed");
+        let c = layout.list_crc(&out, start, count as usize, slot, "new segment").expect("well-formed");
         let at = lists_off + l * 16 + 12;
         out[at..at + 4].copy_from_slice(&c.to_le_bytes());
         start += count as usize;
+        slot += layout.code_slots(count as usize);
     }
     let lists_len = counts.len() * 16;
     h.lists_crc = U32::new(crc(&out[lists_off..lists_off + lists_len]));
@@ -223,13 +245,15 @@ fn u64_at(bytes: &[u8], at: usize, file: &str) -> Result<u64> {
 }
 
 impl Layout {
-    /// Derives and bounds-checks the section layout from a header.
-    fn of(bytes: &[u8], h: &SegmentHeader, file: &str) -> Result<Layout> {
+    /// Derives and bounds-checks the section layout from a header and the
+    /// number of code slots (the vector count, or with fast-scan blocks the
+    /// padded list lengths summed).
+    fn of(bytes: &[u8], h: &SegmentHeader, file: &str, slots: u64) -> Result<Layout> {
         let n64 = h.vectors.get();
         let code_size = h.code_size.get() as usize;
         let id_width = h.id_width.get() as usize;
         let too_big = || Error::corrupt(file, 32, format!("vector count {n64} does not fit the file"));
-        let codes_len = n64.checked_mul(code_size as u64).ok_or_else(too_big)?;
+        let codes_len = slots.checked_mul(code_size as u64).ok_or_else(too_big)?;
         let ids_len = n64.checked_mul(id_width as u64).ok_or_else(too_big)?;
         let c = section(bytes, h.codes_offset.get(), codes_len, file, "codes")?;
         let i = section(bytes, h.ids_offset.get(), ids_len, file, "ids")?;
@@ -274,12 +298,33 @@ impl Layout {
         } else {
             None
         };
-        Ok(Layout { n, code_size, id_width, codes: c.start, ids: i.start, refine, records })
+        let fast_scan = flags & FAST_SCAN != 0;
+        Ok(Layout {
+            n,
+            code_size,
+            id_width,
+            fast_scan,
+            slots: slots as usize,
+            codes: c.start,
+            ids: i.start,
+            refine,
+            records,
+        })
+    }
+
+    /// Code slots of a list of `c` vectors.
+    fn code_slots(&self, c: usize) -> usize {
+        if self.fast_scan {
+            blocks::slots(c)
+        } else {
+            c
+        }
     }
 
     /// The section ranges, in file order, for the padding check.
     fn sections(&self, h: &SegmentHeader) -> Vec<Range<usize>> {
-        let mut v = vec![self.codes..self.codes + self.n * self.code_size, self.ids..self.ids + self.n * self.id_width];
+        let mut v =
+            vec![self.codes..self.codes + self.slots * self.code_size, self.ids..self.ids + self.n * self.id_width];
         if self.refine.is_some() {
             let o = h.refine_offset.get() as usize;
             v.push(o..o + h.refine_len.get() as usize);
@@ -300,11 +345,12 @@ impl Layout {
         Ok(v as usize)
     }
 
-    /// Every byte range that belongs to vectors `s .. s + c`: codes, ids,
-    /// and (when present) their refine values and records.
-    fn ranges(&self, bytes: &[u8], s: usize, c: usize, file: &str) -> Result<Vec<Range<usize>>> {
+    /// Every byte range that belongs to vectors `s .. s + c`, whose codes
+    /// start at code slot `slot`: codes (with fast-scan, their blocks, padding
+    /// included), ids, and (when present) their refine values and records.
+    fn ranges(&self, bytes: &[u8], s: usize, c: usize, slot: usize, file: &str) -> Result<Vec<Range<usize>>> {
         let mut v = vec![
-            self.codes + s * self.code_size..self.codes + (s + c) * self.code_size,
+            self.codes + slot * self.code_size..self.codes + (slot + self.code_slots(c)) * self.code_size,
             self.ids + s * self.id_width..self.ids + (s + c) * self.id_width,
         ];
         if let Some((starts, bins, values, nnz)) = self.refine {
@@ -333,9 +379,9 @@ impl Layout {
         Ok(v)
     }
 
-    fn list_crc(&self, bytes: &[u8], s: usize, c: usize, file: &str) -> Result<u32> {
+    fn list_crc(&self, bytes: &[u8], s: usize, c: usize, slot: usize, file: &str) -> Result<u32> {
         let mut h = crc32fast::Hasher::new();
-        for r in self.ranges(bytes, s, c, file)? {
+        for r in self.ranges(bytes, s, c, slot, file)? {
             h.update(&bytes[r]);
         }
         Ok(h.finalize())
@@ -414,8 +460,8 @@ pub struct SegmentView {
     codes_crc: u32,
     ids_crc: u32,
     section_crcs: Vec<(Range<usize>, u32, &'static str)>,
-    /// (start, count, crc) per list.
-    lists: Vec<(usize, usize, u32)>,
+    /// (start, count, crc, first code slot) per list.
+    lists: Vec<(usize, usize, u32, usize)>,
     verified: Vec<AtomicBool>,
 }
 
@@ -428,6 +474,8 @@ pub struct Expect {
     /// The index's quantizer file, or 0 for a segment without codes.
     pub quantizer_file: u64,
     pub refine: bool,
+    /// Codes in fast-scan blocks (the manifest's fast-scan bit).
+    pub fast_scan: bool,
 }
 
 impl SegmentView {
@@ -461,21 +509,32 @@ impl SegmentView {
             return Err(Error::corrupt(file, 24, format!("id width {id_width} (must be 4 or 8)")));
         }
         let flags = h.flags.get();
-        if flags > (HAS_REFINE | HAS_RECORDS) || (flags & HAS_REFINE != 0) != expect.refine {
+        if flags > (HAS_REFINE | HAS_RECORDS | FAST_SCAN)
+            || (flags & HAS_REFINE != 0) != expect.refine
+            || (flags & FAST_SCAN != 0) != expect.fast_scan
+        {
             return Err(Error::corrupt(file, 28, format!("flags {flags} do not match the index")));
         }
         if !has_codes && !expect.refine {
             return Err(Error::corrupt(file, 40, "segment has neither codes nor exact vectors"));
         }
-        let layout = Layout::of(&bytes, &h, file)?;
         let l = section(&bytes, h.lists_offset.get(), nlist as u64 * 16, file, "list directory")?;
+        let entries = <[ListEntry]>::ref_from_bytes(&bytes[l.clone()]).expect("length checked, alignment 1");
+        // With fast-scan blocks the codes section's length follows from the
+        // list lengths, so the directory is checked before it is used.
+        let slots = if expect.fast_scan {
+            check_crc(&bytes, l.clone(), h.lists_crc.get(), file, "list directory")?;
+            entries.iter().map(|e| blocks::slots(e.count.get() as usize) as u64).sum()
+        } else {
+            h.vectors.get()
+        };
+        let layout = Layout::of(&bytes, &h, file, slots)?;
         let mut sections = vec![l.clone()];
         sections.extend(layout.sections(&h));
         super::check_layout(&bytes, HEADER, &sections, file)?;
         check_crc(&bytes, l.clone(), h.lists_crc.get(), file, "list directory")?;
-        let entries = <[ListEntry]>::ref_from_bytes(&bytes[l.clone()]).expect("length checked, alignment 1");
         let mut lists = Vec::with_capacity(nlist);
-        let mut next = 0u64;
+        let (mut next, mut slot) = (0u64, 0usize);
         for (k, e) in entries.iter().enumerate() {
             if e.start.get() != next {
                 return Err(Error::corrupt(
@@ -485,7 +544,9 @@ impl SegmentView {
                 ));
             }
             next += e.count.get() as u64;
-            lists.push((e.start.get() as usize, e.count.get() as usize, e.crc.get()));
+            let count = e.count.get() as usize;
+            lists.push((e.start.get() as usize, count, e.crc.get(), slot));
+            slot += layout.code_slots(count);
         }
         if next != layout.n as u64 {
             return Err(Error::corrupt(
@@ -537,6 +598,14 @@ impl SegmentView {
     pub fn has_records(&self) -> bool {
         self.layout.records.is_some()
     }
+    /// Codes are stored in fast-scan blocks.
+    pub fn fast_scan(&self) -> bool {
+        self.layout.fast_scan
+    }
+    /// Bytes of the codes section (with fast-scan, block padding included).
+    pub fn code_bytes(&self) -> usize {
+        self.layout.slots * self.layout.code_size
+    }
     /// Bytes of the refine section (0 without one).
     pub fn refine_bytes(&self) -> usize {
         self.layout.refine.map_or(0, |(s, _, v, nnz)| v + 4 * nnz - s)
@@ -557,22 +626,35 @@ impl SegmentView {
     /// Checks list `l`'s checksum, once per open file.
     fn check_list(&self, l: usize) -> Result<()> {
         if !self.verified[l].load(Ordering::Relaxed) {
-            let (s, c, want) = self.lists[l];
-            if self.layout.list_crc(&self.bytes, s, c, &self.name)? != want {
-                let at = self.layout.codes + s * self.layout.code_size;
+            let (s, c, want, slot) = self.lists[l];
+            let at = self.layout.codes + slot * self.layout.code_size;
+            if self.layout.list_crc(&self.bytes, s, c, slot, &self.name)? != want {
                 return Err(Error::corrupt(&self.name, at as u64, format!("list {l} checksum mismatch")));
+            }
+            if self.layout.fast_scan {
+                let codes = &self.bytes[at..at + blocks::list_bytes(c, self.layout.code_size)];
+                if let Some(k) = blocks::padding_error(codes, c, self.layout.code_size) {
+                    return Err(Error::corrupt(
+                        &self.name,
+                        (at + k) as u64,
+                        format!("list {l}: non-zero padding in its last code block"),
+                    ));
+                }
             }
             self.verified[l].store(true, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Codes and ids of list `l`, after checking its checksum.
+    /// Codes and ids of list `l`, after checking its checksum. With
+    /// fast-scan the codes are the list's blocks (`blocks::list_bytes`
+    /// long); [`SegmentView::plain_codes`] gives them one after another.
     pub fn list(&self, l: usize) -> Result<(&[u8], Ids<'_>)> {
         self.check_list(l)?;
-        let (s, c, _) = self.lists[l];
+        let (s, c, _, slot) = self.lists[l];
         let (cs, iw) = (self.layout.code_size, self.layout.id_width);
-        let codes = &self.bytes[self.layout.codes + s * cs..self.layout.codes + (s + c) * cs];
+        let codes =
+            &self.bytes[self.layout.codes + slot * cs..self.layout.codes + (slot + self.layout.code_slots(c)) * cs];
         let ids = &self.bytes[self.layout.ids + s * iw..self.layout.ids + (s + c) * iw];
         let ids = if iw == 4 {
             Ids::Narrow(<[U32]>::ref_from_bytes(ids).expect("alignment 1, length checked"))
@@ -582,12 +664,23 @@ impl SegmentView {
         Ok((codes, ids))
     }
 
+    /// The plain codes of list `l` (code_size bytes per vector, in list
+    /// order), whatever the stored layout; checked like [`SegmentView::list`].
+    pub fn plain_codes(&self, l: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let (codes, ids) = self.list(l)?;
+        Ok(if self.layout.fast_scan {
+            std::borrow::Cow::Owned(blocks::from_blocks(codes, ids.len(), self.layout.code_size))
+        } else {
+            std::borrow::Cow::Borrowed(codes)
+        })
+    }
+
     /// The list holding position `p`, checked.
     fn check_position(&self, p: usize) -> Result<()> {
         if p >= self.layout.n {
             return Err(Error::InvalidInput(format!("position {p} is beyond segment {}", self.name)));
         }
-        let l = self.lists.partition_point(|&(s, c, _)| s + c <= p);
+        let l = self.lists.partition_point(|&(s, c, _, _)| s + c <= p);
         self.check_list(l)
     }
 
@@ -648,7 +741,7 @@ impl SegmentView {
     /// vector's refine values and record.
     pub fn verify(&self) -> Result<()> {
         let n = self.layout.n;
-        let c = self.layout.codes..self.layout.codes + n * self.layout.code_size;
+        let c = self.layout.codes..self.layout.codes + self.code_bytes();
         let i = self.layout.ids..self.layout.ids + n * self.layout.id_width;
         check_crc(&self.bytes, c, self.codes_crc, &self.name, "codes")?;
         check_crc(&self.bytes, i, self.ids_crc, &self.name, "ids")?;
@@ -686,10 +779,14 @@ mod tests {
     use std::sync::Arc;
 
     fn expect(refine: bool) -> Expect {
-        Expect { nlist: 3, dim: 8, code_size: 3, quantizer_file: 9, refine }
+        Expect { nlist: 3, dim: 8, code_size: 3, quantizer_file: 9, refine, fast_scan: false }
     }
 
     fn build(ids: &[u64], extras: bool) -> Vec<u8> {
+        build_as(ids, extras, false)
+    }
+
+    fn build_as(ids: &[u64], extras: bool, fast_scan: bool) -> Vec<u8> {
         // 3 lists holding 2, 0 and the rest of the vectors; code size 3.
         let n = ids.len();
         let codes: Vec<u8> = (0..n * 3).map(|i| i as u8).collect();
@@ -706,6 +803,7 @@ mod tests {
             ids,
             refine: extras.then_some(&refine[..]),
             records: extras.then_some(&records[..]),
+            fast_scan,
         })
     }
 
@@ -761,6 +859,76 @@ mod tests {
                 assert!(caught, "flip at byte {i} not caught (extras {extras})");
             }
         }
+    }
+
+    fn open_fast(b: Vec<u8>, extras: bool) -> Result<SegmentView> {
+        let e = Expect { fast_scan: true, ..expect(extras) };
+        SegmentView::open(Bytes::Owned(Arc::new(b)), "s".into(), e)
+    }
+
+    #[test]
+    fn fast_scan_lists_are_padded_blocks_that_give_back_the_plain_codes() {
+        let ids: Vec<u64> = (0..40).collect();
+        // Lists of 2, 0 and 38 vectors: 1 + 0 + 2 blocks of 32 × 3 bytes.
+        let v = open_fast(build_as(&ids, true, true), true).unwrap();
+        v.verify().unwrap();
+        assert!(v.fast_scan());
+        assert_eq!(v.code_bytes(), 3 * 32 * 3);
+        let plain = open(build(&ids, true), true).unwrap();
+        for l in 0..3 {
+            let (codes, list_ids) = v.list(l).unwrap();
+            assert_eq!(codes.len(), blocks::list_bytes(list_ids.len(), 3));
+            assert_eq!(v.plain_codes(l).unwrap(), plain.list(l).unwrap().0);
+            assert_eq!(list_ids.iter().collect::<Vec<_>>(), plain.list(l).unwrap().1.iter().collect::<Vec<_>>());
+        }
+        for p in 0..40 {
+            assert_eq!(v.refine(p).unwrap().to_sparse(), plain.refine(p).unwrap().to_sparse());
+        }
+        // The flag must match the index, both ways.
+        assert!(open(build_as(&ids, false, true), false).unwrap_err().to_string().contains("do not match"));
+        assert!(open_fast(build(&ids, false), false).unwrap_err().to_string().contains("do not match"));
+    }
+
+    #[test]
+    fn fast_scan_flips_are_caught_by_open_or_verify_and_padding_must_be_zero() {
+        let ids: Vec<u64> = (0..7).collect();
+        for extras in [false, true] {
+            let b = build_as(&ids, extras, true);
+            for i in 0..b.len() {
+                let mut c = b.clone();
+                c[i] ^= 0x08;
+                let caught = match open_fast(c, extras) {
+                    Err(_) => true,
+                    Ok(v) => v.verify().is_err() && (0..3).any(|l| v.list(l).is_err()),
+                };
+                assert!(caught, "flip at byte {i} not caught (extras {extras})");
+            }
+        }
+        // Non-zero padding with every checksum repaired: still refused.
+        let b = build_as(&ids, false, true);
+        let v = open_fast(b.clone(), false).unwrap();
+        let h = SegmentHeader::read_from_prefix(&b).unwrap().0;
+        let codes = h.codes_offset.get() as usize;
+        // List 2 holds vectors 2..7 (5 of them) in the block after list 0's.
+        let at = codes + 32 * 3 + blocks::locate(20, 1).0;
+        let mut c = b.clone();
+        c[at] |= 0x10;
+        let (s, n, _, slot) = v.lists[2];
+        let crc = v.layout.list_crc(&c, s, n, slot, "s").unwrap();
+        let entry = h.lists_offset.get() as usize + 2 * 16 + 12;
+        c[entry..entry + 4].copy_from_slice(&crc.to_le_bytes());
+        let lists = h.lists_offset.get() as usize..h.lists_offset.get() as usize + 3 * 16;
+        let mut h2 = h;
+        h2.lists_crc = U32::new(super::crc(&c[lists]));
+        h2.codes_crc = U32::new(super::crc(&c[codes..codes + v.code_bytes()]));
+        let mut head = Vec::new();
+        write_checked_header(&h2, &mut head);
+        c[..HEADER].copy_from_slice(&head);
+        let v = open_fast(c, false).unwrap();
+        let e = v.list(2).err().expect("non-zero padding refused").to_string();
+        assert!(e.contains("non-zero padding") && e.contains(&format!("byte {at}")), "{e}");
+        assert!(v.verify().is_err());
+        v.list(0).unwrap();
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! built from scratch, and scanning a code is m look-ups and adds.
 //! `crate::read::search` is the code that relies on this.
 
+pub mod blocks;
 pub mod codes;
 pub mod pq;
 
@@ -112,8 +113,9 @@ pub struct Quantizers {
     pub term2: Vec<f32>,
     /// ‖c_l‖² per list, for term 1 by ‖x‖² + ‖c‖² − 2⟨x, c⟩.
     coarse_norms: Vec<f32>,
-    /// The centroids transposed (dim × nlist), for ⟨x, c_l⟩ of a sparse x.
-    coarse_t: Vec<f32>,
+    /// The centroids transposed (dim × nlist), for ⟨x, c_l⟩ of a sparse x;
+    /// made by the first search that needs it, so that open stays cheap.
+    coarse_t: std::sync::OnceLock<Vec<f32>>,
     pub train_points: u64,
     pub seed: u64,
 }
@@ -263,6 +265,20 @@ impl Quantizers {
         &self.coarse[l * d..(l + 1) * d]
     }
 
+    /// The coarse centroids transposed (dim × nlist), made on first use.
+    fn coarse_t(&self) -> &[f32] {
+        self.coarse_t.get_or_init(|| {
+            let (d, nlist) = (self.config.dim, self.config.nlist);
+            let mut t = vec![0f32; self.coarse.len()];
+            for (l, c) in self.coarse.chunks_exact(d).enumerate() {
+                for (p, &v) in c.iter().enumerate() {
+                    t[p * nlist + l] = v;
+                }
+            }
+            t
+        })
+    }
+
     /// All list centroids, nlist × dim.
     pub fn coarse_centroids(&self) -> &[f32] {
         &self.coarse
@@ -296,15 +312,9 @@ impl Quantizers {
         train_points: u64,
         seed: u64,
     ) -> Self {
-        let (d, nlist) = (config.dim, config.nlist);
+        let d = config.dim;
         let coarse_norms = coarse.chunks_exact(d).map(crate::distance::norm_sq).collect();
-        let mut coarse_t = vec![0f32; coarse.len()];
-        for (l, c) in coarse.chunks_exact(d).enumerate() {
-            for (p, &v) in c.iter().enumerate() {
-                coarse_t[p * nlist + l] = v;
-            }
-        }
-        Quantizers { config, coarse, coarse_t, pq, term2, coarse_norms, train_points, seed }
+        Quantizers { config, coarse, coarse_t: Default::default(), pq, term2, coarse_norms, train_points, seed }
     }
 
     /// The per-query parts of the decomposition for each row x of `queries`
@@ -331,7 +341,7 @@ impl Quantizers {
             {
                 crate::distance::nonzeros(x, nz);
                 t1.fill(0.0);
-                crate::distance::axpy_rows(nz, 0, &self.coarse_t, t1);
+                crate::distance::axpy_rows(nz, 0, self.coarse_t(), t1);
                 let xn: f32 = nz.iter().map(|&(_, v)| v * v).sum();
                 for (t, cn) in t1.iter_mut().zip(&self.coarse_norms) {
                     *t = (xn + cn - 2.0 * *t).max(0.0);
@@ -367,10 +377,10 @@ impl Quantizers {
         ((self.coarse.len() + self.pq.centroids_t.len()) * 4, self.term2.len() * 4)
     }
 
-    /// Bytes held in memory only, derived at open: the transposed coarse
-    /// centroids and their norms.
+    /// Bytes held in memory only, derived from the file: the transposed
+    /// coarse centroids (once a search has made them) and their norms.
     pub fn derived_bytes(&self) -> usize {
-        (self.coarse_t.len() + self.coarse_norms.len()) * 4
+        (self.coarse.len() + self.coarse_norms.len()) * 4
     }
 }
 

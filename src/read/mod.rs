@@ -2,6 +2,7 @@
 //! manifest, quantizers and mapped segments), immutable and shared by
 //! reference count, so searches never wait for writers.
 
+pub mod fastscan;
 pub mod search;
 pub mod topk;
 
@@ -70,6 +71,7 @@ impl Snapshot {
                         code_size: c.code_size(),
                         quantizer_file: manifest.quantizer_file.unwrap_or(0),
                         refine: c.refine,
+                        fast_scan: c.fast_scan,
                     };
                     let bytes = storage.map(&segment_name(s.file))?;
                     Arc::new(SegmentView::open(bytes, name.clone(), expect)?)

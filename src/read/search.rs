@@ -105,6 +105,8 @@ struct Work {
     /// Look-up table for the current list: term 2 + term 3.
     lut: Vec<f32>,
     unpacked: Vec<u32>,
+    /// The quantized table and buffers of a fast-scan index.
+    fast: Option<super::fastscan::FastScan>,
 }
 
 /// What one search call does, resolved and checked once for all queries.
@@ -226,12 +228,18 @@ impl Snapshot {
         s.coarse.sort_unstable_by(by_dist);
         s.lut.resize(m * ksub, 0.0);
         s.unpacked.resize(m, 0);
+        if c.fast_scan && s.fast.is_none() {
+            s.fast = Some(super::fastscan::FastScan::new(m));
+        }
         let mut top = TopK::new(plan.keep);
         for &(term1, l) in &s.coarse {
             let l = l as usize;
             let term2 = &q.term2[l * m * ksub..(l + 1) * m * ksub];
             for ((t, &t2), &ip) in s.lut.iter_mut().zip(term2).zip(ip) {
                 *t = t2 - 2.0 * ip;
+            }
+            if let Some(f) = &mut s.fast {
+                f.prepare(&s.lut);
             }
             for (si, seg) in self.segments.iter().enumerate() {
                 if seg.list_len(l) == 0 {
@@ -244,7 +252,10 @@ impl Snapshot {
                     hide: self.hider(si),
                     base: Location { segment: si as u32, position: seg.list_start(l) as u32 }.pack(),
                 };
-                scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top);
+                match &mut s.fast {
+                    Some(f) => f.scan(codes, list.ids.len(), term1, &s.lut, &mut top, |i, d, t| list.offer(i, d, t)),
+                    None => scan(&list, term1, &s.lut, c.m, c.nbits, &mut s.unpacked, &mut top),
+                }
             }
         }
         Ok(top.into_sorted())

@@ -148,7 +148,9 @@ fn live_batch(snap: &Snapshot, segments: &[usize]) -> Result<Batch> {
         for &si in segments {
             let seg = &snap.segments[si];
             let hide = snap.hider(si);
-            let (list_codes, list_ids) = seg.list(l)?;
+            let (_, list_ids) = seg.list(l)?;
+            // Batches hold plain codes; the segment writer lays them out.
+            let list_codes = seg.plain_codes(l)?;
             for (i, id) in list_ids.iter().enumerate() {
                 if hide.hides(id) {
                     continue;

@@ -190,6 +190,7 @@ pub(crate) fn write_segment(storage: &dyn Storage, next: &mut Manifest, batch: B
         ids: &b.ids,
         refine: b.refine.as_deref(),
         records: b.records.as_deref(),
+        fast_scan: next.config.fast_scan,
     });
     let number = write_numbered(storage, next, segment_name, &bytes)?;
     next.segments.push(SegmentMeta {

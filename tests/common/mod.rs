@@ -64,7 +64,7 @@ pub fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
 }
 
 pub fn config(dim: usize, nlist: usize, m: usize, nbits: usize, nprobe: usize) -> Config {
-    Config { dim, nlist, m, nbits, nprobe, metric: Metric::L2, refine: false, auto_train: false }
+    Config { dim, nlist, m, nbits, nprobe, metric: Metric::L2, refine: false, auto_train: false, fast_scan: false }
 }
 
 pub fn l2(a: &[f32], b: &[f32]) -> f64 {
