@@ -47,6 +47,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,11 +89,8 @@ def aggregate(runs):
 
 
 def median(values):
-    s = sorted(values)
-    n = len(s)
-    if n == 0:
-        return None
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    """The median, or None when there is nothing to take it of."""
+    return statistics.median(values) if values else None
 
 
 def ratio(ours, theirs, higher_better):

@@ -47,6 +47,7 @@ Conventions shared with the Rust side:
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -133,11 +134,8 @@ def read_rss():
 
 
 def median(values):
-    s = sorted(values)
-    n = len(s)
-    if n == 0:
-        return None
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    """The median, or None when there is nothing to take it of."""
+    return statistics.median(values) if values else None
 
 
 def best_of(repeat, fn):

@@ -58,6 +58,26 @@ pub enum KMeans {
     Faiss,
 }
 
+/// The index shape of the benchmark commands (issue 5's defaults).
+#[derive(clap::Args, Debug)]
+pub struct BenchShape {
+    #[arg(long, default_value_t = 100)]
+    nlist: usize,
+    #[arg(long, default_value_t = 8)]
+    m: usize,
+    #[arg(long, default_value_t = 8)]
+    nbits: usize,
+    #[arg(long, default_value_t = 10)]
+    nprobe: usize,
+}
+
+impl BenchShape {
+    fn config(&self) -> chromatica::Config {
+        let BenchShape { nlist, m, nbits, nprobe } = *self;
+        chromatica::Config { nlist, m, nbits, nprobe, ..Default::default() }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Paint 300 images of known palettes, index them, run colour and image
@@ -175,14 +195,8 @@ enum Command {
         /// Directory holding base.fvecs, query.fvecs and gt.ivecs.
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value_t = 100)]
-        nlist: usize,
-        #[arg(long, default_value_t = 8)]
-        m: usize,
-        #[arg(long, default_value_t = 8)]
-        nbits: usize,
-        #[arg(long, default_value_t = 10)]
-        nprobe: usize,
+        #[command(flatten)]
+        shape: BenchShape,
         /// 4-bit fast-scan (needs --nbits 4).
         #[arg(long)]
         fast_scan: bool,
@@ -247,14 +261,8 @@ enum Command {
         /// temporary folder, removed at the end).
         #[arg(long)]
         dir: Option<PathBuf>,
-        #[arg(long, default_value_t = 100)]
-        nlist: usize,
-        #[arg(long, default_value_t = 8)]
-        m: usize,
-        #[arg(long, default_value_t = 8)]
-        nbits: usize,
-        #[arg(long, default_value_t = 10)]
-        nprobe: usize,
+        #[command(flatten)]
+        shape: BenchShape,
         /// Also keep each vector's exact values (the refine store).
         #[arg(long)]
         refine: bool,
@@ -382,10 +390,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect { dir, json } => inspect::run(&dir, json),
         Command::Bench {
             data,
-            nlist,
-            m,
-            nbits,
-            nprobe,
+            shape,
             fast_scan,
             train_n,
             threads,
@@ -399,7 +404,7 @@ pub fn run(cli: Cli) -> Result<()> {
             serve,
             json,
         } => {
-            let config = chromatica::Config { nlist, m, nbits, nprobe, fast_scan, ..Default::default() };
+            let config = chromatica::Config { fast_scan, ..shape.config() };
             bench::run(bench::BenchArgs {
                 data: &data,
                 config,
@@ -422,10 +427,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::BenchScale {
             n,
             dir,
-            nlist,
-            m,
-            nbits,
-            nprobe,
+            shape,
             refine,
             train_n,
             batch,
@@ -439,7 +441,7 @@ pub fn run(cli: Cli) -> Result<()> {
             repeat,
             json,
         } => {
-            let config = chromatica::Config { nlist, m, nbits, nprobe, refine, ..Default::default() };
+            let config = chromatica::Config { refine, ..shape.config() };
             let build_threads = build_threads.unwrap_or_else(rayon::current_num_threads);
             bench_scale::run(bench_scale::ScaleArgs {
                 n,
