@@ -8,7 +8,7 @@
 //! (`s = min(255, 65535 / slots) / max_j span_j`). Entries are rounded
 //! *down*, so for every vector the quantized sum Σ_j q_j never exceeds
 //! s·(D − term 1 − Σ b_j), D its exact ADC distance. A vector can therefore
-//! enter the heap only if Σ q_j ≤ ⌊s·(threshold − term 1 − Σ b_j + ε)⌋, ε a
+//! enter the top-k only if Σ q_j ≤ ⌊s·(threshold − term 1 − Σ b_j + ε)⌋, ε a
 //! bound on float rounding: the kernel computes the 32 sums of a block with
 //! two `vpshufb` look-ups per pair of sub-quantizers and u16 adds, and only
 //! the vectors that pass get their exact distance computed from the float

@@ -223,7 +223,7 @@ impl Snapshot {
             s.coarse.select_nth_unstable_by(plan.nprobe - 1, by_dist);
             s.coarse.truncate(plan.nprobe);
         }
-        // Nearest list first: its codes fill the heap with good candidates,
+        // Nearest list first: its codes fill the top-k with good candidates,
         // so the threshold tightens early and fewer codes enter it later.
         s.coarse.sort_unstable_by(by_dist);
         s.lut.resize(m * ksub, 0.0);
@@ -364,7 +364,7 @@ struct List<'a> {
 
 impl List<'_> {
     /// Offers vector `i` at distance `d`; deleted vectors are checked only
-    /// when they would enter the heap, which keeps the scan loop tight.
+    /// when they would enter the top-k, which keeps the scan loop tight.
     #[inline(never)]
     fn offer(&self, i: usize, d: f32, top: &mut TopK) {
         if d <= top.threshold() {
@@ -403,8 +403,8 @@ fn scan(list: &List<'_>, base: f32, lut: &[f32], m: usize, nbits: usize, unpacke
 /// The byte-per-sub-code fast path, with `M` known at compile time so the
 /// inner loop unrolls and needs no bounds checks (a u8 always indexes 256).
 /// Distances are computed a block at a time and only then compared with the
-/// heap's threshold: the arithmetic loop has no branch, and the rare vector
-/// that may enter the heap takes the slow path.
+/// top-k's threshold: the arithmetic loop has no branch, and the rare vector
+/// that may enter the top-k takes the slow path.
 #[inline]
 fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: &mut TopK) {
     const BLOCK: usize = 32;
