@@ -279,11 +279,6 @@ impl Quantizers {
         })
     }
 
-    /// All list centroids, nlist × dim.
-    pub fn coarse_centroids(&self) -> &[f32] {
-        &self.coarse
-    }
-
     pub fn to_data(&self) -> QuantizerData {
         let c = &self.config;
         QuantizerData {
