@@ -702,6 +702,32 @@ impl SegmentView {
     }
 
     /// Exact values of the vector at position `p` (refine store).
+    /// Asks the CPU to start loading what [`Self::refine`] will read for
+    /// the vector at `p`: with `offsets_only`, its entry of the offsets
+    /// array, else its dimensions and values (which needs the offsets). A
+    /// re-rank fetches a few hundred vectors scattered over the refine
+    /// store; hinting them all first lets their cache misses overlap instead
+    /// of queueing one after another. Out-of-range positions are ignored.
+    pub fn prefetch_refine(&self, p: usize, offsets_only: bool) {
+        let Some((starts, bins, values, nnz)) = self.layout.refine else { return };
+        if p >= self.layout.n {
+            return;
+        }
+        if offsets_only {
+            return crate::distance::prefetch(self.bytes.get(starts + 8 * p..starts + 8 * p + 16).unwrap_or(&[]));
+        }
+        let (Ok(a), Ok(b)) = (
+            Layout::start(&self.bytes, starts, p, nnz, &self.name),
+            Layout::start(&self.bytes, starts, p + 1, nnz, &self.name),
+        ) else {
+            return;
+        };
+        if a <= b {
+            crate::distance::prefetch(self.bytes.get(bins + 2 * a..bins + 2 * b).unwrap_or(&[]));
+            crate::distance::prefetch(self.bytes.get(values + 4 * a..values + 4 * b).unwrap_or(&[]));
+        }
+    }
+
     pub fn refine(&self, p: usize) -> Result<RefineRef<'_>> {
         let (starts, bins, values, nnz) =
             self.layout.refine.ok_or_else(|| Error::InvalidInput(format!("{}: no refine store", self.name)))?;

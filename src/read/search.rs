@@ -290,13 +290,23 @@ impl Snapshot {
     /// Stage 2: recomputes each candidate's distance from its stored exact
     /// vector and sorts again.
     fn rerank(&self, candidates: Vec<Entry>, mut dist: impl FnMut(RefineRef<'_>) -> Result<f32>) -> Result<Vec<Entry>> {
+        // Two passes of hints (offsets, then the data they point to) so the
+        // candidates' cache misses overlap; then the distances.
+        for offsets_only in [true, false] {
+            for &(_, _, loc) in &candidates {
+                let l = Location::unpack(loc);
+                if let Some(seg) = self.segments.get(l.segment as usize) {
+                    seg.prefetch_refine(l.position as usize, offsets_only);
+                }
+            }
+        }
         let mut out = Vec::with_capacity(candidates.len());
         for (_, id, loc) in candidates {
             let l = Location::unpack(loc);
             let r = self.segments[l.segment as usize].refine(l.position as usize)?;
             out.push((dist(r)?, id, loc));
         }
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         Ok(out)
     }
 
