@@ -296,8 +296,8 @@ mod x86 {
         let mut i = 0;
         let mut s0 = _mm256_setzero_ps();
         let mut s1 = _mm256_setzero_ps();
-        // SAFETY (all loads below): i + 16 <= n, resp. i + 8 <= n, and both
-        // slices hold at least n floats; unaligned loads need no alignment.
+        // SAFETY: every load below is at i + 16 <= n, resp. i + 8 <= n, and
+        // both slices hold at least n floats; unaligned loads need no alignment.
         unsafe {
             while i + 16 <= n {
                 s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);

@@ -726,14 +726,16 @@ mod x86 {
     /// `s = K v`: four rows at a time, each with two accumulators (eight
     /// independent FMA chains), `v` loaded once per four rows.
     ///
-    /// Safety: `s.len() % 4 == 0`, `v.len() % 8 == 0`,
+    /// # Safety
+    /// `s.len() % 4 == 0`, `v.len() % 8 == 0`,
     /// `k.len() == s.len() · v.len()`.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn mat_vec(k: &[f32], v: &[f32], s: &mut [f32]) {
         let ns = v.len();
         let (pk, pv) = (k.as_ptr(), v.as_ptr());
         for (i, out) in s.chunks_exact_mut(4).enumerate() {
-            // SAFETY (all loads): rows 4i..4i+4 exist, and j + 8 ≤ ns.
+            // SAFETY: every load reads rows 4i..4i+4, which exist, at columns
+            // below j + 8 ≤ ns.
             unsafe {
                 let r0 = pk.add(4 * i * ns);
                 let r = [r0, r0.add(ns), r0.add(2 * ns), r0.add(3 * ns)];
@@ -769,15 +771,16 @@ mod x86 {
     /// rows, so `t` is written once; the last < 64 columns go eight at a
     /// time with four accumulators over interleaved rows.
     ///
-    /// Safety: `u.len() % 4 == 0`, `t.len() % 8 == 0`,
+    /// # Safety
+    /// `u.len() % 4 == 0`, `t.len() % 8 == 0`,
     /// `k.len() == u.len() · t.len()`.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn vec_mat(k: &[f32], u: &[f32], t: &mut [f32]) {
         let (nr, ns) = (u.len(), t.len());
         let (pk, pt) = (k.as_ptr(), t.as_mut_ptr());
         let mut j = 0;
-        // SAFETY (all loads and stores): i < nr, and j + 64 ≤ ns, resp.
-        // j + 8 ≤ ns, on rows of ns floats.
+        // SAFETY: every load and store is at row i < nr and columns below
+        // j + 64 ≤ ns, resp. j + 8 ≤ ns, on rows of ns floats.
         unsafe {
             while j + 64 <= ns {
                 let mut acc = [_mm256_setzero_ps(); 8];

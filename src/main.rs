@@ -9,8 +9,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Restoring the default SIGPIPE action makes `chromatica … | head` end
     // quietly, as every Unix filter does, instead of panicking on a closed pipe.
-    // SAFETY: called first thing, before any other thread exists.
     #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
