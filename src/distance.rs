@@ -152,7 +152,13 @@ pub fn prefetch(bytes: &[u8]) {
 
 /// Index and value of the smallest element; ties go to the lowest index.
 pub fn argmin(v: &[f32]) -> (usize, f32) {
-    argmin_minus_2(v, &vec![0.0; v.len()])
+    let mut best = (0, f32::INFINITY);
+    for (i, &x) in v.iter().enumerate() {
+        if x < best.1 {
+            best = (i, x);
+        }
+    }
+    best
 }
 
 /// Index and value of the smallest `a[i] − 2·b[i]`; ties go to the lowest

@@ -126,30 +126,36 @@ pub struct SparseRows {
 }
 
 impl SparseRows {
-    /// Columns `first..first + d` of the rows of `data` (n × width), each
-    /// minus columns `first..first + d` of its list's row of `offsets`
-    /// (groups × width).
-    pub fn from_columns(
-        data: &[f32],
-        width: usize,
-        first: usize,
-        d: usize,
-        lists: &[u32],
-        offsets: &[f32],
-    ) -> SparseRows {
+    /// The rows of `data` (n × d) as they are: one group, offset zero.
+    pub fn of_points(data: &[f32], d: usize) -> SparseRows {
         let mut nonzeros = Vec::new();
-        let mut start = Vec::with_capacity(lists.len() + 1);
+        let mut start = Vec::with_capacity(data.len() / d.max(1) + 1);
         start.push(0);
-        for row in data.chunks_exact(width) {
-            for (p, &v) in row[first..first + d].iter().enumerate() {
-                if v != 0.0 {
-                    nonzeros.push((p as u32, v));
-                }
-            }
+        for row in data.chunks_exact(d.max(1)) {
+            nonzeros.extend(row.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(p, &v)| (p as u32, v)));
             start.push(nonzeros.len());
         }
-        let offsets = offsets.chunks_exact(width).flat_map(|o| o[first..first + d].iter().copied()).collect();
-        SparseRows { d, nonzeros, start, lists: lists.to_vec(), offsets }
+        let n = start.len() - 1;
+        SparseRows { d, nonzeros, start, lists: vec![0; n], offsets: vec![0.0; d] }
+    }
+
+    /// Columns `first..first + w` of these rows, each minus columns
+    /// `first..first + w` of its list's row of `offsets` (groups × d): what
+    /// PQ sub-space training clusters, read off the non-zeros already found
+    /// rather than off the dense data again.
+    pub fn columns(&self, first: usize, w: usize, lists: &[u32], offsets: &[f32]) -> SparseRows {
+        let mut nonzeros = Vec::new();
+        let mut start = Vec::with_capacity(self.start.len());
+        start.push(0);
+        for r in self.start.windows(2) {
+            let row = &self.nonzeros[r[0]..r[1]];
+            let a = row.partition_point(|&(p, _)| (p as usize) < first);
+            let b = row.partition_point(|&(p, _)| (p as usize) < first + w);
+            nonzeros.extend(row[a..b].iter().map(|&(p, v)| (p - first as u32, v)));
+            start.push(nonzeros.len());
+        }
+        let offsets = offsets.chunks_exact(self.d).flat_map(|o| o[first..first + w].iter().copied()).collect();
+        SparseRows { d: w, nonzeros, start, lists: lists.to_vec(), offsets }
     }
 
     /// Fraction of coordinates that are non-zero.

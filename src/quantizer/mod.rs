@@ -42,13 +42,14 @@ pub const MIN_POINTS_PER_CENTROID: usize = 39;
 /// Vectors encoded per batch (see [`Quantizers::query_tables`]).
 const ENCODE_BATCH: usize = 128;
 
-/// A batch is searched as sparse when fewer than 1 in this many of its
-/// coordinates are non-zero.
-const SPARSE_BELOW: usize = 4;
-
-/// Training data is clustered as sparse rows below this density (the same
-/// threshold as `SPARSE_BELOW`).
+/// Below this fraction of non-zero coordinates, queries are searched and
+/// training data clustered through their non-zeros.
 const SPARSE_DENSITY: f64 = 0.25;
+
+/// Whether `v` has few enough non-zero coordinates for the sparse paths.
+fn is_sparse(v: &[f32]) -> bool {
+    (v.iter().filter(|&&x| x != 0.0).count() as f64) < SPARSE_DENSITY * v.len() as f64
+}
 
 /// faiss's iteration count for the coarse quantizer of an IVF index.
 pub const COARSE_NITER: usize = 10;
@@ -155,18 +156,17 @@ impl Quantizers {
         };
         let coarse_params = KMeansParams { niter: opts.coarse_niter, ..params.clone() };
         let mut coarse_progress = |i| progress(TrainStep::Coarse { i, of: opts.coarse_niter });
-        let sparse = SparseRows::from_columns(data, d, 0, d, &vec![0; n], &vec![0.0; d]);
-        let coarse = if sparse.density() < SPARSE_DENSITY {
-            kmeans::kmeans_sparse(data, &sparse, nlist, &coarse_params, &mut coarse_progress)?
-        } else {
-            kmeans::kmeans(data, d, nlist, &coarse_params, &mut coarse_progress)?
+        // The training points' non-zeros, found once for both quantizers.
+        let points = is_sparse(data).then(|| SparseRows::of_points(data, d));
+        let coarse = match &points {
+            Some(p) => kmeans::kmeans_sparse(data, p, nlist, &coarse_params, &mut coarse_progress)?,
+            None => kmeans::kmeans(data, d, nlist, &coarse_params, &mut coarse_progress)?,
         }
         .centroids;
-        drop(sparse);
         let (labels, dists) = assign(data, d, &coarse);
         let coarse_mse = dists.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
         let residuals = residuals(data, d, &coarse, &labels);
-        let source = pq::Residuals { data, lists: &labels, coarse: &coarse };
+        let source = pq::Residuals { points: points.as_ref(), lists: &labels, coarse: &coarse };
         let pq = ProductQuantizer::train(config, &residuals, &source, &params, &mut |j| {
             progress(TrainStep::Pq { j, of: config.m })
         })?;
@@ -329,8 +329,7 @@ impl Quantizers {
         let nq = queries.len() / d;
         term1.resize(nq * nlist, 0.0);
         ip.resize(nq * m * ksub, 0.0);
-        let nonzero = queries.iter().filter(|&&v| v != 0.0).count();
-        if nq == 1 || nonzero * SPARSE_BELOW < queries.len() {
+        if nq == 1 || is_sparse(queries) {
             for ((x, t1), ip) in
                 queries.chunks_exact(d).zip(term1.chunks_exact_mut(nlist)).zip(ip.chunks_exact_mut(m * ksub))
             {
@@ -372,8 +371,9 @@ impl Quantizers {
         ((self.coarse.len() + self.pq.centroids_t.len()) * 4, self.term2.len() * 4)
     }
 
-    /// Bytes held in memory only, derived from the file: the transposed
-    /// coarse centroids (once a search has made them) and their norms.
+    /// Bytes held in memory only, derived from the file: the coarse
+    /// centroids' norms and their transposed copy, counted whether or not a
+    /// search has made it yet (a searching index holds it).
     pub fn derived_bytes(&self) -> usize {
         (self.coarse.len() + self.coarse_norms.len()) * 4
     }
@@ -401,8 +401,8 @@ fn residuals(data: &[f32], d: usize, centroids: &[f32], labels: &[u32]) -> Vec<f
 
 /// Term 2 for every (list, j, k): ‖q_jk‖² + 2⟨c_l,j, q_jk⟩.
 fn term2_table(config: &Config, coarse: &[f32], pq: &ProductQuantizer) -> Vec<f32> {
-    let (d, m, ksub, dsub) = (config.dim, config.m, config.ksub(), config.dsub());
-    let norms: Vec<f32> = pq.centroids().chunks_exact(dsub).map(crate::distance::norm_sq).collect();
+    let (d, m, ksub) = (config.dim, config.m, config.ksub());
+    let norms = pq.centroid_norms();
     let mut table = vec![0f32; config.nlist * m * ksub];
     table.par_chunks_mut(m * ksub).enumerate().for_each(|(l, t)| {
         let mut nz = Vec::new();

@@ -8,9 +8,10 @@ use crate::error::Result;
 use crate::kmeans::{self, KMeansParams, SparseRows};
 
 /// What PQ training rows are residuals of: row i is
-/// `data[i] − coarse[lists[i]]` (data n × dim, coarse nlist × dim).
+/// `x_i − coarse[lists[i]]` (coarse nlist × dim), with the points x_i given
+/// sparse when they are.
 pub struct Residuals<'a> {
-    pub data: &'a [f32],
+    pub points: Option<&'a SparseRows>,
     pub lists: &'a [u32],
     pub coarse: &'a [f32],
 }
@@ -59,6 +60,19 @@ impl ProductQuantizer {
         out
     }
 
+    /// ‖q_jk‖² for every sub-space j and centroid k (m × ksub).
+    pub fn centroid_norms(&self) -> Vec<f32> {
+        let mut norms = vec![0f32; self.m * self.ksub];
+        for (j, n) in norms.chunks_exact_mut(self.ksub).enumerate() {
+            for row in self.codebook_t(j).chunks_exact(self.ksub) {
+                for (n, &v) in n.iter_mut().zip(row) {
+                    *n += v * v;
+                }
+            }
+        }
+        norms
+    }
+
     /// Transposed codebook of sub-space `j` (dsub × ksub).
     pub fn codebook_t(&self, j: usize) -> &[f32] {
         let s = self.ksub * self.dsub;
@@ -66,8 +80,8 @@ impl ProductQuantizer {
     }
 
     /// One k-means per sub-space over `residuals` (n × m·dsub), as faiss
-    /// does. Where the vectors behind the residuals are sparse in a
-    /// sub-space, its k-means assigns through their non-zeros
+    /// does. Where the points behind the residuals are sparse (in that
+    /// sub-space too), its k-means assigns through their non-zeros
     /// ([`kmeans::kmeans_sparse`]).
     pub fn train(
         c: &Config,
@@ -81,11 +95,13 @@ impl ProductQuantizer {
         for j in 0..c.m {
             let sub = slice_subspace(residuals, d, j * dsub, dsub);
             let p = KMeansParams { seed: params.seed.wrapping_add(1 + j as u64), ..params.clone() };
-            let sparse = SparseRows::from_columns(source.data, d, j * dsub, dsub, source.lists, source.coarse);
-            let out = if sparse.density() < super::SPARSE_DENSITY {
-                kmeans::kmeans_sparse(&sub, &sparse, c.ksub(), &p, &mut |_| ())?
-            } else {
-                kmeans::kmeans(&sub, dsub, c.ksub(), &p, &mut |_| ())?
+            let sparse = source
+                .points
+                .map(|x| x.columns(j * dsub, dsub, source.lists, source.coarse))
+                .filter(|s| s.density() < super::SPARSE_DENSITY);
+            let out = match &sparse {
+                Some(s) => kmeans::kmeans_sparse(&sub, s, c.ksub(), &p, &mut |_| ())?,
+                None => kmeans::kmeans(&sub, dsub, c.ksub(), &p, &mut |_| ())?,
             };
             centroids.extend_from_slice(&out.centroids);
             progress(j + 1);

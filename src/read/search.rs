@@ -157,7 +157,7 @@ impl Snapshot {
         crate::input::check_vectors(queries, c.dim, "queries")?;
         let d = c.dim;
         if queries.len() == d {
-            return Ok(vec![self.search_batch(queries, &plan, &mut Scratch::default())?.remove(0)]);
+            return self.search_batch(queries, &plan, &mut Scratch::default());
         }
         let batches: Vec<Vec<Vec<Neighbor>>> = queries
             .par_chunks(QUERY_BATCH * d)

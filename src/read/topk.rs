@@ -51,14 +51,11 @@ impl TopK {
     }
 
     /// Keeps the best k and tightens the threshold to the k-th distance.
+    /// Called only with a full buffer, which holds at least 2k > k entries.
     fn cut(&mut self) {
-        if self.buf.len() > self.k {
-            self.buf.select_nth_unstable_by(self.k - 1, order);
-            self.buf.truncate(self.k);
-        }
-        if self.buf.len() == self.k {
-            self.worst = self.buf.iter().map(|e| e.0).fold(f32::NEG_INFINITY, f32::max);
-        }
+        let (_, kth, _) = self.buf.select_nth_unstable_by(self.k - 1, order);
+        self.worst = kth.0;
+        self.buf.truncate(self.k);
     }
 
     /// The kept entries, nearest first.
