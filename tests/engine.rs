@@ -7,7 +7,6 @@ mod common;
 use chromatica::storage::MemStorage;
 use chromatica::{Config, Error, Index, Neighbor, SearchParams, TrainOptions};
 use common::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -102,22 +101,13 @@ fn recall_against_exact_search() {
 
 // ------------------------------------------------------- 2. brute-force ADC
 
-/// The nprobe lists search probes: nearest centroids by L2, ties by list.
-fn probed_lists(q: &chromatica::quantizer::Quantizers, x: &[f32], nprobe: usize) -> Vec<usize> {
-    let mut d: Vec<(f32, usize)> =
-        (0..q.config.nlist).map(|l| (chromatica::distance::l2sq(x, q.centroid(l)), l)).collect();
-    d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    d.truncate(nprobe);
-    d.into_iter().map(|(_, l)| l).collect()
-}
-
 /// ‖x − (c_l + decode(code))‖² for every stored vector of the probed lists.
 fn brute_force_adc(snap: &chromatica::Snapshot, x: &[f32], nprobe: usize) -> Vec<(f64, u64)> {
     let q = snap.quantizers.as_deref().unwrap();
     let c = q.config;
     let mut y = vec![0f32; c.dim];
     let mut out = Vec::new();
-    for l in probed_lists(q, x, nprobe) {
+    for (_, l) in probed_lists(q, x, nprobe) {
         for seg in &snap.segments {
             let (codes, ids) = seg.list(l).unwrap();
             assert_eq!(codes.len(), ids.len() * c.code_size());
@@ -131,54 +121,13 @@ fn brute_force_adc(snap: &chromatica::Snapshot, x: &[f32], nprobe: usize) -> Vec
     out
 }
 
-fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-3)
-}
-
 fn check_against_brute_force(index: &Index, queries: &[f32], k: usize, nprobe: usize) {
     let snap = index.snapshot();
     let dim = index.config().dim;
+    let tol = Tolerance { rel: 1e-3, tie: 1e-4, floor: 1e-3, same_ids_by_rank: true };
     let results = index.search(queries, &params(k, nprobe)).unwrap();
     for (qi, (x, got)) in queries.chunks_exact(dim).zip(&results).enumerate() {
-        let all = brute_force_adc(&snap, x, nprobe);
-        let by_id: HashMap<u64, f64> = all.iter().map(|&(d, id)| (id, d)).collect();
-        assert_eq!(by_id.len(), all.len(), "an id is stored twice");
-        let want = &all[..k.min(all.len())];
-        assert_eq!(got.len(), want.len(), "query {qi}: result count");
-        for (rank, n) in got.iter().enumerate() {
-            // Every returned id is in a probed list, with its ADC distance.
-            let d = *by_id.get(&n.id).unwrap_or_else(|| panic!("query {qi}: id {} is not in the probed lists", n.id));
-            assert!(
-                close(n.distance as f64, d, 1e-3),
-                "query {qi} rank {rank}: id {} search says {} by hand {d}",
-                n.id,
-                n.distance
-            );
-            assert!(
-                close(n.distance as f64, want[rank].0, 1e-3),
-                "query {qi} rank {rank}: distance {} vs {}",
-                n.distance,
-                want[rank].0
-            );
-        }
-        // Same ids, except where distances tie within 1e-4 at the cut.
-        let kth = want.last().unwrap().0;
-        let got_ids: Vec<u64> = got.iter().map(|n| n.id).collect();
-        for &(d, id) in want {
-            if !got_ids.contains(&id) {
-                assert!(close(d, kth, 1e-4), "query {qi}: id {id} (distance {d}) missing; k-th distance {kth}");
-            }
-        }
-        for (rank, n) in got.iter().enumerate() {
-            if n.id != want[rank].1 {
-                assert!(
-                    close(n.distance as f64, want[rank].0, 1e-4),
-                    "query {qi} rank {rank}: id {} vs {} without a tie",
-                    n.id,
-                    want[rank].1
-                );
-            }
-        }
+        assert_matches_reference(got, &brute_force_adc(&snap, x, nprobe), k, &tol, &format!("query {qi}"));
     }
 }
 

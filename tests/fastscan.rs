@@ -10,7 +10,6 @@ mod common;
 use chromatica::quantizer::codes;
 use chromatica::{Config, Index, Neighbor, SearchParams, Snapshot, TrainOptions};
 use common::*;
-use std::collections::HashMap;
 use std::process::Command;
 
 const DIM: usize = 64;
@@ -50,12 +49,9 @@ fn brute_force_adc(snap: &Snapshot, x: &[f32], nprobe: usize) -> Vec<(f64, u64)>
     let q = snap.quantizers.as_deref().unwrap();
     let c = q.config;
     let (m, dsub) = (c.m, c.dsub());
-    let mut lists: Vec<(f32, usize)> =
-        (0..c.nlist).map(|l| (chromatica::distance::l2sq(x, q.centroid(l)), l)).collect();
-    lists.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut idx = vec![0u32; m];
     let mut out = Vec::new();
-    for &(term1, l) in &lists[..nprobe] {
+    for (term1, l) in probed_lists(q, x, nprobe) {
         for (si, seg) in snap.segments.iter().enumerate() {
             assert!(seg.fast_scan());
             let hide = snap.hider(si);
@@ -82,8 +78,10 @@ fn brute_force_adc(snap: &Snapshot, x: &[f32], nprobe: usize) -> Vec<(f64, u64)>
     out
 }
 
+const TOL: Tolerance = Tolerance { rel: 1e-5, tie: 1e-5, floor: 1.0, same_ids_by_rank: false };
+
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-5 * a.abs().max(b.abs()).max(1.0)
+    TOL.close(a, b, TOL.rel)
 }
 
 /// Search results equal brute-force ADC: same distances (within 1e-5) rank
@@ -93,29 +91,7 @@ fn check(index: &Index, queries: &[f32], k: usize, nprobe: usize, ctx: &str) {
     let dim = index.config().dim;
     let results = index.search(queries, &params(k, nprobe)).unwrap();
     for (qi, (x, got)) in queries.chunks_exact(dim).zip(&results).enumerate() {
-        let all = brute_force_adc(&snap, x, nprobe);
-        let by_id: HashMap<u64, f64> = all.iter().map(|&(d, id)| (id, d)).collect();
-        assert_eq!(by_id.len(), all.len(), "{ctx}: a live id is stored twice");
-        let want = &all[..k.min(all.len())];
-        assert_eq!(got.len(), want.len(), "{ctx} query {qi}: result count");
-        for (rank, n) in got.iter().enumerate() {
-            let d =
-                by_id.get(&n.id).unwrap_or_else(|| panic!("{ctx} query {qi}: id {} not live in a probed list", n.id));
-            assert!(close(n.distance as f64, *d), "{ctx} query {qi}: id {} at {} by hand {d}", n.id, n.distance);
-            assert!(
-                close(n.distance as f64, want[rank].0),
-                "{ctx} query {qi} rank {rank}: {} vs {}",
-                n.distance,
-                want[rank].0
-            );
-        }
-        let kth = want.last().unwrap().0;
-        for &(d, id) in want {
-            assert!(
-                got.iter().any(|n| n.id == id) || close(d, kth),
-                "{ctx} query {qi}: id {id} at {d} missing (k-th {kth})"
-            );
-        }
+        assert_matches_reference(got, &brute_force_adc(&snap, x, nprobe), k, &TOL, &format!("{ctx} query {qi}"));
     }
 }
 

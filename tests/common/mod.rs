@@ -154,3 +154,75 @@ pub fn dir_contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         })
         .collect()
 }
+
+/// The `nprobe` lists search probes for x: (‖x − c_l‖², l), nearest first,
+/// ties by list.
+pub fn probed_lists(q: &chromatica::quantizer::Quantizers, x: &[f32], nprobe: usize) -> Vec<(f32, usize)> {
+    let mut d: Vec<(f32, usize)> =
+        (0..q.config.nlist).map(|l| (chromatica::distance::l2sq(x, q.centroid(l)), l)).collect();
+    d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    d.truncate(nprobe);
+    d
+}
+
+/// How closely search must agree with a brute-force reference.
+pub struct Tolerance {
+    /// Relative tolerance of a returned distance against the reference.
+    pub rel: f64,
+    /// Relative tolerance within which two distances count as tied.
+    pub tie: f64,
+    /// Magnitude below which tolerances are taken relative to this instead.
+    pub floor: f64,
+    /// Also require the reference's id at each rank, except among ties.
+    pub same_ids_by_rank: bool,
+}
+
+impl Tolerance {
+    pub fn close(&self, a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * a.abs().max(b.abs()).max(self.floor)
+    }
+}
+
+/// One query's results against `all`, the reference distance of every
+/// candidate (nearest first, ties by id): every returned id is a candidate
+/// at its reference distance, rank by rank the distances are the
+/// reference's k best, and the reference's k best are returned except among
+/// distances tied at the cut.
+pub fn assert_matches_reference(got: &[Neighbor], all: &[(f64, u64)], k: usize, tol: &Tolerance, ctx: &str) {
+    let by_id: std::collections::HashMap<u64, f64> = all.iter().map(|&(d, id)| (id, d)).collect();
+    assert_eq!(by_id.len(), all.len(), "{ctx}: an id is stored twice");
+    let want = &all[..k.min(all.len())];
+    assert_eq!(got.len(), want.len(), "{ctx}: result count");
+    for (rank, n) in got.iter().enumerate() {
+        let d = *by_id.get(&n.id).unwrap_or_else(|| panic!("{ctx}: id {} is not in the probed lists", n.id));
+        assert!(
+            tol.close(n.distance as f64, d, tol.rel),
+            "{ctx} rank {rank}: id {} search says {} by hand {d}",
+            n.id,
+            n.distance
+        );
+        assert!(
+            tol.close(n.distance as f64, want[rank].0, tol.rel),
+            "{ctx} rank {rank}: distance {} vs {}",
+            n.distance,
+            want[rank].0
+        );
+    }
+    let Some(&(kth, _)) = want.last() else { return };
+    for &(d, id) in want {
+        assert!(
+            got.iter().any(|n| n.id == id) || tol.close(d, kth, tol.tie),
+            "{ctx}: id {id} (distance {d}) missing; k-th distance {kth}"
+        );
+    }
+    if tol.same_ids_by_rank {
+        for (rank, n) in got.iter().enumerate() {
+            assert!(
+                n.id == want[rank].1 || tol.close(n.distance as f64, want[rank].0, tol.tie),
+                "{ctx} rank {rank}: id {} vs {} without a tie",
+                n.id,
+                want[rank].1
+            );
+        }
+    }
+}
