@@ -77,7 +77,7 @@ fn main() {
     // The faiss reader's seeds: the faiss-written fixtures of the main
     // crate's tests, up to 8 KiB each (the corpus stays small; the larger
     // ones hold nothing the smaller lack but more codes).
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/faiss");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/chromatica/tests/fixtures/faiss");
     let dir = root.join("faiss_import");
     std::fs::create_dir_all(&dir).unwrap();
     for entry in std::fs::read_dir(&fixtures).unwrap() {

@@ -4,6 +4,7 @@
 //! figures themselves are timings; what is checked is that every reported
 //! quantity is there and consistent, and that recall is meaningful.
 
+#[path = "../../chromatica/tests/common/mod.rs"]
 mod common;
 
 use chromatica::vecio::{write_fvecs, write_ivecs};
@@ -16,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chromatica")).args(args).output().expect("run the chromatica binary")
+    Command::new(env!("CARGO_BIN_EXE_chromatica-bench")).args(args).output().expect("run the chromatica-bench binary")
 }
 
 fn json_of<S: AsRef<OsStr>>(args: &[S]) -> Value {
@@ -98,7 +99,7 @@ fn bench_measures_both_indexes_and_keeps_the_plain_one() {
     fails_with(&[&["bench", "--data", p(&data), "--keep", p(&keep)][..], &common].concat(), "already exists");
 
     // --serve: passes on request, then the same final report.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chromatica"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chromatica-bench"))
         .args([&["bench", "--data", p(&data), "--appends", "0", "--json", "--serve"][..], &common].concat())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,6 +5,7 @@
 //! Every other index type and every file we cannot represent is refused with
 //! one line and nothing written; truncated or damaged files never panic.
 
+#[path = "../../chromatica/tests/common/mod.rs"]
 mod common;
 
 use chromatica::faiss_import::{self, DirectMap, FaissIvfPq, SizeEncoding};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faiss").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../chromatica/tests/fixtures/faiss").join(name)
 }
 
 /// The IndexIVFPQ fixtures, each with what faiss said about it.

@@ -40,7 +40,7 @@ pub struct Config {
 }
 
 /// The three presets of the design note.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     /// m 8, nbits 8, nlist 100, nprobe 10: 8-byte codes.
     Memory,
@@ -48,6 +48,20 @@ pub enum Preset {
     Accuracy,
     /// m 4, nbits 6, nlist 50, nprobe 5.
     Speed,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+
+    /// `memory`, `accuracy` or `speed`, as the command line spells them.
+    fn from_str(s: &str) -> Result<Preset> {
+        match s {
+            "memory" => Ok(Preset::Memory),
+            "accuracy" => Ok(Preset::Accuracy),
+            "speed" => Ok(Preset::Speed),
+            _ => Err(Error::Config(format!("unknown preset {s:?}: expected memory, accuracy or speed"))),
+        }
+    }
 }
 
 impl Default for Config {

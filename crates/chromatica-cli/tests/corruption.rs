@@ -8,6 +8,7 @@
 //! `CHROMATICA_CORRUPT_BITS=8` flips every bit of every byte instead of one
 //! bit per byte (the bit position rotating with the byte offset).
 
+#[path = "../../chromatica/tests/support/mod.rs"]
 mod support;
 
 use chromatica::{Error, Index, TrainOptions};

@@ -13,7 +13,7 @@ use chromatica::color::{
 use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use proptest::prelude::*;
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata");
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(TESTDATA).join(name)

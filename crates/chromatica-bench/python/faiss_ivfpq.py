@@ -11,8 +11,8 @@ Usage:
 
 Needs only numpy and faiss-cpu. DIR must hold base.fvecs, query.fvecs and
 gt.ivecs (as written by ../shared/tools/make_dataset.py; gt rows are the
-exact top-100 by L2). `chromatica bench` measures our engine the same way;
-bench/compare.py runs both and prints the ratios.
+exact top-100 by L2). `chromatica-bench bench` measures our engine the same way;
+compare.py runs both and prints the ratios.
 
 Conventions shared with the Rust side:
   * Training vectors are the FIRST `--train-n` rows of base.fvecs (no
@@ -34,7 +34,7 @@ Conventions shared with the Rust side:
     are passes over all queries of three kinds (batch, single, refine): one
     untimed pass of each warms caches and gives the results recall is
     computed from; then each kind is timed `--repeat` times per thread
-    count, or, with --serve, as stdin asks (bench/compare.py alternates
+    count, or, with --serve, as stdin asks (compare.py alternates
     them with chromatica's); the fastest pass counts. Open time (read_index
     of the written file, warm page cache) is the median of `--opens`.
     One-query-per-call timings include Python's per-call cost, reported as
@@ -42,7 +42,7 @@ Conventions shared with the Rust side:
   * --rss-only: a fresh process reads the queries, sets one thread, reads
     its VmRSS (baseline), read_index()es the file, reads VmRSS, runs
     `--count` queries one per call (k = --single-k), reads VmRSS again (as
-    `chromatica bench-rss` does).
+    `chromatica-bench bench-rss` does).
 """
 import argparse
 import json
@@ -155,7 +155,7 @@ def parse_threads(text):
     return threads
 
 
-# The timed passes (as `chromatica bench`): stage 1 batched (k = --k), stage 1
+# The timed passes (as `chromatica-bench bench`): stage 1 batched (k = --k), stage 1
 # one query per call (k = --single-k), two stages (IndexRefineFlat).
 PASS_KEYS = {"batch": "search_batch_qps", "single": "search_single_qps", "refine": "refine_qps"}
 
@@ -320,7 +320,7 @@ def main():
         best[key] = min(best.get(key, float("inf")), secs)
 
     if a.serve:
-        # bench/compare.py drives the passes, alternating with chromatica.
+        # compare.py drives the passes, alternating with chromatica.
         print("ready", flush=True)
         for line in sys.stdin:
             if line.strip() == "end":

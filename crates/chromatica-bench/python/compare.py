@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chromatica vs faiss IndexIVFPQ, side by side, in one run on one data set.
 
-    python3 bench/compare.py --data /tmp/chromatica-data/100k [--save DIR]
+    python3 crates/chromatica-bench/python/compare.py --data /tmp/chromatica-data/100k [--save DIR]
 
 Needs a release build (`cargo build --release`) and `pip install faiss-cpu
 numpy`. Data: a directory from ../shared/tools/make_dataset.py (base.fvecs,
@@ -9,7 +9,7 @@ query.fvecs, gt.ivecs). Prints one Markdown table, ready to paste into
 README.md; progress goes to stderr.
 
 Method
-  * Both sides run the same procedure (`chromatica bench`, and
+  * Both sides run the same procedure (`chromatica-bench bench`, and
     bench/faiss_ivfpq.py): train IndexIVFPQ-style quantizers on the first
     --train-n base vectors, add all base vectors, then time every search
     once per thread count. The build runs on 1 thread; searches run with 1
@@ -28,7 +28,7 @@ Method
     opens of all rounds, a memory figure the median. Recall, quantization
     error and sizes do not vary (both trainings are seeded).
   * Memory: after each round, each engine's index is opened in a fresh
-    child process (`chromatica bench-rss`, `faiss_ivfpq.py --rss-only`) that
+    child process (`chromatica-bench bench-rss`, `faiss_ivfpq.py --rss-only`) that
     loads the queries and reads VmRSS from /proc/self/status (baseline),
     opens the index and reads it again, runs 1,000 queries one per call
     (k=10, one thread) and reads it again. The table shows the growth over
@@ -53,7 +53,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 RECALL_SLACK = 0.01
 MSE_SLACK = 1.02
@@ -309,7 +309,7 @@ def main():
     ap.add_argument("--appends", type=int, default=1000,
                     help="chromatica only, first round: appends of 100 vectors (merge policy); 0 skips")
     ap.add_argument("--rss-queries", type=int, default=1000)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "chromatica"))
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "chromatica-bench"))
     ap.add_argument("--save", help="also write every run's raw JSON and the summary to this directory")
     a = ap.parse_args()
     threads = sorted({int(t) for t in a.threads.split(",")}) if a.threads else default_threads()

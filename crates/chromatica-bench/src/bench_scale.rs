@@ -10,10 +10,10 @@
 //! The index itself holds the codes and ids; a merge reads the codes and ids
 //! of the segments it merges (12–20 bytes per vector), never the vectors.
 
-use super::bench::{best_of, dir_bytes, pool, recall_at, time_opens};
-use super::bench_rss::read_rss;
-use super::progress;
-use super::synth::{Synth, QUERY_START};
+use crate::bench::{best_of, dir_bytes, pool, recall_at, time_opens};
+use crate::bench_rss::read_rss;
+use crate::progress;
+use crate::synth::{Synth, QUERY_START};
 use chromatica::color::HIST_DIM;
 use chromatica::read::topk::TopK;
 use chromatica::{distance, vecio, Config, Error, Index, Result, SearchParams, TrainOptions};

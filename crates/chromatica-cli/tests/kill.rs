@@ -9,6 +9,7 @@
 //!
 //! `CHROMATICA_KILL_ITERS` sets the number of kills (default 500).
 
+#[path = "../../chromatica/tests/support/mod.rs"]
 mod support;
 
 use chromatica::{vecio, Index};

@@ -5,6 +5,7 @@
 //! reopening and `verify`, catches every flipped bit of its code blocks, and
 //! is refused with nbits other than 4.
 
+#[path = "../../chromatica/tests/common/mod.rs"]
 mod common;
 
 use chromatica::quantizer::codes;

@@ -2,6 +2,7 @@
 //! presets, every error path (one line on stderr, non-zero exit, nothing
 //! written), and the committed golden index of format version 1.
 
+#[path = "../../chromatica/tests/common/mod.rs"]
 mod common;
 
 use chromatica::vecio::{write_fvecs, write_npy_f32, VectorFile};
@@ -487,7 +488,7 @@ fn commands_on_a_non_index_directory_write_nothing() {
 // ------------------------------------------------------------------ golden
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../chromatica/tests/golden")
 }
 
 const GOLDEN_NPROBES: [usize; 2] = [2, 4];

@@ -8,14 +8,18 @@
 //! `soft_hist` in `shared/tools/make_dataset.py`; Lab is scikit-image's
 //! `rgb2lab` (D65, 2°), checked against `shared/testdata/srgb_to_lab.csv`.
 
+#[cfg(feature = "images")]
 mod decode;
+#[cfg(feature = "images")]
 mod downscale;
 mod histogram;
 mod lab;
 mod palette;
 mod query;
 
+#[cfg(feature = "images")]
 pub use decode::{decode_rgb, image_histogram, load_image};
+#[cfg(feature = "images")]
 pub use downscale::{area_resize, fit_within, target_size, MAX_SIDE};
 pub use histogram::{
     bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM, L_BINS, L_RANGE,
