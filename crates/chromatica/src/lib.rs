@@ -48,13 +48,11 @@
 pub mod color;
 pub mod config;
 pub mod distance;
-pub mod emd;
 pub mod error;
 pub mod faiss_import;
 pub mod format;
 mod index;
 pub mod input;
-pub mod kmeans;
 pub mod quantizer;
 pub mod read;
 pub mod report;
@@ -69,7 +67,7 @@ pub use format::segment_file::Record;
 pub use index::{
     adaptive_nlist, AddReport, CompactReport, DeleteReport, Encoded, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH,
 };
-pub use kmeans::KMeansBackend;
+pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
 pub use report::{Inspection, MemoryReport};

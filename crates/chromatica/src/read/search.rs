@@ -8,7 +8,7 @@
 
 use super::topk::{Entry, TopK};
 use super::{Hider, Snapshot};
-use crate::emd::{sinkhorn_distance, Sinkhorn};
+use crate::color::emd::{sinkhorn_distance, Sinkhorn};
 use crate::error::{Error, Result};
 use crate::format::segment_file::{Ids, RefineRef};
 use crate::quantizer::{codes, Quantizers};
