@@ -63,7 +63,7 @@ pub mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
-pub use format::segment_file::Record;
+pub use format::segment::Record;
 pub use index::{
     adaptive_nlist, AddReport, CompactReport, DeleteReport, Encoded, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH,
 };
