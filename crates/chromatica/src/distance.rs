@@ -1,31 +1,24 @@
-//! Inner-product and squared-L2 kernels: the only floating-point loops that
-//! dominate run time. An AVX2+FMA version is chosen at run time when the CPU
-//! has it; the portable version is the reference and the fallback, and a test
-//! checks that both agree.
+//! The float operations everything else calls: inner products, squared L2,
+//! sparse rows times a transposed matrix, the nearest-centroid argmin, and
+//! matrix products (through `matrixmultiply`). This file checks shapes and
+//! states what is computed; the loops that dominate run time are SIMD
+//! kernels in `crate::simd::float`, chosen once per process
+//! ([`crate::simd::Cpu`]).
+
+use crate::simd::{self, Cpu};
 
 /// `⟨a, b⟩`. Panics if the lengths differ (a caller bug, never input-driven).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above), and the
-        // kernel reads only within the two equal-length slices.
-        return unsafe { x86::dot_avx2(a, b) };
-    }
-    portable::dot(a, b)
+    simd::float::dot(Cpu::get(), a, b)
 }
 
 /// `‖a − b‖²`. Panics if the lengths differ.
 #[inline]
 pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: as in `dot`.
-        return unsafe { x86::l2sq_avx2(a, b) };
-    }
-    portable::l2sq(a, b)
+    simd::float::l2sq(Cpu::get(), a, b)
 }
 
 /// `‖a‖²`.
@@ -57,13 +50,7 @@ pub fn axpy_rows(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
         x.iter().all(|&(p, _)| p >= offset && ((p - offset) as usize) < rows),
         "axpy_rows: coordinate outside the matrix"
     );
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above); every
-        // row index p − offset is below rows = mt.len() / cols (asserted).
-        return unsafe { x86::axpy_rows_avx2(x, offset, mt, out) };
-    }
-    portable::axpy_rows(x, offset, mt, out)
+    simd::float::axpy_rows(Cpu::get(), x, offset, mt, out)
 }
 
 /// `out[i·ldo + r] = ⟨row i of A, row r of B⟩`: A is n × w with row stride
@@ -135,21 +122,6 @@ fn matmul(
     }
 }
 
-/// Hints the CPU to load every cache line of `bytes` (a no-op where there
-/// is no prefetch instruction). Never faults, changes nothing.
-#[inline]
-pub fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: `prefetcht0` only hints the cache; it never faults and has
-        // no effect on program state. The address is inside `bytes`, and
-        // SSE, which provides the instruction, is part of x86_64.
-        unsafe { std::arch::x86_64::_mm_prefetch(line.as_ptr().cast::<i8>(), std::arch::x86_64::_MM_HINT_T0) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
 /// Index and value of the smallest element; ties go to the lowest index.
 pub fn argmin(v: &[f32]) -> (usize, f32) {
     let mut best = (0, f32::INFINITY);
@@ -164,316 +136,15 @@ pub fn argmin(v: &[f32]) -> (usize, f32) {
 /// Index and value of the smallest `a[i] − 2·b[i]`; ties go to the lowest
 /// index, and NaN never wins. This is the nearest-centroid step of k-means
 /// and of encoding: ‖x − c‖² − ‖x‖² = ‖c‖² − 2⟨x, c⟩.
-///
 pub fn argmin_minus_2(a: &[f32], b: &[f32]) -> (usize, f32) {
     assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 (checked just above); the kernel
-        // reads only within the two equal-length slices.
-        return unsafe { x86::argmin_minus_2_avx2(a, b) };
-    }
-    portable::argmin_minus_2(a, b)
-}
-
-/// Merges per-lane minima (ties to the lowest index, infinities never
-/// chosen over index 0), then scans the tail `ra − 2·rb` starting at `body`.
-fn merge_lanes(bv: &[f32; 8], bi: &[u32; 8], body: usize, ra: &[f32], rb: &[f32]) -> (usize, f32) {
-    let mut best = (0usize, f32::INFINITY);
-    for t in 0..8 {
-        if bv[t] < best.1 || (bv[t] == best.1 && bv[t] != f32::INFINITY && (bi[t] as usize) < best.0) {
-            best = (bi[t] as usize, bv[t]);
-        }
-    }
-    for (i, (&x, &y)) in ra.iter().zip(rb).enumerate() {
-        let v = x - 2.0 * y;
-        if v < best.1 {
-            best = (body + i, v);
-        }
-    }
-    best
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn has_avx2_fma() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    // 0 = unknown, 1 = no, 2 = yes. Detection is cheap but not free; cache it.
-    static CACHE: AtomicU8 = AtomicU8::new(0);
-    match CACHE.load(Ordering::Relaxed) {
-        2 => true,
-        1 => false,
-        _ => {
-            let yes = std::env::var_os("CHROMATICA_NO_SIMD").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma");
-            CACHE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-    }
-}
-
-/// Plain Rust kernels. Eight independent accumulators let the compiler use
-/// SIMD registers without reassociating a single sum.
-pub mod portable {
-    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0f32; 8];
-        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-        let (ra, rb) = (ca.remainder(), cb.remainder());
-        for (x, y) in ca.zip(cb) {
-            for i in 0..8 {
-                acc[i] += x[i] * y[i];
-            }
-        }
-        let mut s = acc.iter().sum::<f32>();
-        for (x, y) in ra.iter().zip(rb) {
-            s += x * y;
-        }
-        s
-    }
-
-    /// Eight independent running minima, merged at the end, so that the
-    /// compiler can use vector compares instead of a chain of branches.
-    pub fn argmin_minus_2(a: &[f32], b: &[f32]) -> (usize, f32) {
-        const L: usize = 8;
-        let mut bv = [f32::INFINITY; L];
-        let mut bi = [0u32; L];
-        let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-        let (ra, rb) = (ca.remainder(), cb.remainder());
-        for (c, (xa, xb)) in ca.zip(cb).enumerate() {
-            for t in 0..L {
-                let v = xa[t] - 2.0 * xb[t];
-                let better = v < bv[t];
-                bv[t] = if better { v } else { bv[t] };
-                bi[t] = if better { (c * L + t) as u32 } else { bi[t] };
-            }
-        }
-        super::merge_lanes(&bv, &bi, a.len() - ra.len(), ra, rb)
-    }
-
-    pub fn axpy_rows(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
-        let cols = out.len();
-        for &(p, v) in x {
-            let row = &mt[(p - offset) as usize * cols..][..cols];
-            for (o, r) in out.iter_mut().zip(row) {
-                *o += v * r;
-            }
-        }
-    }
-
-    pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0f32; 8];
-        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-        let (ra, rb) = (ca.remainder(), cb.remainder());
-        for (x, y) in ca.zip(cb) {
-            for i in 0..8 {
-                let t = x[i] - y[i];
-                acc[i] += t * t;
-            }
-        }
-        let mut s = acc.iter().sum::<f32>();
-        for (x, y) in ra.iter().zip(rb) {
-            s += (x - y) * (x - y);
-        }
-        s
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
-    /// Two 8-lane accumulators hide FMA latency at 16 floats per step.
-    #[target_feature(enable = "avx2,fma")]
-    pub fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut i = 0;
-        let mut s0 = _mm256_setzero_ps();
-        let mut s1 = _mm256_setzero_ps();
-        // SAFETY: every load below is at i + 16 <= n, resp. i + 8 <= n, and
-        // both slices hold at least n floats; unaligned loads need no alignment.
-        unsafe {
-            while i + 16 <= n {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), s1);
-                i += 16;
-            }
-            if i + 8 <= n {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-                i += 8;
-            }
-        }
-        let mut s = hsum(_mm256_add_ps(s0, s1));
-        for j in i..n {
-            s += a[j] * b[j];
-        }
-        s
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut i = 0;
-        let mut s0 = _mm256_setzero_ps();
-        let mut s1 = _mm256_setzero_ps();
-        // SAFETY: as in `dot_avx2`.
-        unsafe {
-            while i + 16 <= n {
-                let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-                let d1 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)));
-                s0 = _mm256_fmadd_ps(d0, d0, s0);
-                s1 = _mm256_fmadd_ps(d1, d1, s1);
-                i += 16;
-            }
-            if i + 8 <= n {
-                let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-                s0 = _mm256_fmadd_ps(d0, d0, s0);
-                i += 8;
-            }
-        }
-        let mut s = hsum(_mm256_add_ps(s0, s1));
-        for j in i..n {
-            s += (a[j] - b[j]) * (a[j] - b[j]);
-        }
-        s
-    }
-
-    /// Columns in tiles of 64 (eight registers), then of 8, then one by
-    /// one: each tile stays in registers across all of x's coordinates.
-    #[target_feature(enable = "avx2,fma")]
-    pub fn axpy_rows_avx2(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
-        let cols = out.len();
-        let mut c0 = 0;
-        while c0 + 64 <= cols {
-            // SAFETY: c0 + 64 <= cols = out.len(), and each row
-            // (p − offset)·cols .. + cols lies inside `mt` (checked by the caller).
-            unsafe {
-                let o = out.as_mut_ptr().add(c0);
-                let mut acc = [_mm256_setzero_ps(); 8];
-                for (t, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(o.add(8 * t));
-                }
-                for &(p, v) in x {
-                    let row = mt.as_ptr().add((p - offset) as usize * cols + c0);
-                    let b = _mm256_set1_ps(v);
-                    for (t, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(b, _mm256_loadu_ps(row.add(8 * t)), *a);
-                    }
-                }
-                for (t, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(o.add(8 * t), *a);
-                }
-            }
-            c0 += 64;
-        }
-        while c0 + 8 <= cols {
-            // SAFETY: as above, for a tile of 8.
-            unsafe {
-                let o = out.as_mut_ptr().add(c0);
-                let mut a = _mm256_loadu_ps(o);
-                for &(p, v) in x {
-                    let row = mt.as_ptr().add((p - offset) as usize * cols + c0);
-                    a = _mm256_fmadd_ps(_mm256_set1_ps(v), _mm256_loadu_ps(row), a);
-                }
-                _mm256_storeu_ps(o, a);
-            }
-            c0 += 8;
-        }
-        for c in c0..cols {
-            for &(p, v) in x {
-                out[c] += v * mt[(p - offset) as usize * cols + c];
-            }
-        }
-    }
-    /// Eight lanes of running minima and their indices, in registers.
-    #[target_feature(enable = "avx2,fma")]
-    pub fn argmin_minus_2_avx2(a: &[f32], b: &[f32]) -> (usize, f32) {
-        let n = a.len().min(b.len());
-        let body = n / 8 * 8;
-        let mut bv = _mm256_set1_ps(f32::INFINITY);
-        let mut bi = _mm256_setzero_si256();
-        let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let (two, eight) = (_mm256_set1_ps(2.0), _mm256_set1_epi32(8));
-        let mut i = 0;
-        // SAFETY: i + 8 <= body <= n, both slices hold n floats; unaligned loads.
-        unsafe {
-            while i < body {
-                let v = _mm256_fnmadd_ps(two, _mm256_loadu_ps(b.as_ptr().add(i)), _mm256_loadu_ps(a.as_ptr().add(i)));
-                let lt = _mm256_cmp_ps(v, bv, _CMP_LT_OQ);
-                bv = _mm256_blendv_ps(bv, v, lt);
-                bi = _mm256_blendv_epi8(bi, idx, _mm256_castps_si256(lt));
-                idx = _mm256_add_epi32(idx, eight);
-                i += 8;
-            }
-        }
-        let (mut lv, mut li) = ([0f32; 8], [0u32; 8]);
-        // SAFETY: both arrays hold 8 lanes of 4 bytes.
-        unsafe {
-            _mm256_storeu_ps(lv.as_mut_ptr(), bv);
-            _mm256_storeu_si256(li.as_mut_ptr().cast(), bi);
-        }
-        super::merge_lanes(&lv, &li, body, &a[body..n], &b[body..n])
-    }
+    simd::float::argmin_minus_2(Cpu::get(), a, b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn simd_and_portable_agree(v in proptest::collection::vec((-4f32..4f32, -4f32..4f32), 0..300)) {
-            let (a, b): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
-            let exact_dot: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let exact_l2: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
-            let tol = 1e-4 * (1.0 + a.len() as f64);
-            prop_assert!((dot(&a, &b) as f64 - exact_dot).abs() < tol);
-            prop_assert!((portable::dot(&a, &b) as f64 - exact_dot).abs() < tol);
-            prop_assert!((l2sq(&a, &b) as f64 - exact_l2).abs() < tol);
-            prop_assert!((portable::l2sq(&a, &b) as f64 - exact_l2).abs() < tol);
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn axpy_kernels_agree(rows in 1usize..40, cols in 0usize..150, seed in 0u64..1000, density in 0u32..5) {
-            let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let mut next = || {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            };
-            let mt: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
-            // density/4 of the coordinates non-zero, roughly.
-            let x: Vec<f32> = (0..rows).map(|_| { let v = next(); if (v + 2.0) < density as f32 { v } else { 0.0 } }).collect();
-            let mut nz = Vec::new();
-            nonzeros(&x, &mut nz);
-            prop_assert!(nz.iter().all(|&(p, v)| x[p as usize] == v && v != 0.0));
-            prop_assert_eq!(nz.len(), x.iter().filter(|&&v| v != 0.0).count());
-            let start: Vec<f32> = (0..cols).map(|_| next()).collect();
-            let (mut fast, mut slow) = (start.clone(), start.clone());
-            axpy_rows(&nz, 0, &mt, &mut fast);
-            portable::axpy_rows(&nz, 0, &mt, &mut slow);
-            for c in 0..cols {
-                let exact: f64 = start[c] as f64 + (0..rows).map(|p| x[p] as f64 * mt[p * cols + c] as f64).sum::<f64>();
-                prop_assert!((fast[c] as f64 - exact).abs() < 1e-4 * (1.0 + rows as f64));
-                prop_assert!((slow[c] as f64 - exact).abs() < 1e-4 * (1.0 + rows as f64));
-            }
-        }
-    }
 
     proptest! {
         #[test]
@@ -489,7 +160,6 @@ mod tests {
             let half: Vec<f32> = v.iter().map(|x| -x / 2.0).collect();
             let zero = vec![0f32; v.len()];
             prop_assert_eq!(argmin_minus_2(&zero, &half), want);
-            prop_assert_eq!(portable::argmin_minus_2(&zero, &half), want);
         }
     }
 

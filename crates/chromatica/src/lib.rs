@@ -56,6 +56,7 @@ pub mod input;
 pub mod quantizer;
 pub mod read;
 pub mod report;
+mod simd;
 pub mod storage;
 pub mod vecio;
 pub mod verify;

@@ -18,17 +18,20 @@
 //! small `ε` never produces 0/0, overflow or NaN. The first half-step is
 //! always a log-domain one: it builds the kernel at the cost of `exp(−C/ε)`.
 //!
-//! Speed: the two matrix–vector products per iteration dominate. They have
-//! AVX2+FMA kernels chosen at run time (set `CHROMATICA_NO_SIMD` to use the
-//! portable ones, as for [`crate::distance`]); everything else is plain Rust
-//! that the compiler vectorises, compiled once for AVX2 and once portably.
-//! The two copies agree to float rounding (FMA rounds once), not bit for bit.
+//! Speed: the two matrix–vector products per iteration dominate. Their
+//! AVX2+FMA and portable kernels are in `crate::simd::sinkhorn`, chosen once
+//! per process like every SIMD kernel (`CHROMATICA_NO_SIMD` forces the
+//! portable ones); everything else is plain Rust that the compiler
+//! vectorises, compiled once for AVX2 and once portably. The two copies
+//! agree to float rounding (FMA rounds once), not bit for bit.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use super::{bin_centers_lab, HIST_DIM};
 use crate::error::{Error, Result};
+use crate::simd::sinkhorn::{self, Kernels, WithKernels};
+use crate::simd::Cpu;
 
 /// Smallest `epsilon` [`Sinkhorn::validate`] accepts. Below it the f32 dual
 /// potentials no longer resolve the kernel (an error of one ulp in a
@@ -370,56 +373,21 @@ impl Problem {
     }
 }
 
-/// The two matrix–vector products of an iteration.
-trait Kernels: Copy {
-    /// Whether `a · b + c` may be fused (the CPU has FMA).
-    const FMA: bool;
-    /// `s = K v`, `K` row-major `s.len() × v.len()`, `s.len()` a multiple of
-    /// 4 and `v.len()` of 8.
-    fn mat_vec(self, k: &[f32], v: &[f32], s: &mut [f32]);
-    /// `t = Kᵀ u`, `K` row-major `u.len() × t.len()`, same multiples.
-    fn vec_mat(self, k: &[f32], u: &[f32], t: &mut [f32]);
-}
-
-#[derive(Clone, Copy)]
-struct Portable;
-
-impl Kernels for Portable {
-    const FMA: bool = false;
-    #[inline(always)]
-    fn mat_vec(self, k: &[f32], v: &[f32], s: &mut [f32]) {
-        for (si, row) in s.iter_mut().zip(k.chunks_exact(v.len())) {
-            // Eight lanes let the compiler vectorise without reassociating.
-            let mut acc = [0f32; 8];
-            for (x, y) in row.chunks_exact(8).zip(v.chunks_exact(8)) {
-                for l in 0..8 {
-                    acc[l] += x[l] * y[l];
-                }
-            }
-            *si = acc.iter().sum();
-        }
-    }
-
-    #[inline(always)]
-    fn vec_mat(self, k: &[f32], u: &[f32], t: &mut [f32]) {
-        t.fill(0.0);
-        for (&ui, row) in u.iter().zip(k.chunks_exact(t.len())) {
-            for (tj, &x) in t.iter_mut().zip(row) {
-                *tj += ui * x;
-            }
-        }
-    }
-}
-
-/// Runs the iterations and stores the cost, with the AVX2 copy when the CPU
-/// has it.
+/// Runs the iterations and stores the cost, with the kernels of the
+/// process's [`Cpu`] (with AVX2, the whole solve is compiled for it).
 fn solve(p: &mut Problem) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(kernels) = x86::Avx2::detect() {
-        x86::solve(p, kernels);
-        return;
+    sinkhorn::run(Cpu::get(), Solve(p));
+}
+
+/// A solve, generic over the kernels, for [`sinkhorn::run`].
+struct Solve<'a>(&'a mut Problem);
+
+impl WithKernels for Solve<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<K: Kernels>(self, kernels: K) {
+        solve_impl(self.0, kernels)
     }
-    solve_impl(p, Portable);
 }
 
 #[inline(always)]
@@ -656,159 +624,6 @@ fn exp_nonpos(x: f32, fma: bool) -> f32 {
         0.0
     } else {
         er * two_n
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-    use std::sync::OnceLock;
-
-    use super::{solve_impl, Kernels, Problem};
-
-    /// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one.
-    #[derive(Clone, Copy)]
-    pub(super) struct Avx2(());
-
-    impl Avx2 {
-        pub(super) fn detect() -> Option<Avx2> {
-            static YES: OnceLock<bool> = OnceLock::new();
-            let yes = *YES.get_or_init(|| {
-                std::env::var_os("CHROMATICA_NO_SIMD").is_none()
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-            });
-            yes.then_some(Avx2(()))
-        }
-    }
-
-    /// The whole solve compiled for AVX2, so the plain-Rust loops (kernel
-    /// rebuilds, checks, cost) vectorise eight lanes wide too.
-    pub(super) fn solve(p: &mut Problem, kernels: Avx2) {
-        // SAFETY: an `Avx2` exists only if the CPU supports AVX2 and FMA.
-        unsafe { solve_avx2(p, kernels) }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn solve_avx2(p: &mut Problem, kernels: Avx2) {
-        solve_impl(p, kernels);
-    }
-
-    impl Kernels for Avx2 {
-        const FMA: bool = true;
-        #[inline(always)]
-        fn mat_vec(self, k: &[f32], v: &[f32], s: &mut [f32]) {
-            let (nr, ns) = (s.len(), v.len());
-            assert!(nr % 4 == 0 && ns % 8 == 0 && k.len() == nr * ns);
-            // SAFETY: `self` proves AVX2 and FMA; the sizes were checked.
-            unsafe { mat_vec(k, v, s) }
-        }
-
-        #[inline(always)]
-        fn vec_mat(self, k: &[f32], u: &[f32], t: &mut [f32]) {
-            let (nr, ns) = (u.len(), t.len());
-            assert!(nr % 4 == 0 && ns % 8 == 0 && k.len() == nr * ns);
-            // SAFETY: as in `mat_vec`.
-            unsafe { vec_mat(k, u, t) }
-        }
-    }
-
-    /// Horizontal sums of four vectors: `[Σa, Σb, Σc, Σd]`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
-        let ab = _mm256_hadd_ps(a, b);
-        let cd = _mm256_hadd_ps(c, d);
-        let abcd = _mm256_hadd_ps(ab, cd);
-        _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1))
-    }
-
-    /// `s = K v`: four rows at a time, each with two accumulators (eight
-    /// independent FMA chains), `v` loaded once per four rows.
-    ///
-    /// # Safety
-    /// `s.len() % 4 == 0`, `v.len() % 8 == 0`,
-    /// `k.len() == s.len() · v.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn mat_vec(k: &[f32], v: &[f32], s: &mut [f32]) {
-        let ns = v.len();
-        let (pk, pv) = (k.as_ptr(), v.as_ptr());
-        for (i, out) in s.chunks_exact_mut(4).enumerate() {
-            // SAFETY: every load reads rows 4i..4i+4, which exist, at columns
-            // below j + 8 ≤ ns.
-            unsafe {
-                let r0 = pk.add(4 * i * ns);
-                let r = [r0, r0.add(ns), r0.add(2 * ns), r0.add(3 * ns)];
-                let mut lo = [_mm256_setzero_ps(); 4];
-                let mut hi = [_mm256_setzero_ps(); 4];
-                let mut j = 0;
-                while j + 16 <= ns {
-                    let (x0, x1) = (_mm256_loadu_ps(pv.add(j)), _mm256_loadu_ps(pv.add(j + 8)));
-                    for d in 0..4 {
-                        lo[d] = _mm256_fmadd_ps(_mm256_loadu_ps(r[d].add(j)), x0, lo[d]);
-                        hi[d] = _mm256_fmadd_ps(_mm256_loadu_ps(r[d].add(j + 8)), x1, hi[d]);
-                    }
-                    j += 16;
-                }
-                if j < ns {
-                    let x0 = _mm256_loadu_ps(pv.add(j));
-                    for d in 0..4 {
-                        lo[d] = _mm256_fmadd_ps(_mm256_loadu_ps(r[d].add(j)), x0, lo[d]);
-                    }
-                }
-                let sums = hsum4(
-                    _mm256_add_ps(lo[0], hi[0]),
-                    _mm256_add_ps(lo[1], hi[1]),
-                    _mm256_add_ps(lo[2], hi[2]),
-                    _mm256_add_ps(lo[3], hi[3]),
-                );
-                _mm_storeu_ps(out.as_mut_ptr(), sums);
-            }
-        }
-    }
-
-    /// `t = Kᵀ u`: column blocks of 64 held in eight accumulators across all
-    /// rows, so `t` is written once; the last < 64 columns go eight at a
-    /// time with four accumulators over interleaved rows.
-    ///
-    /// # Safety
-    /// `u.len() % 4 == 0`, `t.len() % 8 == 0`,
-    /// `k.len() == u.len() · t.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn vec_mat(k: &[f32], u: &[f32], t: &mut [f32]) {
-        let (nr, ns) = (u.len(), t.len());
-        let (pk, pt) = (k.as_ptr(), t.as_mut_ptr());
-        let mut j = 0;
-        // SAFETY: every load and store is at row i < nr and columns below
-        // j + 64 ≤ ns, resp. j + 8 ≤ ns, on rows of ns floats.
-        unsafe {
-            while j + 64 <= ns {
-                let mut acc = [_mm256_setzero_ps(); 8];
-                for (i, &ui) in u.iter().enumerate() {
-                    let w = _mm256_set1_ps(ui);
-                    let row = pk.add(i * ns + j);
-                    for (l, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(row.add(8 * l)), *a);
-                    }
-                }
-                for (l, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(pt.add(j + 8 * l), *a);
-                }
-                j += 64;
-            }
-            while j < ns {
-                let mut acc = [_mm256_setzero_ps(); 4];
-                for i in (0..nr).step_by(4) {
-                    for (d, a) in acc.iter_mut().enumerate() {
-                        let w = _mm256_set1_ps(u[i + d]);
-                        *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(pk.add((i + d) * ns + j)), *a);
-                    }
-                }
-                let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-                _mm256_storeu_ps(pt.add(j), sum);
-                j += 8;
-            }
-        }
     }
 }
 
@@ -1208,46 +1023,7 @@ mod tests {
     }
 
     #[test]
-    fn kernels_match_a_naive_product() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
-        // Column counts cover the AVX2 kernels' 64-, 16- and 8-wide paths.
-        for (nr, ns) in [(4, 8), (4, 16), (8, 24), (12, 64), (68, 72), (20, 136), (264, 264)] {
-            let k: Vec<f32> = (0..nr * ns).map(|_| next()).collect();
-            let v: Vec<f32> = (0..ns).map(|_| next()).collect();
-            let u: Vec<f32> = (0..nr).map(|_| next()).collect();
-            let want_s: Vec<f64> = (0..nr).map(|i| (0..ns).map(|j| k[i * ns + j] as f64 * v[j] as f64).sum()).collect();
-            let want_t: Vec<f64> = (0..ns).map(|j| (0..nr).map(|i| k[i * ns + j] as f64 * u[i] as f64).sum()).collect();
-            let check = |s: &[f32], t: &[f32], what: &str| {
-                for (got, want) in s.iter().zip(&want_s).chain(t.iter().zip(&want_t)) {
-                    assert!((*got as f64 - want).abs() <= 1e-5 * want.max(1.0), "{what} {nr}×{ns}: {got} vs {want}");
-                }
-            };
-            let (mut s, mut t) = (vec![f32::NAN; nr], vec![f32::NAN; ns]);
-            Portable.mat_vec(&k, &v, &mut s);
-            Portable.vec_mat(&k, &u, &mut t);
-            check(&s, &t, "portable");
-            #[cfg(target_arch = "x86_64")]
-            if let Some(avx2) = x86::Avx2::detect() {
-                let (mut s, mut t) = (vec![f32::NAN; nr], vec![f32::NAN; ns]);
-                avx2.mat_vec(&k, &v, &mut s);
-                avx2.vec_mat(&k, &u, &mut t);
-                check(&s, &t, "avx2");
-            }
-        }
-    }
-
-    #[test]
-    #[cfg(target_arch = "x86_64")]
     fn simd_and_portable_agree() {
-        let Some(avx2) = x86::Avx2::detect() else {
-            return;
-        };
         let hists = [
             hist_of(&[([200, 30, 40], 5), ([20, 160, 60], 3), ([30, 40, 200], 2), ([1, 2, 3], 1)]),
             hist_of(&[([250, 200, 40], 1), ([90, 90, 90], 1), ([10, 10, 30], 4)]),
@@ -1261,12 +1037,19 @@ mod tests {
         for a in &hists {
             for b in &hists {
                 for p in [Sinkhorn::default(), params(0.001, 200), params(0.7, 13)] {
-                    let mut x = Problem::new(a, b, &p).unwrap();
                     let mut y = Problem::new(a, b, &p).unwrap();
-                    x86::solve(&mut x, avx2);
-                    solve_impl(&mut y, Portable);
-                    // FMA rounds differently; the results agree to rounding.
-                    assert!((x.cost - y.cost).abs() <= 1e-4 * y.cost + 1e-7, "{p:?}: {} vs {}", x.cost, y.cost);
+                    sinkhorn::run(Cpu::PORTABLE, Solve(&mut y));
+                    for cpu in Cpu::available() {
+                        let mut x = Problem::new(a, b, &p).unwrap();
+                        sinkhorn::run(cpu, Solve(&mut x));
+                        // FMA rounds differently; the results agree to rounding.
+                        assert!(
+                            (x.cost - y.cost).abs() <= 1e-4 * y.cost + 1e-7,
+                            "{cpu:?} {p:?}: {} vs {}",
+                            x.cost,
+                            y.cost
+                        );
+                    }
                 }
             }
         }

@@ -16,36 +16,20 @@
 //! filters: results and distances are those of the plain 4-bit scan, bit
 //! for bit.
 //!
-//! The AVX2 kernel is chosen at run time; the portable kernel computes the
-//! same sums and masks (a test checks that they agree).
+//! The block kernels (AVX2 and portable, computing the same sums and masks)
+//! are in `crate::simd::fastscan`; [`FastScan::new`] takes the process's
+//! [`Cpu`] once, and every list it scans uses it.
 
 use super::topk::TopK;
 use crate::quantizer::blocks::{self, BLOCK};
-
-/// Which block kernel computes the quantized sums.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernel {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Kernel {
-    /// The fastest kernel this CPU runs.
-    pub fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            return Kernel::Avx2;
-        }
-        Kernel::Portable
-    }
-}
+use crate::simd::fastscan::block_sums;
+use crate::simd::Cpu;
 
 /// The quantized table of the list being probed, and scan buffers, reused
 /// across the lists and queries one thread searches.
 #[derive(Debug)]
 pub struct FastScan {
-    kernel: Kernel,
+    cpu: Cpu,
     m: usize,
     /// Sub-code slots per code: m rounded up to even (2 × code size).
     slots: usize,
@@ -66,13 +50,13 @@ pub struct FastScan {
 
 impl FastScan {
     pub fn new(m: usize) -> FastScan {
-        FastScan::with_kernel(m, Kernel::detect())
+        FastScan::with_cpu(m, Cpu::get())
     }
 
-    pub fn with_kernel(m: usize, kernel: Kernel) -> FastScan {
+    pub fn with_cpu(m: usize, cpu: Cpu) -> FastScan {
         let slots = m.div_ceil(2) * 2;
         FastScan {
-            kernel,
+            cpu,
             m,
             slots,
             qlut: vec![0; slots * 16],
@@ -157,7 +141,7 @@ impl FastScan {
         let codes = &codes[..nblocks * block_len];
         self.sums.resize(nblocks * BLOCK, 0);
         self.masks.resize(nblocks, 0);
-        block_sums(self.kernel, codes, self.slots, &self.qlut, limit, &mut self.sums, &mut self.masks);
+        block_sums(self.cpu, codes, self.slots, &self.qlut, limit, &mut self.sums, &mut self.masks);
         let lut = &lut[..self.m * 16];
         for (b, &mask) in self.masks.iter().enumerate() {
             let valid = if (b + 1) * BLOCK <= n { u32::MAX } else { (1u32 << (n % BLOCK)) - 1 };
@@ -188,122 +172,6 @@ impl FastScan {
     }
 }
 
-/// For every block of `codes`: the quantized sum of each of its 32 vectors
-/// into `sums` (vector order), and into `masks` a bit per vector whose sum is
-/// at most `limit`.
-fn block_sums(
-    kernel: Kernel,
-    codes: &[u8],
-    slots: usize,
-    qlut: &[u8],
-    limit: u16,
-    sums: &mut [u16],
-    masks: &mut [u32],
-) {
-    let block_len = 16 * slots;
-    assert!(
-        qlut.len() == block_len && codes.len() == masks.len() * block_len && sums.len() == masks.len() * BLOCK,
-        "fast-scan buffers disagree"
-    );
-    match kernel {
-        Kernel::Portable => block_sums_portable(codes, slots, qlut, limit, sums, masks),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => {
-            // SAFETY: `Kernel::Avx2` exists only where the CPU has AVX2
-            // (`Kernel::detect`, or a test that checked), and the lengths the
-            // kernel's loads rely on were asserted above.
-            unsafe { x86::block_sums(codes, slots, qlut, limit, sums, masks) }
-        }
-    }
-}
-
-fn block_sums_portable(codes: &[u8], slots: usize, qlut: &[u8], limit: u16, sums: &mut [u16], masks: &mut [u32]) {
-    for ((block, out), mask) in codes.chunks_exact(16 * slots).zip(sums.chunks_exact_mut(BLOCK)).zip(masks) {
-        let mut acc = [0u16; BLOCK];
-        for (run, row) in block.chunks_exact(16).zip(qlut.chunks_exact(16)) {
-            for (i, &byte) in run.iter().enumerate() {
-                // Byte i holds vector i/2 + 8·(i mod 2) low, that + 16 high.
-                let v = i / 2 + 8 * (i % 2);
-                acc[v] += row[(byte & 15) as usize] as u16;
-                acc[v + 16] += row[(byte >> 4) as usize] as u16;
-            }
-        }
-        out.copy_from_slice(&acc);
-        *mask = acc.iter().enumerate().fold(0, |m, (v, &s)| m | u32::from(s <= limit) << v);
-    }
-}
-
-/// Per pair of sub-quantizers: one 32-byte load of codes, low and high
-/// nibbles looked up in the pair's two 16-byte tables (one per 128-bit
-/// lane), and the looked-up bytes added as u16 — even and odd bytes into
-/// separate accumulators. Folding the lanes adds the pair's two
-/// sub-quantizers; the block layout makes the four accumulators hold
-/// vectors 0–7, 8–15, 16–23 and 24–31. No sum can wrap: each entry is at
-/// most 65535 / slots.
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::BLOCK;
-    use std::arch::x86_64::*;
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn fold(a: __m256i) -> __m128i {
-        _mm_add_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1))
-    }
-
-    /// 0xffff in each lane where `s ≤ limit` (unsigned).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn at_most(s: __m128i, limit: __m128i) -> __m128i {
-        _mm_cmpeq_epi16(_mm_min_epu16(s, limit), s)
-    }
-
-    /// Callers guarantee `codes.len() == masks.len() · 16 · slots`,
-    /// `qlut.len() == 16 · slots`, `sums.len() == masks.len() · 32` and an
-    /// even `slots`.
-    #[target_feature(enable = "avx2")]
-    pub fn block_sums(codes: &[u8], slots: usize, qlut: &[u8], limit: u16, sums: &mut [u16], masks: &mut [u32]) {
-        let block_len = 16 * slots;
-        let nibble = _mm256_set1_epi8(0x0f);
-        let even = _mm256_set1_epi16(0x00ff);
-        let lim = _mm_set1_epi16(limit as i16);
-        for (b, mask) in masks.iter_mut().enumerate() {
-            let (mut a0, mut a1, mut a2, mut a3) =
-                (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
-            for p in 0..slots / 2 {
-                // SAFETY: bytes b·block_len + 32p .. + 32 lie in `codes` and
-                // 32p .. 32p + 32 in `qlut` (p < slots / 2, the caller's
-                // lengths); unaligned loads need no alignment.
-                let (c, t) = unsafe {
-                    (
-                        _mm256_loadu_si256(codes.as_ptr().add(b * block_len + 32 * p) as *const __m256i),
-                        _mm256_loadu_si256(qlut.as_ptr().add(32 * p) as *const __m256i),
-                    )
-                };
-                let lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nibble));
-                let hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble));
-                a0 = _mm256_add_epi16(a0, _mm256_and_si256(lo, even));
-                a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(lo, 8));
-                a2 = _mm256_add_epi16(a2, _mm256_and_si256(hi, even));
-                a3 = _mm256_add_epi16(a3, _mm256_srli_epi16(hi, 8));
-            }
-            let (s0, s1, s2, s3) = (fold(a0), fold(a1), fold(a2), fold(a3));
-            let out = sums[b * BLOCK..(b + 1) * BLOCK].as_mut_ptr() as *mut __m128i;
-            // SAFETY: `out` points at 32 u16 (64 bytes) of `sums`: four
-            // unaligned 16-byte stores.
-            unsafe {
-                _mm_storeu_si128(out, s0);
-                _mm_storeu_si128(out.add(1), s1);
-                _mm_storeu_si128(out.add(2), s2);
-                _mm_storeu_si128(out.add(3), s3);
-            }
-            let m01 = _mm_movemask_epi8(_mm_packs_epi16(at_most(s0, lim), at_most(s1, lim))) as u32 & 0xffff;
-            let m23 = _mm_movemask_epi8(_mm_packs_epi16(at_most(s2, lim), at_most(s3, lim))) as u32 & 0xffff;
-            *mask = m01 | m23 << 16;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,15 +186,6 @@ mod tests {
         fn unit(&mut self) -> f32 {
             (self.next() >> 29) as f32 / (1u64 << 24) as f32
         }
-    }
-
-    fn kernels() -> Vec<Kernel> {
-        let mut k = vec![Kernel::Portable];
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            k.push(Kernel::Avx2);
-        }
-        k
     }
 
     /// Random plain 4-bit codes of m sub-codes and a random table.
@@ -374,15 +233,15 @@ mod tests {
                 let (plain, lut) = case(&mut rng, m, n, 10.0);
                 let mut bytes = Vec::new();
                 blocks::to_blocks(&plain, m.div_ceil(2), &mut bytes);
-                let mut f = FastScan::with_kernel(m, Kernel::Portable);
+                let mut f = FastScan::with_cpu(m, Cpu::PORTABLE);
                 f.prepare(&lut);
                 let nb = n.div_ceil(BLOCK);
                 for limit in [0, 100, 1000, u16::MAX] {
-                    let outputs: Vec<_> = kernels()
+                    let outputs: Vec<_> = Cpu::available()
                         .into_iter()
-                        .map(|kernel| {
+                        .map(|cpu| {
                             let (mut sums, mut masks) = (vec![0; nb * BLOCK], vec![0; nb]);
-                            block_sums(kernel, &bytes, f.slots, &f.qlut, limit, &mut sums, &mut masks);
+                            block_sums(cpu, &bytes, f.slots, &f.qlut, limit, &mut sums, &mut masks);
                             (sums, masks)
                         })
                         .collect();
@@ -405,7 +264,7 @@ mod tests {
     #[test]
     fn scan_equals_the_plain_scan_bit_for_bit() {
         let mut rng = Rng(11);
-        for kernel in kernels() {
+        for cpu in Cpu::available() {
             for m in [1, 4, 7, 8, 16, 32, 64] {
                 for (n, k) in [(1, 5), (31, 3), (32, 10), (33, 1), (200, 10), (500, 100), (97, 200)] {
                     for spread in [1.0, 1000.0, 1e-4] {
@@ -415,7 +274,7 @@ mod tests {
                         let base = rng.unit() * spread;
                         let hidden = |i: usize| i % 7 == 3;
                         let want = reference(&plain, m, base, &lut, k, &hidden);
-                        let mut f = FastScan::with_kernel(m, kernel);
+                        let mut f = FastScan::with_cpu(m, cpu);
                         f.prepare(&lut);
                         let mut top = TopK::new(k);
                         let mut offered = 0;
@@ -426,7 +285,7 @@ mod tests {
                             }
                         });
                         let got = top.into_sorted();
-                        assert_eq!(got, want, "{kernel:?} m {m} n {n} k {k} spread {spread}");
+                        assert_eq!(got, want, "{cpu:?} m {m} n {n} k {k} spread {spread}");
                         assert!(offered <= n);
                     }
                 }

@@ -50,7 +50,7 @@ impl SegmentView {
             return;
         }
         if offsets_only {
-            return crate::distance::prefetch(self.bytes.get(starts + 8 * p..starts + 8 * p + 16).unwrap_or(&[]));
+            return crate::simd::prefetch(self.bytes.get(starts + 8 * p..starts + 8 * p + 16).unwrap_or(&[]));
         }
         let (Ok(a), Ok(b)) = (
             Layout::start(&self.bytes, starts, p, nnz, &self.name),
@@ -59,8 +59,8 @@ impl SegmentView {
             return;
         };
         if a <= b {
-            crate::distance::prefetch(self.bytes.get(bins + 2 * a..bins + 2 * b).unwrap_or(&[]));
-            crate::distance::prefetch(self.bytes.get(values + 4 * a..values + 4 * b).unwrap_or(&[]));
+            crate::simd::prefetch(self.bytes.get(bins + 2 * a..bins + 2 * b).unwrap_or(&[]));
+            crate::simd::prefetch(self.bytes.get(values + 4 * a..values + 4 * b).unwrap_or(&[]));
         }
     }
 
