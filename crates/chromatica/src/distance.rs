@@ -3,7 +3,7 @@
 //! matrix products (through `matrixmultiply`). This file checks shapes and
 //! states what is computed; the loops that dominate run time are SIMD
 //! kernels in `crate::simd::float`, chosen once per process
-//! ([`crate::simd::Cpu`]).
+//! (`crate::simd::Cpu`).
 
 use crate::simd::{self, Cpu};
 

@@ -18,7 +18,7 @@
 //!
 //! The block kernels (AVX2 and portable, computing the same sums and masks)
 //! are in `crate::simd::fastscan`; [`FastScan::new`] takes the process's
-//! [`Cpu`] once, and every list it scans uses it.
+//! `Cpu` token once, and every list it scans uses it.
 
 use super::topk::TopK;
 use crate::quantizer::blocks::{self, BLOCK};
@@ -53,7 +53,7 @@ impl FastScan {
         FastScan::with_cpu(m, Cpu::get())
     }
 
-    pub fn with_cpu(m: usize, cpu: Cpu) -> FastScan {
+    pub(crate) fn with_cpu(m: usize, cpu: Cpu) -> FastScan {
         let slots = m.div_ceil(2) * 2;
         FastScan {
             cpu,
