@@ -47,18 +47,13 @@ impl Cpu {
 
     /// Every kernel set this CPU can run, portable first, whatever
     /// `CHROMATICA_NO_SIMD` says: for the tests that compare them.
+    #[cfg(test)]
     pub fn available() -> Vec<Cpu> {
         let mut v = vec![Cpu::PORTABLE];
         if best() != Cpu::PORTABLE {
             v.push(best());
         }
         v
-    }
-
-    /// Whether the AVX2 and FMA kernels run.
-    #[inline]
-    pub fn avx2_fma(self) -> bool {
-        self.avx2_fma
     }
 }
 
@@ -109,6 +104,6 @@ mod tests {
         assert_eq!(Cpu::get(), choose(env));
         assert_eq!(Cpu::get(), Cpu::get());
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(choose(false).avx2_fma(), is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+        assert_eq!(choose(false).avx2_fma, is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
     }
 }
