@@ -59,6 +59,8 @@ pub mod quantizer;
 pub mod read;
 pub mod report;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vecio;
 pub mod verify;
 pub mod write;
