@@ -5,7 +5,7 @@
 
 pub use crate::format::manifest::ManifestHeader;
 pub use crate::format::quantizer_file::QuantizerHeader;
-pub use crate::format::segment_file::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
+pub use crate::format::segment::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
 pub use crate::format::tombstone_file::TombstoneHeader;
 pub use crate::format::{crc, FileKind, FORMAT_VERSION, MAGIC};
 use std::mem::size_of;

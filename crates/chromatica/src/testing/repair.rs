@@ -90,7 +90,7 @@ pub fn fix_quantizer_crcs(b: &mut [u8]) {
 /// with fast-scan the list's blocks, `blocks::slots(c)` code slots —, ids,
 /// and when present their refine offsets, dimensions and values, and their
 /// record offsets, sizes, mtimes and path bytes): a re-statement of
-/// `Layout::ranges` in `src/format/segment_file.rs`, kept honest by
+/// `Layout::ranges` in `src/format/segment/layout.rs`, kept honest by
 /// [`repairs_leave_genuine_files_unchanged`]. `None` where the file does not hold them.
 fn segment_list_ranges(b: &[u8], s: u64, c: u64, slot: u64) -> Option<Vec<std::ops::Range<usize>>> {
     type H = SegmentHeader;
