@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (or those named after N) for N seconds each
 # (default 30), after replaying the saved regression inputs, and prints the
-# executions per target. Exits non-zero if any target crashed.
+# executions per target. Exits non-zero if any target crashed. The seeds are
+# written first into corpus-seeds/ by examples/make_seeds.rs, from the main
+# crate's test fixtures, its golden index and genuine tiny indexes.
 #
 #   fuzz/run.sh            # 30 s per target
 #   fuzz/run.sh 120 ops_model index_dir
@@ -31,6 +33,9 @@ echo "== building ${targets[*]} (sanitizer: $sanitizer)"
 for t in "${targets[@]}"; do
     cargo fuzz build "${flags[@]}" "$t" || exit 2
 done
+
+echo "== writing the seed corpora (examples/make_seeds.rs)"
+cargo run --release --quiet --example make_seeds || exit 2
 
 failed=0
 summary=()

@@ -1,20 +1,29 @@
-//! Writes the seed corpora under fuzz/corpus-seeds/ from genuine tiny
-//! indexes built in a `MemStorage` (one plain, one with the refine store and
-//! records; each also with fast-scan codes). Run from fuzz/:
+//! Writes the seed corpora under fuzz/corpus-seeds/ (not committed: run.sh
+//! runs this before fuzzing) from files the repository already has or makes:
+//! genuine tiny indexes built in a `MemStorage` (one plain, one with the
+//! refine store and records; each also with fast-scan codes), the golden v1
+//! index of the tests (`crates/chromatica/tests/golden/v1`), and the faiss
+//! fixtures of the tests (`crates/chromatica/tests/fixtures/faiss`). Run
+//! from fuzz/:
 //!
-//!     cargo run --example make_seeds
+//!     cargo run --release --example make_seeds
 //!
 //! Each seed is the input format of its target: a mode byte (0 = bytes as
 //! they are; 7 = repair checksums, header and shape), the target's
 //! expectation bytes, then a real file. Also checks that the checksum
-//! repairs of `chromatica_fuzz` leave genuine files unchanged.
+//! repairs of `chromatica::testing::repair` leave genuine files unchanged.
 
 use chromatica_fuzz::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The main crate's test data.
+fn test_data(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/chromatica/tests").join(path)
+}
+
 fn main() {
-    layout_matches_the_engine();
+    repairs_leave_genuine_files_unchanged();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus-seeds");
     let _ = std::fs::remove_dir_all(&root);
     let mut written = (0usize, 0usize);
@@ -74,13 +83,40 @@ fn main() {
         written.1 += input.len();
         std::fs::write(root.join("segment_file").join(format!("untrained-{name}.mode0")), input).unwrap();
     }
+    // The golden v1 index: dim 16, nlist 4, m 4, nbits 8, refine, with
+    // records; repairing its files must leave them unchanged too.
+    for entry in std::fs::read_dir(test_data("golden/v1")).expect("the golden v1 index") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut repaired = bytes.clone();
+        fix_by_name(&name, &mut repaired, true);
+        assert!(repaired == bytes, "repairing golden {name} changed it: the repairs are stale");
+        let (target, prefix): (&str, &[u8]) = if name.starts_with("MANIFEST-") {
+            ("manifest", &[0])
+        } else if name.ends_with(".qnt") {
+            // dim 16, nlist 4, m 4, nbits 8.
+            ("quantizer_file", &[0, 15, 3, 3, 7])
+        } else if name.ends_with(".seg") {
+            // nlist 4, code size 4, quantizer file 1, refine bit + dim 16.
+            ("segment_file", &[0, 3, 3, 1, 31])
+        } else if name.ends_with(".del") {
+            ("tombstone_file", &[0])
+        } else {
+            continue;
+        };
+        let mut input = prefix.to_vec();
+        input.extend_from_slice(&bytes);
+        written.0 += 1;
+        written.1 += input.len();
+        std::fs::write(root.join(target).join(format!("golden-v1-{name}.mode0")), input).unwrap();
+    }
     // The faiss reader's seeds: the faiss-written fixtures of the main
     // crate's tests, up to 8 KiB each (the corpus stays small; the larger
     // ones hold nothing the smaller lack but more codes).
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/chromatica/tests/fixtures/faiss");
     let dir = root.join("faiss_import");
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(&fixtures).unwrap() {
+    for entry in std::fs::read_dir(test_data("fixtures/faiss")).expect("the faiss fixtures") {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         if path.extension().is_some_and(|e| e == "faiss") && bytes.len() <= 8 << 10 {

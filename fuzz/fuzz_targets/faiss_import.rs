@@ -6,7 +6,8 @@
 //! the lengths the index format expects.
 //!
 //! Input: the file itself, no mode byte (faiss files carry no checksums).
-//! Seeds: the fixtures of tests/fixtures/faiss/ (copied by make_seeds).
+//! Seeds: the fixtures of crates/chromatica/tests/fixtures/faiss/, written
+//! into corpus-seeds/ by make_seeds when run.sh starts.
 #![no_main]
 
 use chromatica::faiss_import::FaissIvfPq;

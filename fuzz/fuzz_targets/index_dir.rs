@@ -71,18 +71,52 @@ fn names() -> &'static [String] {
 #[derive(Arbitrary, Debug)]
 enum Edit {
     /// Replaces (or creates) a file.
-    Replace { file: u8, bytes: Vec<u8>, fix: bool },
-    Truncate { file: u8, len: u16 },
-    Flip { file: u8, at: u16, bit: u8, fix: bool },
+    Replace {
+        file: u8,
+        bytes: Vec<u8>,
+        fix: bool,
+    },
+    Truncate {
+        file: u8,
+        len: u16,
+    },
+    Flip {
+        file: u8,
+        at: u16,
+        bit: u8,
+        fix: bool,
+    },
     /// Writes a little-endian u32 / u64 at `at` (wrapped into the file).
-    SetU32 { file: u8, at: u16, value: u32, fix: bool },
-    SetU64 { file: u8, at: u16, value: u64, fix: bool },
+    SetU32 {
+        file: u8,
+        at: u16,
+        value: u32,
+        fix: bool,
+    },
+    SetU64 {
+        file: u8,
+        at: u16,
+        value: u64,
+        fix: bool,
+    },
     /// Appends bytes.
-    Extend { file: u8, bytes: Vec<u8>, fix: bool },
-    Remove { file: u8 },
-    Copy { from: u8, to: u8, fix: bool },
+    Extend {
+        file: u8,
+        bytes: Vec<u8>,
+        fix: bool,
+    },
+    Remove {
+        file: u8,
+    },
+    Copy {
+        from: u8,
+        to: u8,
+        fix: bool,
+    },
     /// Repairs checksums (and the file header) of a file.
-    Fix { file: u8 },
+    Fix {
+        file: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -186,8 +220,10 @@ fn read_checks(index: &Index, verified: bool) {
         return;
     }
     // Huge (finite) quantizer values can make estimated distances NaN.
-    let moderate =
-        snap.quantizers.as_ref().is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
+    let moderate = snap
+        .quantizers
+        .as_ref()
+        .is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
     let hits = hits.expect("verify passed, so a search must succeed");
     assert_eq!(hits.len(), 1);
     if moderate {

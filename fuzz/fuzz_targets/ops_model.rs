@@ -30,7 +30,11 @@ use std::sync::Arc;
 enum Op {
     /// `n` vectors with default ids, or with `explicit_ids` (see
     /// `explicit_id`); with a record per vector if `records`.
-    Add { n: u8, explicit_ids: Option<Vec<u16>>, records: bool },
+    Add {
+        n: u8,
+        explicit_ids: Option<Vec<u16>>,
+        records: bool,
+    },
     /// Ids to delete (see `delete_id`).
     Delete(Vec<u16>),
     Compact,

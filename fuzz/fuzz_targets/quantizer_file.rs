@@ -5,7 +5,8 @@
 //! (dim 1..=16, nlist 1..=8, m 1..=8, nbits 1..=16: the largest sections
 //! are then 16 × 2^16 × 4 bytes, never allocated unless the input holds
 //! them), then the file. The seeds' shape bytes are 7, 1, 1, 3 (dim 8,
-//! nlist 2, m 2, nbits 4).
+//! nlist 2, m 2, nbits 4: the tiny indexes) and 15, 3, 3, 7 (dim 16,
+//! nlist 4, m 4, nbits 8: the golden v1 index).
 //!
 //! Set CHROMATICA_FUZZ_LENIENT=1 to skip the byte-identity check (keeping
 //! decode(encode(q)) == q): see README.md, "Findings".
@@ -27,12 +28,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mode = data[0];
-    let shape = (
-        1 + data[1] as usize % 16,
-        1 + data[2] as usize % 8,
-        1 + data[3] as usize % 8,
-        1 + data[4] as usize % 16,
-    );
+    let shape =
+        (1 + data[1] as usize % 16, 1 + data[2] as usize % 8, 1 + data[3] as usize % 8, 1 + data[4] as usize % 16);
     let mut file = data[5..].to_vec();
     if mode & MODE_FIX_HEADER != 0 {
         fix_file_header(&mut file, FileKind::Quantizers);

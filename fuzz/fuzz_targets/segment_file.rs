@@ -11,8 +11,9 @@
 //! blocks of 32), quantizer file 0..=255, and a byte whose bit 0 is `refine`
 //! and whose other bits give dim 1..=16 — then the file. The seeds' bytes
 //! are 1, 0, 1, 14 (plain: nlist 2, code size 1, quantizer file 1, dim 8),
-//! 1, 0, 1, 15 (the same with refine), and the same with 0x80 in the second
-//! (fast-scan).
+//! 1, 0, 1, 15 (the same with refine), the same with 0x80 in the second
+//! (fast-scan), and 3, 3, 1, 31 (the golden v1 index: nlist 4, code size 4,
+//! quantizer file 1, refine, dim 16).
 #![no_main]
 
 use chromatica::format::segment::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse, FAST_SCAN};
@@ -157,7 +158,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(r) = &c.refine {
         for (p, row) in r.iter().enumerate() {
             assert!(row.windows(2).all(|w| w[0].0 < w[1].0), "position {p}: verify passed unsorted refine dims");
-            assert!(row.iter().all(|x| f32::from_bits(x.1).is_finite()), "position {p}: verify passed a non-finite value");
+            assert!(
+                row.iter().all(|x| f32::from_bits(x.1).is_finite()),
+                "position {p}: verify passed a non-finite value"
+            );
         }
     }
     // Re-encode: the canonical file holds the same content.

@@ -4,12 +4,9 @@
 //! figures themselves are timings; what is checked is that every reported
 //! quantity is there and consistent, and that recall is meaningful.
 
-#[path = "../../chromatica/tests/common/mod.rs"]
-mod common;
-
+use chromatica::testing::{data::*, reference::*};
 use chromatica::vecio::{write_fvecs, write_ivecs};
 use chromatica::Index;
-use common::*;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -8,14 +8,14 @@
 //! `CHROMATICA_CORRUPT_BITS=8` flips every bit of every byte instead of one
 //! bit per byte (the bit position rotating with the byte offset).
 
-#[path = "../../chromatica/tests/support/mod.rs"]
-mod support;
+mod common;
 
+use chromatica::testing::layout::{get_u32, get_u64};
+use chromatica::testing::model::*;
+use chromatica::testing::Rng;
 use chromatica::{Error, Index, TrainOptions};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use support::*;
 
 /// A small index on disk: quantizers (nbits 4), a segment with 4-byte ids,
 /// a segment with 8-byte ids, a tombstone file hiding ids of both, and the
@@ -56,19 +56,11 @@ fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
     files.iter().map(|(n, _)| n.as_str()).collect()
 }
 
-fn u32_at(b: &[u8], at: usize) -> usize {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize
-}
-
-fn u64_at(b: &[u8], at: usize) -> usize {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize
-}
-
 /// For a segment file: the list whose codes or ids hold byte `at`, if any
 /// (offsets as FORMAT.md declares them).
 fn list_of_byte(seg: &[u8], at: usize) -> Option<usize> {
-    let (code_size, id_width, n) = (u32_at(seg, 20), u32_at(seg, 24), u64_at(seg, 32));
-    let (lists, codes, ids) = (u64_at(seg, 48), u64_at(seg, 60), u64_at(seg, 72));
+    let (code_size, id_width, n) = (get_u32(seg, 20) as usize, get_u32(seg, 24) as usize, get_u64(seg, 32) as usize);
+    let (lists, codes, ids) = (get_u64(seg, 48) as usize, get_u64(seg, 60) as usize, get_u64(seg, 72) as usize);
     let vector = if (codes..codes + n * code_size).contains(&at) {
         (at - codes) / code_size
     } else if (ids..ids + n * id_width).contains(&at) {
@@ -77,7 +69,7 @@ fn list_of_byte(seg: &[u8], at: usize) -> Option<usize> {
         return None;
     };
     (0..NLIST).find(|&l| {
-        let (start, count) = (u64_at(seg, lists + 16 * l), u32_at(seg, lists + 16 * l + 8));
+        let (start, count) = (get_u64(seg, lists + 16 * l) as usize, get_u32(seg, lists + 16 * l + 8) as usize);
         (start..start + count).contains(&vector)
     })
 }
@@ -257,7 +249,7 @@ fn assert_not_an_index(path: &Path, what: &str) {
         assert!(m.contains("not a chromatica index"), "{what}: {op}: unclear error: {m}");
         assert!(m.contains(path.file_name().unwrap().to_str().unwrap()), "{what}: {op}: path not named: {m}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_chromatica")).arg("verify").arg(path).output().unwrap();
+    let out = common::run(&["verify".as_ref(), path.as_os_str()]);
     assert_eq!(out.status.code(), Some(1), "{what}: chromatica verify");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: ") && err.contains("not a chromatica index"), "{what}: {err}");

@@ -5,17 +5,19 @@
 //! Every other index type and every file we cannot represent is refused with
 //! one line and nothing written; truncated or damaged files never panic.
 
-#[path = "../../chromatica/tests/common/mod.rs"]
 mod common;
 
 use chromatica::faiss_import::{self, DirectMap, FaissIvfPq, SizeEncoding};
+use chromatica::testing::data::clustered;
+use chromatica::testing::files::{dir_contents, read_ivecs};
+use chromatica::testing::layout::{get_u64, put_u64};
 use chromatica::vecio::{write_fvecs, VectorFile};
 use chromatica::{Index, Neighbor, SearchParams};
-use common::{dir_contents, read_ivecs};
+// `run` names the faiss runs of a fixture here.
+use common::run as chromatica;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../chromatica/tests/fixtures/faiss").join(name)
@@ -270,14 +272,6 @@ fn offsets(nlist: usize, dim: usize, nbits: usize) -> Offsets {
     Offsets { direct_map, by_residual, code_size, pq_m, pq_nbits, pq_centroids, invlists }
 }
 
-fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-fn get_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
 #[test]
 fn damaged_headers_are_refused_with_what_is_wrong() {
     let good = std::fs::read(fixture("ivfpq_m4_nbits8.faiss")).unwrap();
@@ -450,10 +444,6 @@ fn a_non_empty_directory_or_a_file_is_refused() {
 
 // ---- the command line
 
-fn chromatica(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chromatica")).args(args).output().unwrap()
-}
-
 #[test]
 fn cli_import_then_search_verify_inspect() {
     let tmp = tempfile::tempdir().unwrap();
@@ -537,7 +527,7 @@ fn cli_refusals_are_one_line_and_write_nothing() {
 fn cli_train_kmeans_backend() {
     let tmp = tempfile::tempdir().unwrap();
     let vectors = tmp.path().join("train.fvecs");
-    write_fvecs(&vectors, &common::clustered(1_000, 16, 5), 16).unwrap();
+    write_fvecs(&vectors, &clustered(1_000, 16, 5), 16).unwrap();
     for kmeans in ["native", "faiss"] {
         let dir = tmp.path().join(kmeans);
         let create = chromatica(&[

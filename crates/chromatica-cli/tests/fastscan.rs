@@ -5,13 +5,13 @@
 //! reopening and `verify`, catches every flipped bit of its code blocks, and
 //! is refused with nbits other than 4.
 
-#[path = "../../chromatica/tests/common/mod.rs"]
 mod common;
 
 use chromatica::quantizer::codes;
+use chromatica::testing::layout::{get_u32, get_u64};
+use chromatica::testing::{data::*, reference::*};
 use chromatica::{Config, Index, Neighbor, SearchParams, Snapshot, TrainOptions};
-use common::*;
-use std::process::Command;
+use common::run;
 
 const DIM: usize = 64;
 const NLIST: usize = 8;
@@ -205,14 +205,6 @@ fn check_stage1(index: &Index, queries: &[f32]) {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> usize {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize
-}
-
-fn u64_at(b: &[u8], at: usize) -> usize {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize
-}
-
 #[test]
 fn every_bit_flip_in_the_code_blocks_is_caught() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,11 +226,16 @@ fn every_bit_flip_in_the_code_blocks_is_caught() {
     let orig = std::fs::read(&seg).unwrap();
     // FORMAT.md: code_size at 20, flags at 28, list directory offset at 48,
     // codes offset at 60; each list's codes are its count rounded up to 32.
-    let (cs, flags, lists, codes) = (u32_at(&orig, 20), u32_at(&orig, 28), u64_at(&orig, 48), u64_at(&orig, 60));
+    let (cs, flags, lists, codes) = (
+        get_u32(&orig, 20) as usize,
+        get_u32(&orig, 28) as usize,
+        get_u64(&orig, 48) as usize,
+        get_u64(&orig, 60) as usize,
+    );
     assert_eq!((cs, flags & 4), (2, 4));
     let mut owner = Vec::new();
     for l in 0..NLIST {
-        let count = u32_at(&orig, lists + 16 * l + 8);
+        let count = get_u32(&orig, lists + 16 * l + 8) as usize;
         owner.extend(std::iter::repeat_n(l, count.div_ceil(32) * 32 * cs));
     }
     assert!(owner.len() > 150 * cs, "no padding in the blocks");
@@ -261,26 +258,22 @@ fn every_bit_flip_in_the_code_blocks_is_caught() {
     assert_eq!(flips, owner.len());
 }
 
-fn chromatica(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chromatica")).args(args).output().unwrap()
-}
-
 #[test]
 fn cli_creates_fast_scan_indexes_with_4_bits_only() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
-    let out = chromatica(&["create", &p("a"), "--fast-scan"]);
+    let out = run(&["create", &p("a"), "--fast-scan"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fast_scan needs nbits 4, got 8") && err.trim().lines().count() == 1, "{err}");
     let wrote = std::fs::read_dir(p("a")).map_or(0, |d| d.filter(|e| e.as_ref().unwrap().path().is_file()).count());
     assert_eq!(wrote, 0, "a refused create wrote files");
-    let out = chromatica(&["create", &p("b"), "--m", "16", "--nbits", "4", "--fast-scan"]);
+    let out = run(&["create", &p("b"), "--m", "16", "--nbits", "4", "--fast-scan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = chromatica(&["inspect", &p("b"), "--json"]);
+    let out = run(&["inspect", &p("b"), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["config"]["fast_scan"], true);
     assert_eq!(v["code_size"], 8);
-    let out = chromatica(&["inspect", &p("b")]);
+    let out = run(&["inspect", &p("b")]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("fast-scan"));
 }

@@ -3,12 +3,14 @@
 //! (text, JSON, HTML contact sheet, re-ranking), `histogram`, and their
 //! error paths.
 
+mod common;
+
+use common::*;
 use image::{Rgb, RgbImage};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 const RED: [u8; 3] = [0xe6, 0x19, 0x4b];
@@ -22,51 +24,6 @@ const CYAN: [u8; 3] = [0x00, 0xce, 0xd1];
 const IMAGES: usize = 60;
 /// Images painted red and blue; no other image has both.
 const RED_BLUE: usize = 8;
-
-fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chromatica")).args(args).output().expect("run the chromatica binary")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn argv<S: AsRef<OsStr>>(args: &[S]) -> Vec<String> {
-    args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect()
-}
-
-/// Runs a command that must succeed; returns (stdout, stderr).
-fn ok<S: AsRef<OsStr>>(args: &[S]) -> (String, String) {
-    let out = run(args);
-    let (so, se) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{:?} failed ({}):\nstdout: {so}\nstderr: {se}", argv(args), out.status);
-    (so, se)
-}
-
-/// Runs a command that must fail with exit status 1 and exactly one stderr
-/// line starting with "error: "; returns that line.
-fn fails<S: AsRef<OsStr>>(args: &[S]) -> String {
-    let out = run(args);
-    let se = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{:?}: status {}; stderr: {se}", argv(args), out.status);
-    let lines: Vec<&str> = se.lines().collect();
-    assert_eq!(lines.len(), 1, "{:?}: stderr is not one line: {se:?}", argv(args));
-    assert!(lines[0].starts_with("error: "), "{:?}: {se:?}", argv(args));
-    lines[0].to_owned()
-}
-
-/// Runs a command that clap must reject (exit status 2).
-fn usage_error<S: AsRef<OsStr>>(args: &[S]) -> String {
-    let out = run(args);
-    let se = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{:?}: status {}; stderr: {se}", argv(args), out.status);
-    assert!(se.starts_with("error: "), "{se}");
-    se
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
 
 fn hex(c: [u8; 3]) -> String {
     format!("{:02x}{:02x}{:02x}", c[0], c[1], c[2])

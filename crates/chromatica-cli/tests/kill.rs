@@ -9,42 +9,21 @@
 //!
 //! `CHROMATICA_KILL_ITERS` sets the number of kills (default 500).
 
-#[path = "../../chromatica/tests/support/mod.rs"]
-mod support;
+mod common;
 
+use chromatica::testing::model::*;
+use chromatica::testing::Rng;
 use chromatica::{vecio, Index};
+use common::{command, ok, p};
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::*;
-
-fn chromatica(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_chromatica"));
-    c.args(args);
-    c
-}
-
-/// Runs the binary to completion; it must succeed. Returns its stdout.
-fn run_ok(args: &[&str]) -> String {
-    let out = chromatica(args).output().expect("run chromatica");
-    assert!(
-        out.status.success(),
-        "chromatica {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn write_ids(path: &Path, ids: &[u64]) {
     let rows: Vec<i32> = ids.iter().map(|&i| i32::try_from(i).unwrap()).collect();
     vecio::write_ivecs(path, &rows, 1).unwrap();
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Live ids read with the library, and a check that a search over every
@@ -70,10 +49,10 @@ fn sigkill_at_random_points_leaves_a_consistent_index() {
     let dir = tmp.path().join("idx");
     let (batch, ids_file) = (tmp.path().join("batch.fvecs"), tmp.path().join("ids.ivecs"));
     let mut rng = Rng::mixed(2024);
-    run_ok(&["create", s(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "8", "--nprobe", "4"]);
+    ok(&["create", p(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "8", "--nprobe", "4"]);
     let train = tmp.path().join("train.fvecs");
     vecio::write_fvecs(&train, &vectors(&mut rng, 1000), DIM).unwrap();
-    run_ok(&["train", s(&dir), "--vectors", s(&train)]);
+    ok(&["train", p(&dir), "--vectors", p(&train)]);
 
     let mut live: BTreeSet<u64> = BTreeSet::new();
     let mut next_id = 0u64;
@@ -89,7 +68,7 @@ fn sigkill_at_random_points_leaves_a_consistent_index() {
             vecio::write_fvecs(&batch, &vectors(&mut rng, 200), DIM).unwrap();
             write_ids(&ids_file, &ids);
             let after = live.iter().copied().chain(ids).collect();
-            let args = ["add", s(&dir), "--vectors", s(&batch), "--ids", s(&ids_file)];
+            let args = ["add", p(&dir), "--vectors", p(&batch), "--ids", p(&ids_file)];
             (0, args.map(String::from).to_vec(), after)
         } else if r < 80 {
             let all: Vec<u64> = live.iter().copied().collect();
@@ -98,18 +77,13 @@ fn sigkill_at_random_points_leaves_a_consistent_index() {
             write_ids(&ids_file, &ids);
             let gone: BTreeSet<u64> = ids.into_iter().collect();
             let after = live.difference(&gone).copied().collect();
-            (1, ["delete", s(&dir), "--ids", s(&ids_file)].map(String::from).to_vec(), after)
+            (1, ["delete", p(&dir), "--ids", p(&ids_file)].map(String::from).to_vec(), after)
         } else {
-            (2, ["compact", s(&dir)].map(String::from).to_vec(), live.clone())
+            (2, ["compact", p(&dir)].map(String::from).to_vec(), live.clone())
         };
         kinds[kind] += 1;
         let ctx = format!("kill {i} ({})", args[0]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chromatica"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = command(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         // A random delay in 0..window, the window (at most 30 ms) adapting
         // per kind of operation so that most kills land while it runs.
         std::thread::sleep(Duration::from_micros(rng.below(window[kind] + 1) as u64));
@@ -119,7 +93,7 @@ fn sigkill_at_random_points_leaves_a_consistent_index() {
         let killed = status.signal() == Some(9);
         assert!(killed || status.success(), "{ctx}: the operation failed on its own: {status}");
         assert!(!killed || running, "{ctx}: killed after try_wait saw it exit");
-        let out = run_ok(&["verify", s(&dir)]);
+        let out = ok(&["verify", p(&dir)]).0;
         leftovers_seen += usize::from(out.contains("leftover"));
         let got = read_state(&dir, &ctx);
         if got == after {

@@ -131,7 +131,7 @@ impl Index {
         Index::create_in(path.to_owned(), Arc::new(FsStorage::new(path)), config)
     }
 
-    /// [`Index::create`] over any storage backend (tests use `MemStorage`).
+    /// [`Index::create`] over any storage backend (tests use `testing::MemStorage`).
     pub fn create_in(path: PathBuf, storage: Arc<dyn Storage>, config: Config) -> Result<Index> {
         config.validate()?;
         let guard = storage.lock_writer()?;

@@ -58,6 +58,8 @@ pub mod read;
 pub mod report;
 mod simd;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vecio;
 pub mod verify;
 pub mod write;

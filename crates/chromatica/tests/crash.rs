@@ -10,13 +10,12 @@
 //!
 //! `CHROMATICA_CRASH_ITERS` sets the number of random workloads (default 50).
 
-mod support;
-
-use chromatica::storage::{write_file, MemStorage, Storage};
+use chromatica::storage::{write_file, Storage};
+use chromatica::testing::model::*;
+use chromatica::testing::{MemStorage, Rng};
 use chromatica::{Error, Index, MergePolicy, Neighbor, SearchParams, TrainOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use support::*;
 
 /// Operations per random workload.
 const OPS: usize = 12;

@@ -2,11 +2,8 @@
 //! brute force, validation, determinism, persistence, concurrency, locking,
 //! crash safety (over `MemStorage`) and the memory report.
 
-mod common;
-
-use chromatica::storage::MemStorage;
+use chromatica::testing::{data::*, files::dir_contents, reference::*, MemStorage};
 use chromatica::{Config, Error, Index, Neighbor, SearchParams, TrainOptions};
-use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -5,11 +5,9 @@
 //! training backend must reach about the quantization error of ours.
 #![cfg(feature = "faiss")]
 
-mod common;
-
 use chromatica::faiss_import;
+use chromatica::testing::Rng;
 use chromatica::{Index, KMeansBackend, SearchParams, TrainOptions};
-use common::Rng;
 use faiss::index::autotune::ParameterSpace;
 use faiss::{index_factory, Idx, Index as _, MetricType};
 use std::collections::HashSet;

@@ -5,7 +5,7 @@
 
 use chromatica::color::emd::Sinkhorn;
 use chromatica::color::{hellinger, histogram_of_pixels};
-use chromatica::storage::MemStorage;
+use chromatica::testing::MemStorage;
 use chromatica::{distance, Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -39,6 +39,7 @@ pub struct MemStorage {
 }
 
 impl MemStorage {
+    /// An empty directory.
     pub fn new() -> MemStorage {
         MemStorage::default()
     }

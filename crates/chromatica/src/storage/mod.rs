@@ -1,7 +1,8 @@
 //! Where bytes live. Everything the index reads or writes goes through the
 //! small [`Storage`] trait, scoped to one directory, so that tests can swap the
-//! real filesystem ([`FsStorage`]) for a model of it ([`MemStorage`]) that
-//! loses whatever was not made durable when it "crashes", or fails on demand.
+//! real filesystem ([`FsStorage`]) for a model of it (`MemStorage`, in
+//! `chromatica::testing` with the `testing` feature) that loses whatever was
+//! not made durable when it "crashes", or fails on demand.
 //!
 //! Durability model (the contract both backends implement):
 //! - a file's bytes are durable once [`StorageFile::sync`] returned;
@@ -9,9 +10,11 @@
 //!   returned after it.
 
 mod fs;
+#[cfg(any(test, feature = "testing"))]
 mod mem;
 
 pub use fs::FsStorage;
+#[cfg(any(test, feature = "testing"))]
 pub use mem::MemStorage;
 
 use crate::error::Result;

@@ -1,12 +1,12 @@
-//! The one deterministic PRNG of the integration tests (SplitMix64; no
-//! external crate), shared by `common` and `support`.
+//! The one deterministic PRNG of the tests (SplitMix64): the same seed gives
+//! the same stream on every platform and with every version of every crate.
 
-#![allow(dead_code)]
-
+/// A SplitMix64 generator.
 #[derive(Clone)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator started from `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
@@ -17,6 +17,7 @@ impl Rng {
         Rng::new(seed.wrapping_mul(0xA076_1D64_78BD_642F))
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

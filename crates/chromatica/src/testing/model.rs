@@ -1,21 +1,19 @@
-//! Helpers shared by the crash, kill and corruption tests: a deterministic
-//! PRNG, clustered test vectors, a reference model of the live state, random
-//! workloads over it, and checks of what a directory should hold.
+//! The workload of the crash, kill and corruption tests: a small
+//! configuration, clustered vectors, a reference model of the live state
+//! after a sequence of acknowledged writes, random valid writes over it, and
+//! checks of what a directory should hold.
 
-#![allow(dead_code)]
-
-use chromatica::format::manifest::Manifest;
-use chromatica::format::{parse_manifest_name, parse_numbered_name};
-use chromatica::storage::Storage;
-use chromatica::{Config, Index, Metric, SearchParams};
+use super::Rng;
+use crate::format::manifest::Manifest;
+use crate::format::{parse_manifest_name, parse_numbered_name};
+use crate::storage::Storage;
+use crate::{Config, Index, Metric, SearchParams};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Dimension of the workload's vectors.
 pub const DIM: usize = 16;
+/// Inverted lists of the workload's configuration.
 pub const NLIST: usize = 4;
-
-#[path = "../common/rng.rs"]
-mod rng;
-pub use rng::Rng;
 
 /// A count from the environment (for longer sweeps), or `default`.
 pub fn env_count(var: &str, default: usize) -> usize {
@@ -58,14 +56,19 @@ pub fn vectors(rng: &mut Rng, n: usize) -> Vec<f32> {
 pub enum Op {
     /// `ids: None` takes default ids (continuing from `next_id`).
     Add {
+        /// n × [`DIM`] values.
         data: Vec<f32>,
+        /// Explicit ids, one per vector.
         ids: Option<Vec<u64>>,
     },
+    /// Deletes these ids.
     Delete(Vec<u64>),
+    /// Merges every segment into one.
     Compact,
 }
 
 impl Op {
+    /// A short name for messages.
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Add { ids: None, .. } => "add(default ids)",
@@ -89,6 +92,7 @@ pub struct Model {
 }
 
 impl Model {
+    /// The live ids, ascending.
     pub fn live_ids(&self) -> Vec<u64> {
         self.live.keys().copied().collect()
     }
@@ -123,6 +127,7 @@ impl Model {
         }
     }
 
+    /// A copy of the model after `op`.
     pub fn after(&self, op: &Op) -> Model {
         let mut m = self.clone();
         m.apply(op);
@@ -177,10 +182,13 @@ impl Model {
 pub enum Outcome {
     /// Acknowledged; for an add, `merge_error` is the automatic merge's failure.
     Done {
+        /// The automatic merge's failure, if it failed.
         merge_error: Option<String>,
+        /// Whether an automatic merge ran.
         merged: bool,
     },
-    Failed(chromatica::Error),
+    /// The operation returned this error.
+    Failed(crate::Error),
 }
 
 /// Runs `op` on `index`; checks an add's reported ids against `model`.
@@ -236,8 +244,8 @@ pub fn assert_no_leftovers(names: &[String], m: &Manifest, context: &str) {
 }
 
 /// Runs verify over `storage`, which must pass and report no leftovers.
-pub fn verify_clean(storage: &dyn Storage, context: &str) -> chromatica::verify::VerifyReport {
-    let r = chromatica::verify::verify(storage).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
+pub fn verify_clean(storage: &dyn Storage, context: &str) -> crate::verify::VerifyReport {
+    let r = crate::verify::verify(storage).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     assert!(r.leftovers.is_empty(), "{context}: verify reports leftovers {:?}", r.leftovers);
     r
 }

@@ -1,0 +1,37 @@
+//! Where the checksums and shape fields of every file kind lie, from the
+//! engine's own header structs, so that code changing bytes on purpose
+//! (corruption tests, fuzz targets) follows a reordered header by itself.
+//! FORMAT.md describes every field.
+
+pub use crate::format::manifest::ManifestHeader;
+pub use crate::format::quantizer_file::QuantizerHeader;
+pub use crate::format::segment::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
+pub use crate::format::tombstone_file::TombstoneHeader;
+pub use crate::format::{crc, FileKind, FORMAT_VERSION, MAGIC};
+use std::mem::size_of;
+
+/// Bytes of a manifest's fixed part.
+pub const MANIFEST_HEADER: usize = size_of::<ManifestHeader>();
+/// Bytes of a quantizer file's header.
+pub const QUANTIZER_HEADER: usize = size_of::<QuantizerHeader>();
+/// Bytes of a segment's header.
+pub const SEGMENT_HEADER: usize = size_of::<SegmentHeader>();
+/// Bytes of a tombstone file's header.
+pub const TOMBSTONE_HEADER: usize = size_of::<TombstoneHeader>();
+
+/// The little-endian u32 at `at`.
+pub fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+/// The little-endian u64 at `at`.
+pub fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+/// Writes `v` little-endian at `at`.
+pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+/// Writes `v` little-endian at `at`.
+pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
