@@ -73,7 +73,7 @@ pub use index::{
 };
 pub use kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
-pub use recovery::RecoverReport;
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
+pub use recovery::RecoverReport;
 pub use report::{Inspection, MemoryReport};
 pub use write::MergePolicy;

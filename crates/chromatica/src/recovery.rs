@@ -172,8 +172,7 @@ pub(crate) fn recover(storage: &dyn Storage) -> Result<RecoverReport> {
     // confused with what is written next.
     let mut next = good.clone();
     next.generation = last_gen.checked_add(1).ok_or_else(|| Error::InvalidInput("generations exhausted".into()))?;
-    next.next_file =
-        last_number.checked_add(1).ok_or_else(|| Error::InvalidInput("file numbers exhausted".into()))?;
+    next.next_file = last_number.checked_add(1).ok_or_else(|| Error::InvalidInput("file numbers exhausted".into()))?;
     crate::write::commit(storage, &next, Some(good.generation))?;
     report.generation = next.generation;
     Ok(report)
@@ -183,5 +182,8 @@ pub(crate) fn recover(storage: &dyn Storage) -> Result<RecoverReport> {
 /// recovery).
 fn aside_name(names: &[String], name: &str) -> String {
     let base = format!("{name}{DAMAGED_SUFFIX}");
-    (1..).map(|k| if k == 1 { base.clone() } else { format!("{base}.{k}") }).find(|n| !names.contains(n)).expect("unbounded")
+    (1..)
+        .map(|k| if k == 1 { base.clone() } else { format!("{base}.{k}") })
+        .find(|n| !names.contains(n))
+        .expect("unbounded")
 }

@@ -114,7 +114,9 @@ impl Manifest {
     /// anything is written.
     pub fn successor(&self) -> Result<Manifest> {
         let generation = self.generation.checked_add(1).ok_or_else(|| {
-            Error::InvalidInput("generations exhausted (the manifest's generation is 2^64 − 1); nothing was written".into())
+            Error::InvalidInput(
+                "generations exhausted (the manifest's generation is 2^64 − 1); nothing was written".into(),
+            )
         })?;
         Ok(Manifest { generation, ..self.clone() })
     }

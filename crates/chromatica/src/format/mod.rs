@@ -212,7 +212,9 @@ pub fn parse_manifest_temp_name(name: &str) -> Option<u64> {
 /// Whether `name` is one the format owns (a manifest, its temporary file,
 /// or a numbered file): the only names the engine ever removes.
 pub fn is_format_name(name: &str) -> bool {
-    parse_manifest_name(name).is_some() || parse_manifest_temp_name(name).is_some() || parse_numbered_name(name).is_some()
+    parse_manifest_name(name).is_some()
+        || parse_manifest_temp_name(name).is_some()
+        || parse_numbered_name(name).is_some()
 }
 
 /// The number of a segment, quantizer or tombstone file name, if `name` is one.

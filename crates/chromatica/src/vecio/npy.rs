@@ -12,7 +12,6 @@ use std::path::Path;
 /// The `.npy` magic string.
 pub(super) const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 
-
 /// A NumPy dtype string such as `'<f4'`, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Dtype {

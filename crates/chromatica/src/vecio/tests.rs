@@ -1,9 +1,9 @@
 use super::fvecs::MAX_FVECS_DIM;
 use super::npy::{parse_descr, parse_npy_header, Dtype, NPY_MAGIC};
 use super::*;
+use proptest::prelude::*;
 use std::fs;
 use std::path::PathBuf;
-use proptest::prelude::*;
 use tempfile::TempDir;
 
 fn dir() -> TempDir {
@@ -386,8 +386,7 @@ fn npy_versions_2_and_3() {
     let d = dir();
     let data = matrix(2, 3);
     for major in [2u8, 3] {
-        let bytes =
-            npy_bytes(major, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &f32_bytes(&data));
+        let bytes = npy_bytes(major, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &f32_bytes(&data));
         let path = file(&d, "v.npy", &bytes);
         assert_eq!(VectorFile::open(&path).unwrap().read_all().unwrap(), data);
     }
@@ -477,11 +476,8 @@ fn npy_unsupported_dtype() {
         let msg = message(VectorFile::open(&path), &path);
         assert_contains(&msg, &format!("unsupported dtype: expected float32 ('<f4'), got '{descr}'"));
     }
-    let path = file(
-        &d,
-        "d.npy",
-        &npy_bytes(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", &[0; 4]),
-    );
+    let path =
+        file(&d, "d.npy", &npy_bytes(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", &[0; 4]));
     assert_contains(&message(VectorFile::open(&path), &path), "structured (record) arrays");
     // Control characters in the dtype stay on one line.
     let path =
@@ -500,11 +496,9 @@ fn npy_unsupported_dtype() {
 #[test]
 fn npy_fortran_order_rejected() {
     let d = dir();
-    let path =
-        file(&d, "f.npy", &npy_bytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", &[0; 16]));
+    let path = file(&d, "f.npy", &npy_bytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", &[0; 16]));
     assert_contains(&message(VectorFile::open(&path), &path), "Fortran-order arrays");
-    let path =
-        file(&d, "ids.npy", &npy_bytes(1, "{'descr': '<i8', 'fortran_order': True, 'shape': (2,), }", &[0; 16]));
+    let path = file(&d, "ids.npy", &npy_bytes(1, "{'descr': '<i8', 'fortran_order': True, 'shape': (2,), }", &[0; 16]));
     assert_contains(&message(read_ids(&path), &path), "Fortran-order arrays");
 }
 
@@ -646,10 +640,7 @@ fn ids_ivecs_errors() {
         (ivecs_bytes(&[&[1], &[2], &[3, 4]]), "row 2 has 2 values"),
         (ivecs_bytes(&[&[1], &[]]), "row 1: dimension header is 0"),
         (ivecs_bytes(&[&[4], &[-7]]), "row 1: negative id -7"),
-        (
-            ivecs_bytes(&[&[4], &[5]])[..12].to_vec(),
-            "truncated: 12 bytes is not a whole number of rows of dimension 1",
-        ),
+        (ivecs_bytes(&[&[4], &[5]])[..12].to_vec(), "truncated: 12 bytes is not a whole number of rows of dimension 1"),
         (vec![1, 0], "truncated: 2 bytes is shorter than the 4-byte dimension header"),
     ];
     for (bytes, needle) in cases {
