@@ -52,12 +52,19 @@ pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> 
 /// next temporary name.
 fn write_manifest_temp(storage: &dyn Storage, next: &Manifest) -> Result<String> {
     let bytes = next.encode();
-    let mut k = 0;
+    let (mut k, mut unlinked) = (0, false);
     loop {
         let tmp = manifest_temp_name(next.generation, k);
-        let _ = storage.remove(&tmp);
         match storage.create(&tmp) {
-            Err(e) if crate::fsutil::is_already_exists(&e) && k < 16 => k += 1,
+            Err(e) if crate::fsutil::is_already_exists(&e) && k < 16 => {
+                // Unlink once (only when the name is taken, so a normal
+                // commit makes no extra call); if it stays, the next name.
+                if !unlinked && storage.remove(&tmp).is_ok() {
+                    unlinked = true;
+                } else {
+                    (k, unlinked) = (k + 1, false);
+                }
+            }
             Err(e) => return Err(e),
             Ok(mut f) => {
                 return match f.write_all(&bytes).and_then(|()| f.sync()) {
