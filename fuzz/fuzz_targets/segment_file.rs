@@ -15,7 +15,7 @@
 //! (fast-scan).
 #![no_main]
 
-use chromatica::format::segment_file::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse, FAST_SCAN};
+use chromatica::format::segment::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse, FAST_SCAN};
 use chromatica::format::FileKind;
 use chromatica::quantizer::blocks;
 use chromatica::storage::Bytes;
@@ -163,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
     // Re-encode: the canonical file holds the same content.
     let has_codes = view.has_codes();
     let refine = c.refine.as_deref().map(to_sparse);
-    let again = segment_file::encode(&SegmentInput {
+    let again = segment::encode(&SegmentInput {
         code_size: if has_codes { expect.code_size } else { 0 },
         quantizer_file: if has_codes { expect.quantizer_file } else { 0 },
         counts: &c.counts,

@@ -27,7 +27,7 @@ pub const MODE_FIX_SHAPE: u8 = 4;
 
 use chromatica::format::manifest::ManifestHeader;
 use chromatica::format::quantizer_file::QuantizerHeader;
-use chromatica::format::segment_file::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
+use chromatica::format::segment::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
 use chromatica::format::tombstone_file::TombstoneHeader;
 use chromatica::quantizer::blocks;
 use std::mem::{offset_of, size_of};
@@ -131,7 +131,7 @@ pub fn fix_quantizer_crcs(b: &mut [u8]) {
 /// with fast-scan the list's blocks, `blocks::slots(c)` code slots —, ids,
 /// and when present their refine offsets, dimensions and values, and their
 /// record offsets, sizes, mtimes and path bytes): a re-statement of
-/// `Layout::ranges` in `src/format/segment_file.rs`, kept honest by
+/// `Layout::ranges` in `src/format/segment/layout.rs`, kept honest by
 /// `layout_matches_the_engine`. `None` where the file does not hold them.
 fn segment_list_ranges(b: &[u8], s: u64, c: u64, slot: u64) -> Option<Vec<std::ops::Range<usize>>> {
     type H = SegmentHeader;

@@ -18,7 +18,7 @@
 //! bench/compare.py can alternate our passes with faiss's. The fastest pass
 //! of each kind and thread count is reported.
 
-use chromatica::emd::Sinkhorn;
+use chromatica::color::emd::Sinkhorn;
 use chromatica::quantizer::Quantizers;
 use chromatica::vecio::{self, VectorFile};
 use chromatica::{distance, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};

@@ -18,7 +18,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
-use crate::format::segment_file::{Record, Sparse};
+use crate::format::segment::{Record, Sparse};
 use crate::input::check_vectors;
 use crate::quantizer::{Quantizers, TrainOptions, TrainReport, TrainStep};
 use crate::read::{Neighbor, SearchParams, Snapshot};

@@ -48,14 +48,12 @@
 pub mod color;
 pub mod config;
 pub mod distance;
-pub mod emd;
 pub mod error;
 pub mod faiss_import;
 pub mod format;
 pub mod fsutil;
 mod index;
 pub mod input;
-pub mod kmeans;
 pub mod quantizer;
 pub mod read;
 mod recovery;
@@ -67,11 +65,11 @@ pub mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
-pub use format::segment_file::Record;
+pub use format::segment::Record;
 pub use index::{
     adaptive_nlist, AddReport, CompactReport, DeleteReport, Encoded, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH,
 };
-pub use kmeans::KMeansBackend;
+pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
 pub use recovery::RecoverReport;

@@ -3,8 +3,8 @@
 //! EMD re-ranking, and records that follow their vectors through deletes and
 //! merges.
 
+use chromatica::color::emd::Sinkhorn;
 use chromatica::color::{hellinger, histogram_of_pixels};
-use chromatica::emd::Sinkhorn;
 use chromatica::storage::MemStorage;
 use chromatica::{distance, Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
 use std::path::PathBuf;

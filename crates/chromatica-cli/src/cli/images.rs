@@ -4,10 +4,10 @@
 
 use super::html::{self, SheetEntry};
 use super::progress::bar;
+use chromatica::color::emd::Sinkhorn;
 use chromatica::color::{
     self, hellinger, image_histogram, parse_color_query, query_histogram, to_hex, DEFAULT_SHARPEN, HIST_DIM,
 };
-use chromatica::emd::Sinkhorn;
 use chromatica::read::DEFAULT_CANDIDATES;
 use chromatica::{
     Config, Error, Index, Location, Preset, Record, Rerank, Result, SearchParams, Snapshot, AUTO_TRAIN_MIN,

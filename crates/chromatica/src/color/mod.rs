@@ -12,6 +12,7 @@
 mod decode;
 #[cfg(feature = "images")]
 mod downscale;
+pub mod emd;
 mod histogram;
 mod lab;
 mod palette;

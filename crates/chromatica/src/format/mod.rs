@@ -5,7 +5,7 @@
 
 pub mod manifest;
 pub mod quantizer_file;
-pub mod segment_file;
+pub mod segment;
 pub mod tombstone_file;
 
 use crate::error::{Error, Result};

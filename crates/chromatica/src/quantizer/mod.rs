@@ -27,12 +27,13 @@
 
 pub mod blocks;
 pub mod codes;
+pub mod kmeans;
 pub mod pq;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::quantizer_file::QuantizerData;
-use crate::kmeans::{self, KMeansBackend, KMeansParams, SparseRows};
+use kmeans::{KMeansBackend, KMeansParams, SparseRows};
 use pq::ProductQuantizer;
 use rayon::prelude::*;
 

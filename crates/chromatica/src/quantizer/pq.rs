@@ -3,9 +3,9 @@
 //! per-sub-space codebook of `ksub = 2^nbits` centroids.
 
 use super::codes;
+use super::kmeans::{self, KMeansParams, SparseRows};
 use crate::config::Config;
 use crate::error::Result;
-use crate::kmeans::{self, KMeansParams, SparseRows};
 
 /// What PQ training rows are residuals of: row i is
 /// `x_i − coarse[lists[i]]` (coarse nlist × dim), with the points x_i given

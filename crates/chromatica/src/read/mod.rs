@@ -9,7 +9,7 @@ pub mod topk;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::quantizer_file::QuantizerData;
-use crate::format::segment_file::{Expect, SegmentView};
+use crate::format::segment::{Expect, SegmentView};
 use crate::format::{quantizer_name, segment_name, tombstone_file, tombstone_name};
 use crate::quantizer::Quantizers;
 use crate::storage::Storage;

@@ -8,9 +8,9 @@
 
 use super::topk::{Entry, TopK};
 use super::{Hider, Snapshot};
-use crate::emd::{sinkhorn_distance, Sinkhorn};
+use crate::color::emd::{sinkhorn_distance, Sinkhorn};
 use crate::error::{Error, Result};
-use crate::format::segment_file::{Ids, RefineRef};
+use crate::format::segment::{Ids, RefineRef};
 use crate::quantizer::{codes, Quantizers};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -311,7 +311,7 @@ impl Snapshot {
     }
 
     /// The record (path, size, mtime) of a result, if its segment has records.
-    pub fn record(&self, at: Location) -> Result<Option<crate::format::segment_file::Record>> {
+    pub fn record(&self, at: Location) -> Result<Option<crate::format::segment::Record>> {
         let seg = self
             .segments
             .get(at.segment as usize)

@@ -6,7 +6,7 @@
 use super::{commit_or_clean, write_numbered, write_segment, Batch};
 use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
-use crate::format::segment_file::{Record, Sparse};
+use crate::format::segment::{Record, Sparse};
 use crate::format::{quantizer_name, segment_name, tombstone_name};
 use crate::quantizer::Quantizers;
 use crate::read::Snapshot;

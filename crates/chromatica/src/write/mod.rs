@@ -11,9 +11,9 @@ pub use merge::{commit_merge, commit_retrain, MergePolicy};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
-use crate::format::segment_file::{Record, SegmentInput, Sparse};
+use crate::format::segment::{Record, SegmentInput, Sparse};
 use crate::format::{
-    manifest_name, manifest_temp_name, quantizer_name, segment_file, segment_name, tombstone_file, tombstone_name,
+    manifest_name, manifest_temp_name, quantizer_name, segment, segment_name, tombstone_file, tombstone_name,
 };
 use crate::quantizer::Quantizers;
 use crate::storage::Storage;
@@ -232,7 +232,7 @@ pub(crate) fn write_segment(storage: &dyn Storage, next: &mut Manifest, batch: B
         Some(q) => (next.config.code_size(), q),
         None => (0, 0),
     };
-    let bytes = segment_file::encode(&SegmentInput {
+    let bytes = segment::encode(&SegmentInput {
         code_size,
         quantizer_file: q,
         counts: &counts,

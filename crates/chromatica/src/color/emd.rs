@@ -27,7 +27,7 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use crate::color::{bin_centers_lab, HIST_DIM};
+use super::{bin_centers_lab, HIST_DIM};
 use crate::error::{Error, Result};
 
 /// Smallest `epsilon` [`Sinkhorn::validate`] accepts. Below it the f32 dual
