@@ -92,7 +92,7 @@ fn a_fifo_named_like_a_leftover_is_listed_by_verify_and_removed_by_a_writer() {
     mkfifo(&dir.join(&name));
     let d = dir.clone();
     let report = within("verify", move || Index::verify(&d)).unwrap();
-    assert_eq!(report.leftovers, [name.clone()]);
+    assert_eq!(report.leftovers, std::slice::from_ref(&name));
     let d = dir.clone();
     within("a writer open", move || Index::open(&d).map(drop)).unwrap();
     assert!(std::fs::symlink_metadata(dir.join(&name)).is_err(), "the leftover FIFO stayed");
