@@ -28,6 +28,7 @@ fn inspect_warns_add_refuses_and_recover_rolls_back() {
     let vecs = t.path().join("v.fvecs");
     write_fvecs(&vecs, &(0..40).map(|i| i as f32).collect::<Vec<_>>(), 8).unwrap();
     ok(&["create", p(&idx), "--dim", "8", "--nlist", "1", "--m", "2", "--nbits", "2", "--nprobe", "1", "--refine"]);
+    ok(&["train", p(&idx), "--vectors", p(&vecs)]);
     ok(&["add", p(&idx), "--vectors", p(&vecs)]);
     let manifests = |dir: &Path| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -28,6 +28,7 @@ fn search_out_replaces_links_and_never_writes_their_targets() {
     let vecs = t.path().join("v.fvecs");
     write_fvecs(&vecs, &(0..40).map(|i| i as f32).collect::<Vec<_>>(), 8).unwrap();
     ok(&["create", p(&idx), "--dim", "8", "--nlist", "1", "--m", "2", "--nbits", "2", "--nprobe", "1", "--refine"]);
+    ok(&["train", p(&idx), "--vectors", p(&vecs)]);
     ok(&["add", p(&idx), "--vectors", p(&vecs)]);
     let out = t.path().join("ids.ivecs");
     let dist = t.path().join("d.fvecs");

@@ -56,14 +56,16 @@ fn ids_above_int32_go_to_npy_and_are_refused_by_ivecs() {
     let wide = [5u64, 1 << 31, (1 << 40) + 7, u64::MAX >> 2];
     write_ids_npy(&ids, &wide);
     ok(&["create", p(&idx), "--dim", "8", "--nlist", "1", "--m", "2", "--nbits", "2", "--nprobe", "1", "--refine"]);
+    ok(&["train", p(&idx), "--vectors", p(&vecs)]);
     ok(&["add", p(&idx), "--vectors", p(&vecs), "--ids", p(&ids)]);
 
     let out = t.path().join("res.npy");
     ok(&["search", p(&idx), "--vectors", p(&vecs), "--k", "1", "--out", p(&out)]);
     let b = std::fs::read(&out).unwrap();
-    let header = String::from_utf8_lossy(&b[10..64]).into_owned();
+    let end = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
+    let header = String::from_utf8_lossy(&b[10..end]).into_owned();
     assert!(header.contains("'descr': '<i8'") && header.contains("'shape': (4, 1)"), "{header}");
-    let got: Vec<u64> = b[64..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    let got: Vec<u64> = b[end..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(got, wide, "each query's nearest neighbour is itself");
 
     let ivecs = t.path().join("res.ivecs");
