@@ -117,6 +117,13 @@ enum Edit {
     Fix {
         file: u8,
     },
+    /// Moves a counter of the newest manifest to 2^64 − 1 − `below_max`
+    /// (generation, renaming the file to match, or next_file), checksums
+    /// repaired: writes must then refuse, never wrap.
+    HighCounter {
+        next_file: bool,
+        below_max: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -188,6 +195,19 @@ fn apply(files: &mut BTreeMap<String, Vec<u8>>, e: Edit) {
             fix(files, name(to), f);
         }
         Edit::Fix { file } => fix(files, name(file), true),
+        Edit::HighCounter { next_file, below_max } => {
+            let newest = files.keys().filter_map(|n| chromatica::format::parse_manifest_name(n)).max();
+            let Some(g) = newest else { return };
+            let mut b = files.remove(&chromatica::format::manifest_name(g)).expect("listed");
+            let value = u64::MAX - u64::from(below_max);
+            let (at, g) = if next_file { (64, g) } else { (16, value) };
+            if b.len() >= at + 8 {
+                put_u64(&mut b, at, value);
+            }
+            let n = chromatica::format::manifest_name(g);
+            fix_by_name(&n, &mut b, true);
+            files.insert(n, b);
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Manifest decoding on arbitrary bytes: never panics, and whatever decodes
 //! re-encodes to the same bytes and decodes to an equal manifest.
 //!
-//! Input: one mode byte (see `chromatica_fuzz::MODE_*`), then the file.
+//! Input: one mode byte (see `chromatica_fuzz::MODE_*`; bit 7 moves the
+//! generation and next_file counters to near 2^64), then the file. The
+//! successor a commit would write must decode too, or be refused: counters
+//! never wrap.
 #![no_main]
 
 use chromatica::format::manifest::Manifest;
@@ -15,6 +18,11 @@ fuzz_target!(|data: &[u8]| {
     if mode & MODE_FIX_HEADER != 0 {
         fix_file_header(&mut file, FileKind::Manifest);
     }
+    if mode & 0x80 != 0 && file.len() >= 72 {
+        // The top bytes of generation (16..24) and next_file (64..72).
+        file[21..24].fill(0xff);
+        file[69..72].fill(0xff);
+    }
     if mode & MODE_FIX_CRC != 0 {
         fix_manifest_crcs(&mut file);
     }
@@ -23,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
     let back = Manifest::decode(&again, "fuzz").expect("an encoded manifest must decode");
     assert_eq!(back, m, "decode(encode(m)) != m");
     assert!(again == file, "a manifest that decodes must be the canonical encoding of what it decodes to");
+    if let Ok(next) = m.successor() {
+        let again = Manifest::decode(&next.encode(), "fuzz").expect("the next commit's manifest must decode");
+        assert_eq!(again.generation, m.generation + 1);
+    }
     // Helpers on a decoded manifest must not panic either.
     let _ = m.file_numbers();
     let names = ["MANIFEST-0000000000000001", "0000000000000002.seg", "x.tmp", "LOCK"];

@@ -40,6 +40,16 @@ pub enum Error {
     #[error("{file}: corrupt at byte {offset}: {what}")]
     Corrupt { file: String, offset: u64, what: String },
 
+    /// The newest manifest is damaged (a renamed manifest is complete by the
+    /// commit protocol, so this is corruption, not a torn write). Writers
+    /// refuse: committing on the older state would lose the newer one for
+    /// good. `Index::recover` rolls back explicitly.
+    #[error(
+        "{file}: the newest manifest is damaged ({cause}); writing is refused so that nothing more is lost. \
+         `chromatica recover` rolls back to generation {good} and keeps the damaged files aside"
+    )]
+    DamagedManifest { file: String, cause: String, good: u64 },
+
     /// An input file (vectors, ids) is malformed.
     #[error("{path}: {what}")]
     BadFile { path: PathBuf, what: String },

@@ -168,10 +168,13 @@ pub struct ImportReport {
 
 /// Imports the `IndexIVFPQ` file `file` as a new index in `dir`, which must
 /// not exist or be an empty directory. A file that cannot be imported is
-/// refused before anything is written; if writing fails, what was written
-/// is removed.
+/// refused before anything is written. The directory is checked here, before
+/// the (possibly long) parse, and again with the writer lock held when the
+/// index is created ([`Index::create_encoded`]): if another process created
+/// an index there meanwhile, the import fails and removes nothing of it; if
+/// writing fails, only what this import wrote is removed.
 pub fn import(file: &Path, dir: &Path) -> Result<(Index, ImportReport)> {
-    let existed = match std::fs::metadata(dir) {
+    match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => {
             return Err(Error::InvalidInput(format!("{}: exists and is not a directory", dir.display())));
         }
@@ -182,11 +185,10 @@ pub fn import(file: &Path, dir: &Path) -> Result<(Index, ImportReport)> {
                     dir.display()
                 )));
             }
-            true
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(dir, e)),
-    };
+    }
     let faiss = FaissIvfPq::read(file)?;
     let report = ImportReport {
         config: faiss.config(),
@@ -195,22 +197,7 @@ pub fn import(file: &Path, dir: &Path) -> Result<(Index, ImportReport)> {
         direct_map: faiss.direct_map,
     };
     let (q, encoded) = faiss.into_parts().map_err(|e| Error::bad_file(file, e.to_string()))?;
-    match Index::create_encoded(dir, q, encoded) {
-        Ok(index) => Ok((index, report)),
-        Err(e) => {
-            // Leave the directory as it was: absent, or empty.
-            if existed {
-                if let Ok(entries) = std::fs::read_dir(dir) {
-                    for entry in entries.flatten() {
-                        let _ = std::fs::remove_file(entry.path());
-                    }
-                }
-            } else {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Err(e)
-        }
-    }
+    Ok((Index::create_encoded(dir, q, encoded)?, report))
 }
 
 /// A cursor over the file; every read checks that the bytes are there.

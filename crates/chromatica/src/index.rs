@@ -22,6 +22,7 @@ use crate::format::segment::{Record, Sparse};
 use crate::input::check_vectors;
 use crate::quantizer::{Quantizers, TrainOptions, TrainReport, TrainStep};
 use crate::read::{Neighbor, SearchParams, Snapshot};
+use crate::recovery::{self, RecoverReport};
 use crate::storage::{FsStorage, Storage};
 use crate::write::{self, MergePolicy};
 use parking_lot::{Mutex, RwLock};
@@ -38,6 +39,8 @@ pub struct Index {
     /// `None` when opened read-only. The mutex serialises writers within
     /// this process; the lock guard inside excludes other processes.
     writer: Option<Mutex<Writer>>,
+    /// See [`Index::warnings`].
+    warnings: Mutex<Vec<String>>,
 }
 
 struct Writer {
@@ -113,30 +116,49 @@ fn sparse(v: &[f32]) -> Sparse {
 }
 
 impl Index {
-    /// Creates a new, empty, untrained index in `path` (created if missing).
+    /// Creates a new, empty, untrained index in `path`, which must be missing
+    /// or an empty directory: a directory holding anything else (an index,
+    /// or a user's files) is refused, and nothing is written there.
     pub fn create(path: impl AsRef<Path>, config: Config) -> Result<Index> {
-        let path = path.as_ref();
+        Index::create_fs(path.as_ref(), config).map(|(index, _)| index)
+    }
+
+    /// [`Index::create`], saying whether it made the directory. If it fails
+    /// after making it, it removes the directory again (when empty), never
+    /// anything it did not create.
+    fn create_fs(path: &Path, config: Config) -> Result<(Index, bool)> {
         config.validate()?;
-        if path.exists() && !path.is_dir() {
-            return Err(Error::InvalidInput(format!("{}: exists and is not a directory", path.display())));
-        }
-        let existed = path.exists();
-        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        if !existed {
-            // Make the new directory's own name durable.
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                FsStorage::new(parent).sync_dir()?;
+        let made = make_dir(path)?;
+        // Checked before locking too, so that no lock file appears in a
+        // user's folder; `create_in` checks again under the lock.
+        let checked = if made { Ok(()) } else { refuse_non_empty(path) };
+        let created = checked.and_then(|()| Index::create_in(path.to_owned(), Arc::new(FsStorage::new(path)), config));
+        match created {
+            Ok(index) => Ok((index, made)),
+            Err(e) => {
+                if made {
+                    // Only the directory this call made, and only if it is
+                    // still empty (`remove_dir` refuses otherwise).
+                    let _ = std::fs::remove_dir(path);
+                }
+                Err(e)
             }
         }
-        Index::create_in(path.to_owned(), Arc::new(FsStorage::new(path)), config)
     }
 
     /// [`Index::create`] over any storage backend (tests use `testing::MemStorage`).
+    /// The emptiness check runs with the writer lock held: of two processes
+    /// creating (or importing) into one directory at once, one gets the
+    /// index and the other an error, and neither removes the other's files.
     pub fn create_in(path: PathBuf, storage: Arc<dyn Storage>, config: Config) -> Result<Index> {
         config.validate()?;
         let guard = storage.lock_writer()?;
-        if write::latest_manifest(&*storage).is_ok_and(|m| m.is_some()) {
+        let names = storage.list()?;
+        if names.iter().any(|n| crate::format::parse_manifest_name(n).is_some()) {
             return Err(Error::AlreadyExists(path));
+        }
+        if names.iter().any(|n| n != crate::storage::LOCK_FILE) {
+            return Err(not_empty(&path));
         }
         let manifest = write::create(&*storage, config)?;
         let snapshot = Snapshot::load(&*storage, manifest, None)?;
@@ -170,18 +192,34 @@ impl Index {
             return Err(Error::InvalidInput(format!("list {l} is beyond nlist = {}", c.nlist)));
         }
         crate::input::check_unique_ids(&vectors.ids)?;
-        let index = Index::create(path, c)?;
-        index.write(|_| {
+        let path = path.as_ref();
+        let (index, made) = Index::create_fs(path, c)?;
+        let filled = index.write(|_| {
             let snap = index.snapshot();
-            if snap.quantizers.is_some() || snap.manifest.stored_vectors() > 0 {
-                return Err(Error::AlreadyExists(index.path.clone()));
-            }
             let batch =
                 write::Batch { lists: vectors.lists, codes: vectors.codes, ids: vectors.ids, ..Default::default() };
             let manifest = write::commit_encoded(&*index.storage, &snap.manifest, &quantizers, batch)?;
             index.install(manifest, &snap).map(drop)
-        })?;
-        Ok(index)
+        });
+        match filled {
+            Ok(()) => Ok(index),
+            Err(e) => {
+                // The directory was empty when the lock was taken and the
+                // lock is still held, so every file of ours in it is this
+                // call's: remove them (user files, if any appeared, stay).
+                if let Ok(names) = index.storage.list() {
+                    for n in names.iter().filter(|n| crate::format::is_format_name(n)) {
+                        let _ = index.storage.remove(n);
+                    }
+                }
+                drop(index);
+                if made {
+                    let _ = std::fs::remove_file(path.join(crate::storage::LOCK_FILE));
+                    let _ = std::fs::remove_dir(path);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Opens an existing index for reading and writing. Fails at once with
@@ -204,19 +242,53 @@ impl Index {
     pub fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
         // Look before locking: the lock file must not appear in a directory
         // that holds no index.
-        if write::latest_manifest(&*storage)?.is_none() {
+        if recovery::latest_manifest(&*storage)?.is_none() {
             return Err(Error::NotAnIndex(path));
         }
         let guard = if writable { Some(storage.lock_writer()?) } else { None };
-        let (snapshot, damaged) = load_latest(&*storage, &path, None)?;
-        // Only once the state loaded in full: its files are then known to
-        // exist, and everything else of ours is a leftover — unless a newer,
-        // damaged manifest was passed over: then nothing is removed, so that
-        // no file it names is lost (`verify` reports the damage).
-        if writable && !damaged {
-            write::remove_leftovers(&*storage, &snapshot.manifest)?;
+        let loaded = load_latest(&*storage, &path, None)?;
+        if writable {
+            // A damaged newest manifest: committing on the older state would
+            // reuse the lost generation's file numbers. Refuse until an
+            // explicit `recover`.
+            if let Some(e) = loaded.refusal {
+                return Err(e);
+            }
+            // Only once the state loaded in full: its files are then known
+            // to exist, and everything else of ours is a leftover.
+            recovery::remove_leftovers(&*storage, &loaded.snapshot.manifest)?;
         }
-        Ok(Index::assemble(path, storage, snapshot, guard))
+        let index = Index::assemble(path, storage, loaded.snapshot, guard);
+        *index.warnings.lock() = loaded.warnings;
+        Ok(index)
+    }
+
+    /// Problems a read-only open (or [`Index::refresh`]) passed over: a
+    /// damaged newest manifest, with the older generation shown instead.
+    /// One line each, for the caller to show its user.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().clone()
+    }
+
+    /// Rolls the index at `path` back past a damaged newest manifest, the
+    /// explicit recovery that writers refuse to do on their own: the damaged
+    /// manifests and every file newer than the last good generation are
+    /// renamed to `<name>.damaged` (kept, never deleted), after which the
+    /// index opens at that generation. Takes the writer lock; with nothing
+    /// damaged it changes nothing. See FORMAT.md, "Damage and recovery".
+    pub fn recover(path: impl AsRef<Path>) -> Result<RecoverReport> {
+        let path = path.as_ref();
+        check_dir(path)?;
+        Index::recover_in(&FsStorage::new(path))
+    }
+
+    /// [`Index::recover`] over any storage backend.
+    pub fn recover_in(storage: &dyn Storage) -> Result<RecoverReport> {
+        if recovery::latest_manifest(storage)?.is_none() {
+            return Err(Error::NotAnIndex(storage.describe("").into()));
+        }
+        let _lock = storage.lock_writer()?;
+        recovery::recover(storage)
     }
 
     fn assemble(
@@ -226,7 +298,7 @@ impl Index {
         guard: Option<Box<dyn Send + Sync>>,
     ) -> Index {
         let writer = guard.map(|g| Mutex::new(Writer { _lock: g, policy: MergePolicy::default(), poisoned: None }));
-        Index { path, storage, current: RwLock::new(Arc::new(snap)), writer }
+        Index { path, storage, current: RwLock::new(Arc::new(snap)), writer, warnings: Mutex::new(Vec::new()) }
     }
 
     /// Sets when segments are merged automatically after `add`.
@@ -273,9 +345,10 @@ impl Index {
     /// want to see another process's writes).
     pub fn refresh(&self) -> Result<()> {
         let previous = self.snapshot();
-        let (next, _) = load_latest(&*self.storage, &self.path, Some(&previous))?;
-        if next.manifest.generation != previous.manifest.generation {
-            *self.current.write() = Arc::new(next);
+        let loaded = load_latest(&*self.storage, &self.path, Some(&previous))?;
+        *self.warnings.lock() = loaded.warnings;
+        if loaded.snapshot.manifest.generation != previous.manifest.generation {
+            *self.current.write() = Arc::new(loaded.snapshot);
         }
         Ok(())
     }
@@ -556,19 +629,27 @@ impl Index {
     }
 }
 
-/// Loads the newest manifest and what it names, and says whether a damaged
-/// newer manifest was passed over. A reader can race a writer that retires
-/// files right after publishing a newer manifest: a file that vanished means
-/// "look again".
-fn load_latest(storage: &dyn Storage, path: &Path, previous: Option<&Snapshot>) -> Result<(Snapshot, bool)> {
+/// What [`load_latest`] found.
+struct Loaded {
+    snapshot: Snapshot,
+    /// For read-only handles: a damaged newer manifest was passed over.
+    warnings: Vec<String>,
+    /// For writers: the error that refuses them, if so.
+    refusal: Option<Error>,
+}
+
+/// Loads the newest manifest and what it names. A reader can race a writer
+/// that retires files right after publishing a newer manifest: a file that
+/// vanished means "look again".
+fn load_latest(storage: &dyn Storage, path: &Path, previous: Option<&Snapshot>) -> Result<Loaded> {
     let mut attempt = 0;
     loop {
-        let found = write::find_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(path.to_owned()))?;
+        let found = recovery::find_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(path.to_owned()))?;
+        let warnings = found.warnings(&path.display().to_string());
+        let refusal = found.refuse_writers().err();
         match Snapshot::load(storage, found.manifest, previous) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 100 => {
-                attempt += 1;
-            }
-            other => return other.map(|s| (s, found.skipped_damaged)),
+            Err(e) if recovery::is_not_found(&e) && attempt < 100 => attempt += 1,
+            other => return other.map(|snapshot| Loaded { snapshot, warnings, refusal }),
         }
     }
 }
@@ -593,6 +674,54 @@ fn reject_live_ids(snap: &Snapshot, ids: &[u64]) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Makes `path` (and missing parents), durably. Returns whether this call
+/// made `path` itself; an existing directory is fine, anything else there is
+/// an error.
+fn make_dir(path: &Path) -> Result<bool> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    match std::fs::create_dir(path) {
+        Ok(()) => {
+            // Make the new directory's own name durable.
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                FsStorage::new(parent).sync_dir()?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Ok(false),
+            _ => Err(Error::InvalidInput(format!("{}: exists and is not a directory", path.display()))),
+        },
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Refuses a directory holding anything but a lock file: an index there is
+/// [`Error::AlreadyExists`]; anything else is probably a folder of the
+/// user's given in the wrong place.
+fn refuse_non_empty(path: &Path) -> Result<()> {
+    let mut others = false;
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let name = entry.map_err(|e| Error::io(path, e))?.file_name();
+        if name.to_str().is_some_and(|n| crate::format::parse_manifest_name(n).is_some()) {
+            return Err(Error::AlreadyExists(path.to_owned()));
+        }
+        others |= name != crate::storage::LOCK_FILE;
+    }
+    if others {
+        return Err(not_empty(path));
+    }
+    Ok(())
+}
+
+fn not_empty(path: &Path) -> Error {
+    Error::InvalidInput(format!(
+        "{}: exists, is not a chromatica index and is not empty; give a new or empty directory for the index",
+        path.display()
+    ))
 }
 
 fn check_dir(path: &Path) -> Result<()> {

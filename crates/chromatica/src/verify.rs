@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::parse_manifest_name;
 use crate::read::Snapshot;
+use crate::recovery::{is_not_found, latest_manifest};
 use crate::storage::Storage;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -23,14 +24,40 @@ pub struct VerifyReport {
     pub leftovers: Vec<String>,
 }
 
+/// Verifies one consistent state while writers may be committing. A writer
+/// removes a file only after publishing a manifest that no longer names it,
+/// so a file of the state that vanished mid-check means a newer generation
+/// appeared: the check starts again on it (up to 100 times), as searches
+/// reload. A file that is missing while the newest generation stays the
+/// same is reported.
 pub fn verify(storage: &dyn Storage) -> Result<VerifyReport> {
-    let names = storage.list()?;
-    // Every manifest present must decode, not only the newest.
-    for name in names.iter().filter(|n| parse_manifest_name(n).is_some()) {
-        Manifest::decode(&storage.map(name)?, &storage.describe(name))?;
+    let mut attempt = 0;
+    loop {
+        let before = newest_generation(storage)?;
+        match verify_once(storage) {
+            Err(e) if is_not_found(&e) && attempt < 100 && newest_generation(storage)? != before => attempt += 1,
+            other => return other,
+        }
     }
-    let manifest =
-        crate::write::latest_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(storage.describe("").into()))?;
+}
+
+fn newest_generation(storage: &dyn Storage) -> Result<Option<u64>> {
+    Ok(storage.list()?.iter().filter_map(|n| parse_manifest_name(n)).max())
+}
+
+fn verify_once(storage: &dyn Storage) -> Result<VerifyReport> {
+    let names = storage.list()?;
+    // Every manifest present must decode, not only the newest — but one
+    // that is gone by the time it is read was retired by a writer after
+    // publishing a newer one.
+    for name in names.iter().filter(|n| parse_manifest_name(n).is_some()) {
+        match storage.map(name) {
+            Ok(bytes) => drop(Manifest::decode(&bytes, &storage.describe(name))?),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let manifest = latest_manifest(storage)?.ok_or_else(|| Error::NotAnIndex(storage.describe("").into()))?;
     let snap = Snapshot::load(storage, manifest, None)?;
     let m = &snap.manifest;
     let mut bytes = 0u64;

@@ -6,7 +6,6 @@ use chromatica::color::{fit_within, load_image, to_hex};
 use chromatica::{Error, Result};
 use rayon::prelude::*;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 /// Longest side of an embedded thumbnail.
@@ -127,24 +126,6 @@ pub fn render(title: &str, query_image: Option<&Path>, query_palette: &[[u8; 3]]
     s
 }
 
-/// Writes `contents` to `out` atomically: a temporary file beside it,
-/// synced, then renamed over it.
-pub fn write_atomically(out: &Path, contents: &[u8]) -> Result<()> {
-    let name = out.file_name().ok_or_else(|| Error::InvalidInput(format!("{}: not a file name", out.display())))?;
-    let tmp = out.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()
-    })()
-    .map_err(|e| Error::io(&tmp, e))
-    .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 pub fn write_contact_sheet(
     out: &Path,
     title: &str,
@@ -152,7 +133,7 @@ pub fn write_contact_sheet(
     query_palette: &[[u8; 3]],
     entries: &[SheetEntry],
 ) -> Result<()> {
-    write_atomically(out, render(title, query_image, query_palette, entries).as_bytes())
+    chromatica::fsutil::write_atomic_bytes(out, render(title, query_image, query_palette, entries).as_bytes())
 }
 
 #[cfg(test)]

@@ -582,7 +582,7 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
         return Err(Error::InvalidInput("--threads must be at least 1".into()));
     }
     let rerank = a.rerank.resolve()?;
-    let index = Index::open_read_only(a.dir)?;
+    let index = super::open_read_only(a.dir)?;
     let snap = index.snapshot();
     let c = snap.manifest.config;
     if c.dim != HIST_DIM {

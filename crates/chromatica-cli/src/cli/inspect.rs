@@ -1,6 +1,6 @@
 //! `chromatica inspect`: a human summary, or the same facts as JSON.
 
-use chromatica::{Index, Result};
+use chromatica::Result;
 use std::path::Path;
 
 fn mib(b: u64) -> String {
@@ -12,7 +12,7 @@ fn mib(b: u64) -> String {
 }
 
 pub fn run(dir: &Path, json: bool) -> Result<()> {
-    let index = Index::open_read_only(dir)?;
+    let index = super::open_read_only(dir)?;
     let i = index.inspect();
     if json {
         println!("{}", serde_json::to_string_pretty(&i).expect("plain data serialises"));

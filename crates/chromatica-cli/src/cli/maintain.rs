@@ -1,4 +1,4 @@
-//! Maintenance: delete, compact, verify.
+//! Maintenance: delete, compact, retrain, verify, recover.
 
 use chromatica::{vecio, Index, Result};
 use std::path::Path;
@@ -60,5 +60,18 @@ pub fn verify(dir: &Path, json: bool) -> Result<()> {
     for l in &r.leftovers {
         println!("leftover (removed at the next writer open): {l}");
     }
+    Ok(())
+}
+
+pub fn recover(dir: &Path) -> Result<()> {
+    let r = Index::recover(dir)?;
+    if r.moved_aside.is_empty() {
+        println!("nothing to recover: the newest manifest is sound (generation {})", r.generation);
+        return Ok(());
+    }
+    for (from, to) in &r.moved_aside {
+        println!("kept aside: {from} -> {to}");
+    }
+    println!("recovered: the index opens at generation {} (the last good state, committed anew)", r.generation);
     Ok(())
 }

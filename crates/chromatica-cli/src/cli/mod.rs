@@ -157,7 +157,8 @@ enum Command {
         /// Also write a self-contained HTML contact sheet of the results.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
-        /// With --vectors: result ids, one row per query, -1 where fewer than k exist.
+        /// With --vectors: result ids, one row per query, -1 where fewer than
+        /// k exist: FILE.ivecs (int32) or FILE.npy (int64, for ids ≥ 2^31).
         #[arg(long, requires = "vectors", conflicts_with_all = ["colors", "image"])]
         out: Option<PathBuf>,
         /// With --vectors: result distances (squared L2), +inf where fewer than k exist.
@@ -194,12 +195,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Roll back past a damaged newest manifest, which writers refuse to
+    /// commit on: the damaged manifest and every file newer than the last
+    /// good generation are renamed to NAME.damaged (kept, not deleted) and
+    /// the last good state is committed again. With nothing damaged, changes
+    /// nothing.
+    Recover { dir: PathBuf },
     /// Show configuration, counts, segments, list sizes, memory and disk use.
     Inspect {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Opens an index read-only and prints what the open passed over (a
+/// damaged newest manifest) as warnings on stderr.
+pub(crate) fn open_read_only(dir: &std::path::Path) -> Result<chromatica::Index> {
+    let index = chromatica::Index::open_read_only(dir)?;
+    for w in index.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok(index)
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -253,6 +270,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compact { dir } => maintain::compact(&dir),
         Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),
         Command::Verify { dir, json } => maintain::verify(&dir, json),
+        Command::Recover { dir } => maintain::recover(&dir),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
     }
 }

@@ -175,7 +175,8 @@ pub fn search(
     out: &Path,
     distances: Option<&Path>,
 ) -> Result<()> {
-    let index = Index::open_read_only(dir)?;
+    let ids_format = IdsFormat::of(out)?;
+    let index = super::open_read_only(dir)?;
     let c = index.config();
     if k == 0 {
         return Err(Error::InvalidInput("--k must be at least 1".into()));
@@ -197,7 +198,7 @@ pub fn search(
     let params = SearchParams { nprobe, ..SearchParams::new(k) };
     let pb = bar(file.len() as u64, "searching");
     let t = Instant::now();
-    let mut ids = Vec::with_capacity(file.len() * k);
+    let mut ids: Vec<i64> = Vec::with_capacity(file.len() * k);
     let mut dists = Vec::with_capacity(file.len() * k);
     let mut buf = Vec::new();
     for start in (0..file.len()).step_by(BATCH) {
@@ -209,10 +210,7 @@ pub fn search(
             for j in 0..k {
                 match row.get(j) {
                     Some(nb) => {
-                        let id = i32::try_from(nb.id).map_err(|_| {
-                            Error::InvalidInput(format!("id {} does not fit the int32 of an .ivecs file", nb.id))
-                        })?;
-                        ids.push(id);
+                        ids.push(ids_format.check(nb.id, out)?);
                         dists.push(nb.distance);
                     }
                     None => {
@@ -226,7 +224,13 @@ pub fn search(
     }
     pb.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
-    vecio::write_ivecs(out, &ids, k)?;
+    match ids_format {
+        IdsFormat::Ivecs => {
+            let narrow: Vec<i32> = ids.iter().map(|&id| id as i32).collect(); // checked to fit above
+            vecio::write_ivecs(out, &narrow, k)?
+        }
+        IdsFormat::Npy => vecio::write_npy_i64(out, &ids, k)?,
+    }
     if let Some(d) = distances {
         vecio::write_fvecs(d, &dists, k)?;
     }
@@ -237,4 +241,52 @@ pub fn search(
         file.len() as f64 / secs
     );
     Ok(())
+}
+
+/// The file `search --out` writes result ids to, chosen by its extension:
+/// `.ivecs` (int32, as faiss's tools read it) or `.npy` (int64, every id).
+#[derive(Clone, Copy)]
+enum IdsFormat {
+    Ivecs,
+    Npy,
+}
+
+impl IdsFormat {
+    fn of(out: &Path) -> Result<IdsFormat> {
+        match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("ivecs") => Ok(IdsFormat::Ivecs),
+            Some("npy") => Ok(IdsFormat::Npy),
+            _ => Err(Error::InvalidInput(format!(
+                "{}: --out must end in .ivecs (int32 ids) or .npy (int64 ids)",
+                out.display()
+            ))),
+        }
+    }
+
+    /// A result id as stored, or an error (before anything is written) if
+    /// the format cannot hold it.
+    fn check(self, id: u64, out: &Path) -> Result<i64> {
+        let fits = match self {
+            IdsFormat::Ivecs => i32::try_from(id).is_ok(),
+            IdsFormat::Npy => i64::try_from(id).is_ok(),
+        };
+        if !fits {
+            let hint = match self {
+                IdsFormat::Ivecs => "; write --out FILE.npy for int64 ids",
+                IdsFormat::Npy => "",
+            };
+            return Err(Error::bad_file(
+                out,
+                format!("id {id} does not fit the {} of this file{hint}; nothing was written", self.width()),
+            ));
+        }
+        Ok(id as i64)
+    }
+
+    fn width(self) -> &'static str {
+        match self {
+            IdsFormat::Ivecs => "int32 of an .ivecs",
+            IdsFormat::Npy => "int64 of an .npy",
+        }
+    }
 }

@@ -108,6 +108,19 @@ impl Manifest {
         }
     }
 
+    /// The manifest the next commit starts from: a copy one generation on.
+    /// Counters never wrap: a generation at 2^64 − 1 has no successor (a
+    /// crafted manifest could claim one), and the commit is refused before
+    /// anything is written.
+    pub fn successor(&self) -> Result<Manifest> {
+        let generation = self.generation.checked_add(1).ok_or_else(|| {
+            Error::InvalidInput(
+                "generations exhausted (the manifest's generation is 2^64 − 1); nothing was written".into(),
+            )
+        })?;
+        Ok(Manifest { generation, ..self.clone() })
+    }
+
     /// Vectors stored in segments, deleted ones included.
     pub fn stored_vectors(&self) -> u64 {
         self.segments.iter().map(|s| s.vectors).sum()
@@ -131,7 +144,7 @@ impl Manifest {
         names
             .into_iter()
             .filter(|name| {
-                name.ends_with(super::TEMP_SUFFIX)
+                super::parse_manifest_temp_name(name).is_some()
                     || super::parse_manifest_name(name).is_some_and(|g| g != self.generation)
                     || super::parse_numbered_name(name).is_some_and(|(n, _)| !live.contains(&n))
             })

@@ -192,6 +192,31 @@ pub fn parse_manifest_name(name: &str) -> Option<u64> {
     (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten()
 }
 
+/// A manifest's temporary file: `MANIFEST-<16 hex>.tmp`, or
+/// `MANIFEST-<16 hex>.<k>.tmp` (k decimal) when that name was taken.
+pub fn manifest_temp_name(generation: u64, k: u32) -> String {
+    match k {
+        0 => format!("{}{TEMP_SUFFIX}", manifest_name(generation)),
+        k => format!("{}.{k}{TEMP_SUFFIX}", manifest_name(generation)),
+    }
+}
+
+/// The generation of a manifest's temporary file name, if `name` is one
+/// (see [`manifest_temp_name`]). No other `*.tmp` name belongs to the format.
+pub fn parse_manifest_temp_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(TEMP_SUFFIX)?;
+    let (manifest, k) = stem.split_once('.').unwrap_or((stem, "0"));
+    (!k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())).then(|| parse_manifest_name(manifest)).flatten()
+}
+
+/// Whether `name` is one the format owns (a manifest, its temporary file,
+/// or a numbered file): the only names the engine ever removes.
+pub fn is_format_name(name: &str) -> bool {
+    parse_manifest_name(name).is_some()
+        || parse_manifest_temp_name(name).is_some()
+        || parse_numbered_name(name).is_some()
+}
+
 /// The number of a segment, quantizer or tombstone file name, if `name` is one.
 pub fn parse_numbered_name(name: &str) -> Option<(u64, &str)> {
     let (hex, ext) = name.split_once('.')?;
@@ -212,6 +237,11 @@ mod tests {
         assert_eq!(parse_numbered_name(&quantizer_name(9)), Some((9, "qnt")));
         assert_eq!(parse_manifest_name("MANIFEST-xyz"), None);
         assert_eq!(parse_numbered_name("0000000000000001.seg.tmp"), None);
+        assert_eq!(parse_manifest_temp_name(&manifest_temp_name(5, 0)), Some(5));
+        assert_eq!(parse_manifest_temp_name(&manifest_temp_name(5, 3)), Some(5));
+        for other in ["x.tmp", "MANIFEST-0000000000000005", "MANIFEST-0000000000000005.a.tmp", "MANIFEST-5.tmp"] {
+            assert_eq!(parse_manifest_temp_name(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use super::{Bytes, Storage, StorageFile};
 use crate::error::{Error, Result};
-use std::fs::{File, OpenOptions};
+use crate::fsutil;
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -36,32 +37,19 @@ impl StorageFile for FsFile {
     }
 }
 
-const LOCK_FILE: &str = "LOCK";
+use super::LOCK_FILE;
 
 impl Storage for FsStorage {
     fn create(&self, name: &str) -> Result<Box<dyn StorageFile>> {
         let path = self.path(name);
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = fsutil::create_new(&path)?;
         Ok(Box::new(FsFile { file, path }))
     }
 
     fn map(&self, name: &str) -> Result<Bytes> {
-        let path = self.path(name);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        if len == 0 {
-            // mmap of an empty file fails on Linux; an empty buffer is the same view.
-            return Ok(Bytes::Owned(Default::default()));
-        }
-        // Index files are immutable once written: the engine never
-        // writes to a file after it is committed, it only creates new ones and
-        // removes old ones (a removed file stays mapped until unmapped). A
-        // process that truncates our files behind our back can still cause
-        // SIGBUS; that is the documented contract of memory-mapped stores.
-        // SAFETY: nothing writes to a committed file, so the mapped bytes never change.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        Ok(Bytes::Mapped(map))
+        // Index files are immutable once written: the engine never writes
+        // to a file after it is committed (see `fsutil::map_file`).
+        fsutil::map_file(&self.path(name))
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -77,6 +65,12 @@ impl Storage for FsStorage {
         let mut names = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            // Directories are never files of an index, whatever their name:
+            // they are neither read nor removed. (`file_type` does not follow
+            // symlinks: a link is listed, and removing it removes the link.)
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             if let Some(n) = entry.file_name().to_str() {
                 names.push(n.to_owned());
             }
@@ -90,8 +84,7 @@ impl Storage for FsStorage {
 
     fn lock_writer(&self) -> Result<Box<dyn Send + Sync>> {
         let path = self.path(LOCK_FILE);
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = fsutil::open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(file)),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(self.dir.clone())),

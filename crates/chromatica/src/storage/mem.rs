@@ -175,6 +175,9 @@ impl Storage for MemStorage {
     fn create(&self, name: &str) -> Result<Box<dyn StorageFile>> {
         let mut s = self.state.lock();
         tick(&mut s, name)?;
+        if s.names.contains_key(name) {
+            return Err(Error::io(format!("mem:{name}"), std::io::ErrorKind::AlreadyExists.into()));
+        }
         s.inodes.push(Inode::default());
         let inode = s.inodes.len() - 1;
         s.names.insert(name.to_owned(), inode);

@@ -21,16 +21,24 @@ use crate::error::Result;
 use std::fmt::Debug;
 use std::ops::Deref;
 
+/// The name of the writer's lock file in an index directory.
+pub const LOCK_FILE: &str = "LOCK";
+
 /// A flat directory of named files.
 pub trait Storage: Send + Sync + Debug {
-    /// Creates (or truncates) `name` for writing.
+    /// Creates `name` for writing. Fails if the name exists in any form
+    /// (file, directory, symlink): a new file is always a new inode, and
+    /// nothing is ever written through a link planted in the directory.
     fn create(&self, name: &str) -> Result<Box<dyn StorageFile>>;
-    /// A read-only view of an immutable file: memory-mapped on the filesystem.
+    /// A read-only view of an immutable file: memory-mapped on the
+    /// filesystem. Anything but a regular file (a FIFO, a device) is refused
+    /// without blocking.
     fn map(&self, name: &str) -> Result<Bytes>;
     /// Atomically replaces `to` with `from`.
     fn rename(&self, from: &str, to: &str) -> Result<()>;
     fn remove(&self, name: &str) -> Result<()>;
-    /// File names in the directory, in no particular order.
+    /// Names in the directory, in no particular order; directories are
+    /// left out (no file of an index is one).
     fn list(&self) -> Result<Vec<String>>;
     /// Makes every earlier create, rename and remove durable.
     fn sync_dir(&self) -> Result<()>;
@@ -59,6 +67,17 @@ impl Deref for Bytes {
         match self {
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
+        }
+    }
+}
+
+impl Bytes {
+    /// Hints the kernel that the bytes will be read front to back (larger
+    /// read-ahead). Only a hint: failure is harmless.
+    pub fn advise_sequential(&self) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(m) = self {
+            let _ = m.advise(memmap2::Advice::Sequential);
         }
     }
 }

@@ -69,8 +69,7 @@ impl MergePolicy {
 pub fn commit_merge(storage: &dyn Storage, snap: &Snapshot, victims: &[usize]) -> Result<Manifest> {
     let current = &snap.manifest;
     let batch = live_batch(snap, victims)?;
-    let mut next = current.clone();
-    next.generation += 1;
+    let mut next = current.successor()?;
     let retired: Vec<u64> = victims.iter().map(|&i| current.segments[i].file).collect();
     next.segments.retain(|s| !retired.contains(&s.file));
     let mut new_files = Vec::new();
@@ -102,8 +101,7 @@ pub fn commit_retrain(storage: &dyn Storage, snap: &Snapshot, q: &Quantizers) ->
         batch.lists = lists;
         batch.codes = codes;
     }
-    let mut next = current.clone();
-    next.generation += 1;
+    let mut next = current.successor()?;
     next.config = q.config;
     let qnum = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
     next.quantizer_file = Some(qnum);

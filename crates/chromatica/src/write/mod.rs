@@ -13,21 +13,21 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, SegmentMeta, TombstoneMeta};
 use crate::format::segment::{Record, SegmentInput, Sparse};
 use crate::format::{
-    manifest_name, parse_manifest_name, quantizer_name, segment, segment_name, tombstone_file, tombstone_name,
-    TEMP_SUFFIX,
+    manifest_name, manifest_temp_name, quantizer_name, segment, segment_name, tombstone_file, tombstone_name,
 };
 use crate::quantizer::Quantizers;
-use crate::storage::{write_file, Storage};
+use crate::storage::Storage;
 
 /// Publishes `next` as the current manifest, then drops the one it replaces.
 pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> Result<()> {
     let name = manifest_name(next.generation);
-    let tmp = format!("{name}{TEMP_SUFFIX}");
-    if let Err(e) = write_file(storage, &tmp, &next.encode()).and_then(|()| storage.rename(&tmp, &name)) {
-        // Nothing is visible yet: the new manifest never got its name.
-        let _ = storage.remove(&tmp);
-        return Err(e);
-    }
+    let published = write_manifest_temp(storage, next).and_then(|tmp| {
+        storage.rename(&tmp, &name).inspect_err(|_| {
+            // Nothing is visible yet: the new manifest never got its name.
+            let _ = storage.remove(&tmp);
+        })
+    });
+    published?;
     if let Err(e) = storage.sync_dir() {
         // The new manifest is visible but may not be durable: the outcome is
         // unknown. Withdraw it; if even that cannot be made durable, only a
@@ -45,29 +45,81 @@ pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> 
     Ok(())
 }
 
+/// Writes `next` to a new temporary file, synced; returns its name. The
+/// writer lock is held, so an entry of the usual name is not another
+/// writer's: a leftover, unlinked (which never touches a link's target), or
+/// something planted that will not go (a directory), passed over for the
+/// next temporary name.
+fn write_manifest_temp(storage: &dyn Storage, next: &Manifest) -> Result<String> {
+    let bytes = next.encode();
+    let (mut k, mut unlinked) = (0, false);
+    loop {
+        let tmp = manifest_temp_name(next.generation, k);
+        match storage.create(&tmp) {
+            Err(e) if crate::fsutil::is_already_exists(&e) && k < 16 => {
+                // Unlink once (only when the name is taken, so a normal
+                // commit makes no extra call); if it stays, the next name.
+                if !unlinked && storage.remove(&tmp).is_ok() {
+                    unlinked = true;
+                } else {
+                    (k, unlinked) = (k + 1, false);
+                }
+            }
+            Err(e) => return Err(e),
+            Ok(mut f) => {
+                return match f.write_all(&bytes).and_then(|()| f.sync()) {
+                    Ok(()) => Ok(tmp),
+                    Err(e) => {
+                        let _ = storage.remove(&tmp);
+                        Err(e)
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Numbers skipped at most per new file when their names are taken.
+const MAX_TAKEN_NUMBERS: u64 = 64;
+
 /// Writes a new file with the next file number and makes it and its name
-/// durable. Returns the number.
+/// durable. Returns the number. A number whose name is already taken in the
+/// directory (a link or directory planted after the writer opened, or a
+/// leftover) is skipped, never written through: numbers only need to be
+/// unused, not consecutive.
 pub(crate) fn write_numbered(
     storage: &dyn Storage,
     manifest: &mut Manifest,
     name: fn(u64) -> String,
     bytes: &[u8],
 ) -> Result<u64> {
-    let number = manifest.next_file;
-    manifest.next_file += 1;
-    let file = name(number);
-    let written = write_file(storage, &file, bytes).and_then(|()| storage.sync_dir());
-    if let Err(e) = written {
-        let _ = storage.remove(&file);
-        return Err(e);
+    let mut skipped = 0;
+    loop {
+        let number = manifest.next_file;
+        manifest.next_file = number
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidInput("file numbers exhausted (next_file is at 2^64)".into()))?;
+        let file = name(number);
+        let created = storage.create(&file);
+        let mut f = match created {
+            Err(e) if crate::fsutil::is_already_exists(&e) && skipped < MAX_TAKEN_NUMBERS => {
+                skipped += 1;
+                continue;
+            }
+            other => other?,
+        };
+        let written = f.write_all(bytes).and_then(|()| f.sync()).and_then(|()| storage.sync_dir());
+        if let Err(e) = written {
+            let _ = storage.remove(&file);
+            return Err(e);
+        }
+        return Ok(number);
     }
-    Ok(number)
 }
 
 /// Commits trained quantizers. Returns the new manifest.
 pub fn commit_quantizers(storage: &dyn Storage, current: &Manifest, q: &Quantizers) -> Result<Manifest> {
-    let mut next = current.clone();
-    next.generation += 1;
+    let mut next = current.successor()?;
     let number = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
     next.quantizer_file = Some(number);
     commit_or_clean(storage, current, &next, &[quantizer_name(number)])?;
@@ -78,8 +130,7 @@ pub fn commit_quantizers(storage: &dyn Storage, current: &Manifest, q: &Quantize
 /// with them (an import) in one manifest: a crash leaves the index as it
 /// was, or holding both. Returns the new manifest.
 pub fn commit_encoded(storage: &dyn Storage, current: &Manifest, q: &Quantizers, batch: Batch) -> Result<Manifest> {
-    let mut next = current.clone();
-    next.generation += 1;
+    let mut next = current.successor()?;
     let number = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
     next.quantizer_file = Some(number);
     let mut files = vec![quantizer_name(number)];
@@ -165,8 +216,7 @@ impl Batch {
 /// Commits one batch (vectors in input order) as a new segment.
 pub fn commit_segment(storage: &dyn Storage, current: &Manifest, batch: Batch) -> Result<Manifest> {
     let max_id = batch.ids.iter().copied().max().expect("non-empty batch");
-    let mut next = current.clone();
-    next.generation += 1;
+    let mut next = current.successor()?;
     let name = write_segment(storage, &mut next, batch)?;
     next.next_id = next.next_id.max(max_id.saturating_add(1));
     commit_or_clean(storage, current, &next, &[name])?;
@@ -228,11 +278,10 @@ pub fn commit_tombstones(
     ids: &[u64],
     per_segment: &[u64],
 ) -> Result<Manifest> {
-    let mut next = current.clone();
+    let mut next = current.successor()?;
     for (s, &n) in next.segments.iter_mut().zip(per_segment) {
         s.deleted += n;
     }
-    next.generation += 1;
     let number = write_numbered(storage, &mut next, tombstone_name, &tombstone_file::encode(ids))?;
     next.tombstones.push(TombstoneMeta { file: number, ids: ids.len() as u64, generation: next.generation });
     commit_or_clean(storage, current, &next, &[tombstone_name(number)])?;
@@ -244,71 +293,4 @@ pub fn create(storage: &dyn Storage, config: Config) -> Result<Manifest> {
     let m = Manifest::new(config);
     commit(storage, &m, None)?;
     Ok(m)
-}
-
-/// The newest manifest that decodes, or `None` if there is no manifest at
-/// all. A newer manifest that fails its checks (torn or damaged) is skipped
-/// in favour of the newest valid one; if none is valid, the newest one's
-/// error is returned.
-pub fn latest_manifest(storage: &dyn Storage) -> Result<Option<Manifest>> {
-    Ok(find_manifest(storage)?.map(|f| f.manifest))
-}
-
-/// What [`find_manifest`] found.
-pub struct Found {
-    pub manifest: Manifest,
-    /// A newer manifest failed its checks and was passed over: its files
-    /// must not be treated as leftovers.
-    pub skipped_damaged: bool,
-}
-
-/// [`latest_manifest`], saying whether a damaged newer manifest was skipped.
-/// A manifest that vanishes between listing and reading was retired by a
-/// writer that just published a newer one: the directory is listed again.
-pub fn find_manifest(storage: &dyn Storage) -> Result<Option<Found>> {
-    let mut attempt = 0;
-    'list: loop {
-        let mut gens: Vec<u64> = storage.list()?.iter().filter_map(|n| parse_manifest_name(n)).collect();
-        gens.sort_unstable_by(|a, b| b.cmp(a));
-        let mut first_err = None;
-        for g in gens {
-            let name = manifest_name(g);
-            let decoded = storage.map(&name).and_then(|b| Manifest::decode(&b, &storage.describe(&name)));
-            match decoded {
-                Ok(m) if m.generation == g => {
-                    return Ok(Some(Found { manifest: m, skipped_damaged: first_err.is_some() }));
-                }
-                Ok(_) => {
-                    first_err.get_or_insert(Error::corrupt(
-                        storage.describe(&name),
-                        16,
-                        "generation differs from file name",
-                    ));
-                }
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 100 => {
-                    attempt += 1;
-                    continue 'list;
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        return first_err.map_or(Ok(None), Err);
-    }
-}
-
-/// Removes what a crash may have left behind: temporary files, manifests
-/// other than `current`, and numbered files `current` does not name. Files
-/// with names the engine does not use are left alone. Returns what it removed.
-pub fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
-    for name in current.leftovers(storage.list()?) {
-        storage.remove(&name)?;
-        removed.push(name);
-    }
-    if !removed.is_empty() {
-        storage.sync_dir()?;
-    }
-    Ok(removed)
 }
