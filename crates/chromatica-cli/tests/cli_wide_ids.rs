@@ -28,17 +28,7 @@ fn fails(args: &[&str]) -> String {
 
 /// A 1-D `<u8` `.npy` of ids, as NumPy writes it.
 fn write_ids_npy(path: &Path, ids: &[u64]) {
-    let dict = format!("{{'descr': '<u8', 'fortran_order': False, 'shape': ({},), }}", ids.len());
-    let total = (10 + dict.len() + 1).div_ceil(64) * 64;
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&((total - 10) as u16).to_le_bytes());
-    b.extend_from_slice(dict.as_bytes());
-    b.resize(total - 1, b' ');
-    b.push(b'\n');
-    for id in ids {
-        b.extend_from_slice(&id.to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
+    chromatica::testing::files::write_npy_1d(path, "<u8", ids.iter().map(|id| id.to_le_bytes()));
 }
 
 fn p(path: &Path) -> &str {

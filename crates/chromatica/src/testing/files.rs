@@ -6,17 +6,21 @@ use std::path::Path;
 
 /// Writes a 1-D little-endian int64 `.npy` file (NumPy format 1.0).
 pub fn write_npy_i64(path: &Path, ids: &[i64]) {
-    let dict = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", ids.len());
+    write_npy_1d(path, "<i8", ids.iter().map(|id| id.to_le_bytes()));
+}
+
+/// Writes a 1-D `.npy` file (NumPy format 1.0) of 8-byte items of dtype
+/// `descr` (`<i8`, `<u8`), as NumPy lays it out.
+pub fn write_npy_1d(path: &Path, descr: &str, items: impl ExactSizeIterator<Item = [u8; 8]>) {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}", items.len());
     let total = (10 + dict.len() + 1).div_ceil(64) * 64;
-    let mut b = Vec::with_capacity(total + ids.len() * 8);
+    let mut b = Vec::with_capacity(total + items.len() * 8);
     b.extend_from_slice(b"\x93NUMPY\x01\x00");
     b.extend_from_slice(&((total - 10) as u16).to_le_bytes());
     b.extend_from_slice(dict.as_bytes());
     b.resize(total - 1, b' ');
     b.push(b'\n');
-    for id in ids {
-        b.extend_from_slice(&id.to_le_bytes());
-    }
+    items.for_each(|item| b.extend_from_slice(&item));
     std::fs::write(path, b).unwrap();
 }
 
