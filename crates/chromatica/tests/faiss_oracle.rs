@@ -142,7 +142,7 @@ fn an_index_built_by_faiss_searches_the_same_after_import() {
 #[test]
 fn faiss_kmeans_trains_to_about_the_native_quantization_error() {
     let data = histograms(20_000, 3);
-    let config = common::config(D, 64, 8, 8, 8);
+    let config = chromatica::testing::data::config(D, 64, 8, 8, 8);
     // Summed over three seeds: one seed's ratio varies by a few % either way.
     let mut sums = [[0f64; 2]; 2];
     for seed in [1, 2, 3] {
