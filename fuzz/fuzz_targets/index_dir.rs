@@ -10,9 +10,11 @@
 //! - when verify passes: live ids are distinct, as many as the snapshot
 //!   says, and (quantizer values being moderate) an exhaustive search
 //!   returns exactly them;
-//! - optionally a writable open, then add, delete, compact and retrain: no
-//!   panic, and an index that verified before still verifies after each
-//!   write that succeeded.
+//! - optionally a writable open, then add (maybe with a coordinate around
+//!   the input limit), delete, compact and retrain: no panic, an add with a
+//!   value beyond the limit fails, every write that succeeded leaves a
+//!   state that opens, and an index that verified before still verifies
+//!   after it.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -135,6 +137,9 @@ struct Input {
     edits: Vec<Edit>,
     /// Also open for writing and add, delete, compact.
     write: bool,
+    /// One coordinate of the added vectors (at position `.1`) set to
+    /// `huge_value(.0)`.
+    huge: Option<(u8, u8)>,
 }
 
 fn name(i: u8) -> &'static str {
@@ -254,9 +259,13 @@ fn read_checks(index: &Index, verified: bool) {
     }
 }
 
-fn write_checks(storage: &MemStorage, verified: bool) {
+fn write_checks(storage: &MemStorage, verified: bool, huge: Option<(u8, u8)>) {
     let Ok(index) = open(storage, true) else { return };
     let still = |what: &str| {
+        // No command may commit a state that open would reject.
+        if let Err(e) = open(storage, false) {
+            panic!("{what} committed a state that open rejects: {e}");
+        }
         if verified {
             if let Err(e) = chromatica::verify::verify(storage) {
                 panic!("the index verified before, and no longer does after {what}: {e}");
@@ -264,7 +273,14 @@ fn write_checks(storage: &MemStorage, verified: bool) {
         }
     };
     let dim = index.config().dim;
-    if index.add(&vectors(5_000, 3, dim), None).is_ok() {
+    let mut data = vectors(5_000, 3, dim);
+    if let Some((v, at)) = huge {
+        let i = at as usize % data.len();
+        data[i] = huge_value(v);
+    }
+    if index.add(&data, None).is_ok() {
+        let beyond = data.iter().find(|x| x.abs() > chromatica::MAX_ABS_VALUE);
+        assert!(beyond.is_none(), "add accepted {beyond:?}, beyond the input limit");
         still("add");
     }
     let first = index.snapshot().live_ids().ok().and_then(|l| l.first().copied());
@@ -298,7 +314,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!verified, "verify passed but a read-only open failed");
     }
     if input.write {
-        write_checks(&storage, verified);
+        write_checks(&storage, verified, input.huge);
     }
     // Verification of whatever is left must not panic either.
     let _ = storage.list().map(|_| chromatica::verify::verify(&storage));

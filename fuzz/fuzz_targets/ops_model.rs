@@ -29,11 +29,13 @@ use std::sync::Arc;
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// `n` vectors with default ids, or with `explicit_ids` (see
-    /// `explicit_id`); with a record per vector if `records`.
+    /// `explicit_id`); with a record per vector if `records`; with one
+    /// coordinate (at position `huge.1`) set to `huge_value(huge.0)`.
     Add {
         n: u8,
         explicit_ids: Option<Vec<u16>>,
         records: bool,
+        huge: Option<(u8, u8)>,
     },
     /// Ids to delete (see `delete_id`).
     Delete(Vec<u16>),
@@ -80,6 +82,17 @@ struct Vector {
     row: u64,
     /// Whether it was added with `record(row)`.
     record: bool,
+    /// A coordinate (column, value) that replaced the generated one.
+    huge: Option<(usize, f32)>,
+}
+
+/// The exact values a vector was added with.
+fn values(v: &Vector) -> Vec<f32> {
+    let mut x = vectors(v.row, 1, DIM);
+    if let Some((col, value)) = v.huge {
+        x[col] = value;
+    }
+    x
 }
 
 struct Model {
@@ -124,7 +137,7 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
             for (d, x) in seg.refine(p).unwrap_or_else(|e| panic!("{at}: refine({p}) of id {id}: {e}")).iter() {
                 dense[d] = x;
             }
-            assert_eq!(dense, vectors(v.row, 1, DIM), "{at}: stored exact values of id {id} changed");
+            assert_eq!(dense, values(&v), "{at}: stored exact values of id {id} changed");
         }
         let rec = seg.record(p).unwrap_or_else(|e| panic!("{at}: record({p}) of id {id}: {e}"));
         let path = rec.map(|r| r.path.to_owned()).unwrap_or_default();
@@ -165,7 +178,7 @@ fuzz_target!(|data: &[u8]| {
             model.refine, model.trained, model.fast_scan
         );
         match op {
-            Op::Add { n, explicit_ids, records } => {
+            Op::Add { n, explicit_ids, records, huge } => {
                 let (count, ids) = match explicit_ids {
                     // High bit of n: a vector count that need not match.
                     Some(v) => {
@@ -177,9 +190,15 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let first_row = row;
                 row += count as u64;
-                let data = vectors(first_row, count, DIM);
+                let mut data = vectors(first_row, count, DIM);
+                // (position in `data`, value) of the huge coordinate.
+                let huge = huge.filter(|_| count > 0).map(|(v, at)| (at as usize % data.len(), huge_value(v)));
+                if let Some((i, v)) = huge {
+                    data[i] = v;
+                }
                 let expect_ok = (model.trained || model.refine)
                     && count > 0
+                    && huge.is_none_or(|(_, v)| v.abs() <= chromatica::MAX_ABS_VALUE)
                     && match &ids {
                         None => true,
                         Some(ids) => {
@@ -204,7 +223,8 @@ fuzz_target!(|data: &[u8]| {
                         let (lo, hi) = (*ids.iter().min().unwrap(), *ids.iter().max().unwrap());
                         assert_eq!(report.ids, lo..hi + 1, "{at}: reported id range");
                         for (k, &id) in ids.iter().enumerate() {
-                            model.live.insert(id, Vector { row: first_row + k as u64, record: records });
+                            let huge = huge.filter(|&(i, _)| i / DIM == k).map(|(i, v)| (i % DIM, v));
+                            model.live.insert(id, Vector { row: first_row + k as u64, record: records, huge });
                         }
                         model.next_id = model.next_id.max(hi + 1);
                     }

@@ -60,6 +60,12 @@ pub enum Error {
     #[error("a commit's outcome is unknown after a failed sync ({0}); reopen the index")]
     Poisoned(String),
 
+    /// A commit was refused because the state it would publish fails the
+    /// checks open makes (e.g. quantizers with non-finite values): nothing
+    /// was committed, the index is as it was.
+    #[error("nothing was committed: the new state would not open: {0}")]
+    WouldNotOpen(Box<Error>),
+
     /// An operating-system I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -17,9 +17,8 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::format::manifest::Manifest;
 use crate::format::segment::{Record, Sparse};
-use crate::input::check_vectors;
+use crate::input::{check_rows, check_vectors, Rows, VectorSource};
 use crate::quantizer::{Quantizers, TrainOptions, TrainReport, TrainStep};
 use crate::read::{Neighbor, SearchParams, Snapshot};
 use crate::recovery::{self, RecoverReport};
@@ -73,8 +72,9 @@ pub struct AddReport {
     /// The ids given to the batch when the caller gave none (else the span
     /// from the smallest to one past the largest given id).
     pub ids: std::ops::Range<u64>,
-    /// File number of the new segment.
-    pub segment: u64,
+    /// File numbers of the new segments, all committed together (one per
+    /// batch of [`Index::add_from`]; one for [`Index::add`]).
+    pub segments: Vec<u64>,
     /// Automatic merges run after the add (see [`MergePolicy`]).
     pub merged: Option<CompactReport>,
     /// An automatic merge or training that failed. The add itself is
@@ -198,8 +198,8 @@ impl Index {
             let snap = index.snapshot();
             let batch =
                 write::Batch { lists: vectors.lists, codes: vectors.codes, ids: vectors.ids, ..Default::default() };
-            let manifest = write::commit_encoded(&*index.storage, &snap.manifest, &quantizers, batch)?;
-            index.install(manifest, &snap).map(drop)
+            index.install(write::commit_encoded(&*index.storage, &snap, &quantizers, batch)?);
+            Ok(())
         });
         match filled {
             Ok(()) => Ok(index),
@@ -307,11 +307,12 @@ impl Index {
         Ok(())
     }
 
-    /// Makes `manifest` (just committed) the current snapshot.
-    fn install(&self, manifest: Manifest, previous: &Snapshot) -> Result<Arc<Snapshot>> {
-        let next = Arc::new(Snapshot::load(&*self.storage, manifest, Some(previous))?);
+    /// Makes `state` (just committed, loaded before its manifest was
+    /// published) the current snapshot.
+    fn install(&self, state: Snapshot) -> Arc<Snapshot> {
+        let next = Arc::new(state);
         *self.current.write() = next.clone();
-        Ok(next)
+        next
     }
 
     pub fn path(&self) -> &Path {
@@ -396,8 +397,7 @@ impl Index {
         let c = snap.manifest.config;
         check_vectors(data, c.dim, "training vectors")?;
         let (q, report) = Quantizers::train(&c, data, opts, progress)?;
-        let manifest = write::commit_quantizers(&*self.storage, &snap.manifest, &q)?;
-        self.install(manifest, &snap)?;
+        self.install(write::commit_quantizers(&*self.storage, &snap, &q)?);
         Ok(report)
     }
 
@@ -405,21 +405,38 @@ impl Index {
     /// this returns. Without `ids`, ids continue from one past the largest id
     /// ever added (0 for a new index).
     pub fn add(&self, data: &[f32], ids: Option<&[u64]>) -> Result<AddReport> {
-        self.write(|w| self.add_locked(w, data, ids, None))
+        self.add_slice(data, ids, None)
     }
 
     /// [`Index::add`] with a record (path, size, mtime) per vector, stored
     /// in the same segment and committed with it.
     pub fn add_records(&self, data: &[f32], ids: Option<&[u64]>, records: &[Record]) -> Result<AddReport> {
-        self.write(|w| self.add_locked(w, data, ids, Some(records)))
+        self.add_slice(data, ids, Some(records))
+    }
+
+    /// [`Index::add`] for an input read `batch_rows` rows at a time (a
+    /// vector file larger than memory). Every row (dimension, NaN/Inf,
+    /// [`crate::MAX_ABS_VALUE`]) and every id (repeats, live ids) is checked
+    /// before anything is written; then each batch becomes a segment, and
+    /// all of them are committed together by one manifest, durable when
+    /// this returns. A bad row or id anywhere leaves the index unchanged.
+    pub fn add_from(&self, source: &dyn VectorSource, ids: Option<&[u64]>, batch_rows: usize) -> Result<AddReport> {
+        self.write(|w| self.add_locked(w, source, ids, None, batch_rows))
+    }
+
+    fn add_slice(&self, data: &[f32], ids: Option<&[u64]>, records: Option<&[Record]>) -> Result<AddReport> {
+        let dim = self.config().dim;
+        crate::input::check_shape(data.len(), dim, "vectors")?;
+        self.write(|w| self.add_locked(w, &Rows { data, dim }, ids, records, usize::MAX))
     }
 
     fn add_locked(
         &self,
         w: &mut Writer,
-        data: &[f32],
+        source: &dyn VectorSource,
         ids: Option<&[u64]>,
         records: Option<&[Record]>,
+        batch_rows: usize,
     ) -> Result<AddReport> {
         let snap = self.snapshot();
         let c = snap.manifest.config;
@@ -427,7 +444,18 @@ impl Index {
         if snap.quantizers.is_none() && !c.refine {
             return Err(Error::NotTrained);
         }
-        let n = check_vectors(data, c.dim, "vectors")?;
+        crate::input::check_dim(source.dim(), c.dim, "vectors")?;
+        let n = source.rows();
+        if n == 0 {
+            return Err(Error::InvalidInput("no vectors given".into()));
+        }
+        let step = batch_rows.clamp(1, n);
+        let batches = || (0..n).step_by(step).map(move |start| (start, step.min(n - start)));
+        // The whole input is checked before anything is written.
+        let mut buf = Vec::new();
+        for (start, count) in batches() {
+            check_rows(source.read(start, count, &mut buf)?, c.dim, "vectors", start)?;
+        }
         if let Some(r) = records.filter(|r| r.len() != n) {
             return Err(Error::InvalidInput(format!("{} records for {n} vectors", r.len())));
         }
@@ -443,15 +471,27 @@ impl Index {
                 (start..start + n as u64).collect()
             }
         };
-        let (lists, codes) = match snap.quantizers.as_deref() {
-            Some(q) => q.encode(data),
-            None => (vec![0; n], Vec::new()),
-        };
-        let refine = c.refine.then(|| data.chunks_exact(c.dim).map(sparse).collect());
-        let batch = write::Batch { lists, codes, ids: ids.clone(), refine, records: records.map(<[Record]>::to_vec) };
-        let manifest = write::commit_segment(&*self.storage, &snap.manifest, batch)?;
-        let segment = manifest.segments.last().expect("just added").file;
-        let mut snap = self.install(manifest, &snap)?;
+        // One segment per batch, written durably but named by no manifest
+        // until all are: the add is one commit.
+        let mut pending = write::Pending::new(&*self.storage, &snap)?;
+        let mut segments = Vec::new();
+        for (start, count) in batches() {
+            let data = source.read(start, count, &mut buf)?;
+            let (lists, codes) = match snap.quantizers.as_deref() {
+                Some(q) => q.encode(data),
+                None => (vec![0; count], Vec::new()),
+            };
+            let rows = start..start + count;
+            let batch = write::Batch {
+                lists,
+                codes,
+                ids: ids[rows.clone()].to_vec(),
+                refine: c.refine.then(|| data.chunks_exact(c.dim).map(sparse).collect()),
+                records: records.map(|r| r[rows].to_vec()),
+            };
+            segments.push(pending.add_segment(batch)?);
+        }
+        let mut snap = self.install(pending.publish()?);
         let (mut merged, mut merge_error) = (None, None);
         while let Some(victims) = w.policy.candidates(&snap.manifest.segments) {
             match self.merge(&snap, &victims) {
@@ -485,7 +525,7 @@ impl Index {
         }
         let lo = *ids.iter().min().expect("non-empty");
         let hi = *ids.iter().max().expect("non-empty");
-        Ok(AddReport { ids: lo..hi + 1, segment, merged, merge_error, trained })
+        Ok(AddReport { ids: lo..hi + 1, segments, merged, merge_error, trained })
     }
 
     /// Trains an auto-training index once it holds enough vectors.
@@ -518,9 +558,13 @@ impl Index {
             c.nprobe = c.nprobe.max(c.nlist / 10).clamp(1, c.nlist);
         }
         let sample = snap.sample_live(256 * c.nlist.max(c.ksub()), opts.seed)?;
+        // Vectors stored before values were limited may be out of range:
+        // say so rather than train quantizers that would not open.
+        if !sample.is_empty() {
+            check_vectors(&sample, c.dim, "stored vectors (training sample)")?;
+        }
         let (q, report) = Quantizers::train(&c, &sample, opts, &mut |_| ())?;
-        let manifest = write::commit_retrain(&*self.storage, snap, &q)?;
-        self.install(manifest, snap)?;
+        self.install(write::commit_retrain(&*self.storage, snap, &q)?);
         Ok(report)
     }
 
@@ -560,9 +604,9 @@ impl Index {
         }
         let mut sorted = ids.to_vec();
         sorted.sort_unstable();
-        let manifest = write::commit_tombstones(&*self.storage, &snap.manifest, &sorted, &per_segment)?;
-        let tombstones = manifest.tombstones.last().expect("just added").file;
-        self.install(manifest, &snap)?;
+        let state = write::commit_tombstones(&*self.storage, &snap, &sorted, &per_segment)?;
+        let tombstones = state.manifest.tombstones.last().expect("just added").file;
+        self.install(state);
         Ok(DeleteReport { deleted: ids.len(), tombstones })
     }
 
@@ -601,8 +645,7 @@ impl Index {
     /// Merges `victims` of `snap` (the writer lock is held by the caller).
     fn merge(&self, snap: &Arc<Snapshot>, victims: &[usize]) -> Result<(Arc<Snapshot>, CompactReport)> {
         let before = snap.manifest.segments.len();
-        let manifest = write::commit_merge(&*self.storage, snap, victims)?;
-        let next = self.install(manifest, snap)?;
+        let next = self.install(write::commit_merge(&*self.storage, snap, victims)?);
         // Not asserted to be at most the manifest's deleted count: a damaged
         // manifest whose counts disagree with its tombstones still opens for
         // writing (only `verify` counts what tombstones hide), and must not

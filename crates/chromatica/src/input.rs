@@ -1,28 +1,95 @@
 //! Checks on caller-supplied vectors, shared by train, add and search.
 
 use crate::error::{Error, Result};
+use crate::vecio::VectorFile;
+
+/// The largest magnitude a coordinate may have: |x| ≤ 1e15. Training and
+/// search compute squared norms and distances in f32, sums of up to
+/// 16 · dim · x² with dim ≤ 65,536 (‖x‖², ‖c‖², the residuals' codebooks
+/// and the cross terms of the L2 decomposition): at this bound they stay
+/// below 1.1e36, a factor of 300 under f32's largest value, so quantizers
+/// trained on accepted data are finite. Larger values (1e20, 5e19) are
+/// refused, naming the row and column; no real descriptor comes near.
+pub const MAX_ABS_VALUE: f32 = 1e15;
 
 /// Number of rows of `data` as `dim`-dimensional vectors, after checking
-/// that it is non-empty, whole rows, and finite. `what` names the input.
+/// that it is non-empty, whole rows, finite and within [`MAX_ABS_VALUE`].
+/// `what` names the input.
 pub fn check_vectors(data: &[f32], dim: usize, what: &str) -> Result<usize> {
-    if data.is_empty() {
-        return Err(Error::InvalidInput(format!("no {what} given")));
-    }
-    if !data.len().is_multiple_of(dim) {
-        return Err(Error::InvalidInput(format!(
-            "{what}: {} floats is not a whole number of vectors of dimension {dim}",
-            data.len()
-        )));
-    }
-    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-        return Err(Error::InvalidInput(format!(
-            "{what}: row {} has a non-finite value ({}) at column {}",
-            i / dim,
-            data[i],
-            i % dim
-        )));
+    check_rows(data, dim, what, 0)
+}
+
+/// [`check_vectors`] for rows that start at row `first_row` of a larger
+/// input: errors name the row of the whole input.
+pub fn check_rows(data: &[f32], dim: usize, what: &str, first_row: usize) -> Result<usize> {
+    check_shape(data.len(), dim, what)?;
+    // One pass for NaN, ±inf and huge values alike.
+    if let Some(i) = data.iter().position(|x| !x.is_finite() || x.abs() > MAX_ABS_VALUE) {
+        let (row, col, x) = (first_row + i / dim, i % dim, data[i]);
+        let why = if x.is_finite() {
+            format!("a value ({x:e}) beyond the limit of ±{MAX_ABS_VALUE:e}")
+        } else {
+            format!("a non-finite value ({x})")
+        };
+        return Err(Error::InvalidInput(format!("{what}: row {row} has {why} at column {col}")));
     }
     Ok(data.len() / dim)
+}
+
+/// Vectors that [`crate::Index::add_from`] reads a batch of rows at a time,
+/// so that an input larger than memory can be checked and added in one
+/// commit: a slice ([`Rows`]) or a vector file.
+pub trait VectorSource {
+    fn dim(&self) -> usize;
+    fn rows(&self) -> usize;
+    /// Rows `start .. start + count`, row-major: borrowed from the source,
+    /// or read into `buf` (cleared first).
+    fn read<'a>(&'a self, start: usize, count: usize, buf: &'a mut Vec<f32>) -> Result<&'a [f32]>;
+}
+
+/// A row-major slice as a [`VectorSource`].
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub dim: usize,
+}
+
+impl VectorSource for Rows<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn rows(&self) -> usize {
+        self.data.len() / self.dim.max(1)
+    }
+    fn read<'a>(&'a self, start: usize, count: usize, _: &'a mut Vec<f32>) -> Result<&'a [f32]> {
+        Ok(&self.data[start * self.dim..(start + count) * self.dim])
+    }
+}
+
+impl VectorSource for VectorFile {
+    fn dim(&self) -> usize {
+        VectorFile::dim(self)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn read<'a>(&'a self, start: usize, count: usize, buf: &'a mut Vec<f32>) -> Result<&'a [f32]> {
+        buf.clear();
+        self.read_rows(start, count, buf)?;
+        Ok(buf)
+    }
+}
+
+/// That `len` floats are a non-empty whole number of rows of `dim`.
+pub fn check_shape(len: usize, dim: usize, what: &str) -> Result<()> {
+    if len == 0 {
+        return Err(Error::InvalidInput(format!("no {what} given")));
+    }
+    if !len.is_multiple_of(dim) {
+        return Err(Error::InvalidInput(format!(
+            "{what}: {len} floats is not a whole number of vectors of dimension {dim}"
+        )));
+    }
+    Ok(())
 }
 
 /// `check_vectors` for a matrix whose dimension the caller states, e.g. from
@@ -65,5 +132,19 @@ mod tests {
         assert!(check_vectors(&v[..5], 4, "q").unwrap_err().to_string().contains("whole number"));
         assert!(check_vectors(&[], 4, "queries").unwrap_err().to_string().contains("no queries"));
         assert_eq!(check_vectors(&[1.0; 8], 4, "v").unwrap(), 2);
+    }
+
+    #[test]
+    fn huge_values_are_refused_at_the_limit() {
+        let mut v = vec![0.5; 8];
+        v[5] = MAX_ABS_VALUE;
+        assert_eq!(check_vectors(&v, 4, "v").unwrap(), 2);
+        v[5] = -MAX_ABS_VALUE;
+        assert_eq!(check_vectors(&v, 4, "v").unwrap(), 2);
+        for huge in [MAX_ABS_VALUE * 1.01, 5e19, -1e20, f32::MAX] {
+            v[5] = huge;
+            let e = check_rows(&v, 4, "v", 10).unwrap_err().to_string();
+            assert!(e.contains("row 11") && e.contains("column 1") && e.contains("limit"), "{e}");
+        }
     }
 }

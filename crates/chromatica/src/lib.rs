@@ -72,6 +72,7 @@ pub use format::segment::Record;
 pub use index::{
     adaptive_nlist, AddReport, CompactReport, DeleteReport, Encoded, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH,
 };
+pub use input::{Rows, VectorSource, MAX_ABS_VALUE};
 pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};

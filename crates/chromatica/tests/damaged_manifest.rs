@@ -109,7 +109,7 @@ fn recover_rolls_back_explicitly_and_keeps_the_damaged_files_aside() {
     assert!(index.warnings().is_empty());
     assert_eq!(index.len(), 5);
     let r = index.add(&rows(3, 3), None).unwrap();
-    assert_ne!(r.segment, seg_of_lost);
+    assert_ne!(r.segments[0], seg_of_lost);
     assert!(m.contents(&format!("{seg}.damaged")).is_some(), "the writer open removed a kept file");
     drop(index);
     assert_eq!(open(&m, true).unwrap().len(), 8);

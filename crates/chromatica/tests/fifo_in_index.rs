@@ -35,7 +35,7 @@ fn index_with_one_segment(t: &tempfile::TempDir) -> (PathBuf, String, u64) {
     let index = Index::create(&dir, config()).unwrap();
     let r = index.add(&[0.25; DIM * 3], None).unwrap();
     let g = index.snapshot().manifest.generation;
-    (dir, format!("{:016x}.seg", r.segment), g)
+    (dir, format!("{:016x}.seg", r.segments[0]), g)
 }
 
 fn one_line(e: chromatica::Error) -> String {

@@ -68,7 +68,7 @@ fn a_link_named_like_the_next_segment_is_skipped_not_written_through() {
     std::fs::create_dir(dir.join(format!("{:016x}.seg", n + 1))).unwrap();
     let r = index.add(&rows(10, 2), None).unwrap();
     assert_untouched(&target);
-    assert!(r.segment > n + 1, "segment number {} reused a taken name", r.segment);
+    assert!(r.segments[0] > n + 1, "segment number {} reused a taken name", r.segments[0]);
     drop(index);
     let again = Index::open(&dir).unwrap();
     assert_eq!(again.len(), 10);

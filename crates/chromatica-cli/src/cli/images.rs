@@ -578,9 +578,7 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
     if a.candidates == Some(0) {
         return Err(Error::InvalidInput("--candidates must be at least 1".into()));
     }
-    if a.threads == Some(0) {
-        return Err(Error::InvalidInput("--threads must be at least 1".into()));
-    }
+    let pool = super::thread_pool(a.threads)?;
     let rerank = a.rerank.resolve()?;
     let index = super::open_read_only(a.dir)?;
     let snap = index.snapshot();
@@ -599,10 +597,6 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
     let prepared = a.query.prepare()?;
     let histogram_ms = t.elapsed().as_secs_f64() * 1e3;
     let params = SearchParams { k: a.k, nprobe: a.nprobe, rerank, candidates: a.candidates };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start {:?} threads: {e}", a.threads)))?;
     let t = Instant::now();
     let hits = pool.install(|| search_snapshot(&snap, &prepared.vector, &params))?;
     let search_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -673,9 +667,10 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
             (true, r) => format!("nprobe {nprobe}, rerank {} of {candidates} candidates", rerank_name(r)),
         };
         println!(
-            "{} results in {:.1} ms ({how}; histogram {:.1} ms, search {:.1} ms)",
+            "{} results in {:.1} ms ({how}; {} threads; histogram {:.1} ms, search {:.1} ms)",
             hits.len(),
             total_ms,
+            pool.current_num_threads(),
             histogram_ms,
             search_ms
         );

@@ -9,7 +9,7 @@ mod maintain;
 mod progress;
 mod vectors;
 
-use chromatica::{Preset, Result};
+use chromatica::{Error, Preset, Result};
 use clap::{ArgGroup, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -131,6 +131,8 @@ enum Command {
         /// Query vectors (.fvecs or .npy); results go to --out.
         #[arg(long, value_name = "FILE", requires = "out", conflicts_with_all = ["json", "html", "rerank", "candidates", "emd_epsilon", "emd_iterations"])]
         vectors: Option<PathBuf>,
+        /// Results per query, at most the index's live vectors (a larger k is
+        /// capped there; with --vectors the output has that many columns).
         #[arg(long, default_value_t = 10)]
         k: usize,
         #[arg(long)]
@@ -139,7 +141,8 @@ enum Command {
         /// store), by Sinkhorn EMD, or not at all.
         #[arg(long, value_name = "l2|emd|none")]
         rerank: Option<String>,
-        /// Candidates the PQ scan hands to the re-ranking (default 200).
+        /// Candidates the PQ scan hands to the re-ranking (default 200; at
+        /// most the live vectors).
         #[arg(long)]
         candidates: Option<usize>,
         /// Entropic regularisation of the Sinkhorn EMD (implies --rerank emd).
@@ -148,7 +151,8 @@ enum Command {
         /// Sinkhorn iterations (implies --rerank emd).
         #[arg(long)]
         emd_iterations: Option<usize>,
-        /// Worker threads (default: all cores).
+        /// Worker threads (default: all cores; at most 4 per core, a larger
+        /// number is capped).
         #[arg(long)]
         threads: Option<usize>,
         /// Print the query, results and timings as JSON.
@@ -217,6 +221,24 @@ pub(crate) fn open_read_only(dir: &std::path::Path) -> Result<chromatica::Index>
         eprintln!("warning: {w}");
     }
     Ok(index)
+}
+
+/// Worker threads per available core at most: a search is CPU-bound, so
+/// more threads only add start-up time (100,000 took minutes to start).
+const THREADS_PER_CORE: usize = 4;
+
+/// The pool for `--threads`: all cores by default, at least 1, capped at
+/// [`THREADS_PER_CORE`] per available core.
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    if threads == Some(0) {
+        return Err(Error::InvalidInput("--threads must be at least 1".into()));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = threads.map_or(0, |t| t.min(THREADS_PER_CORE * cores));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot start {n} threads: {e}")))
 }
 
 pub fn run(cli: Cli) -> Result<()> {

@@ -125,41 +125,24 @@ pub fn add(dir: &Path, vectors: &Path, ids: Option<&Path>) -> Result<()> {
                     vectors.display()
                 )));
             }
-            chromatica::input::check_unique_ids(&ids)?;
             Some(ids)
         }
         None => None,
     };
-    // Check every row before writing anything.
-    let mut buf = Vec::new();
-    for start in (0..file.len()).step_by(BATCH) {
-        buf.clear();
-        let count = BATCH.min(file.len() - start);
-        file.read_rows(start, count, &mut buf)?;
-        check_vectors(&buf, c.dim, &vectors.display().to_string())
-            .map_err(|e| Error::InvalidInput(e.to_string().replace("row ", &format!("(batch at row {start}) row "))))?;
-    }
-    let pb = bar(file.len() as u64, "adding");
+    // The library checks every row and id first, then commits every
+    // batch's segment at once: a bad row or id anywhere changes nothing.
     let t = Instant::now();
-    let (mut first, mut last, mut segments) = (u64::MAX, 0, 0);
-    for start in (0..file.len()).step_by(BATCH) {
-        buf.clear();
-        let count = BATCH.min(file.len() - start);
-        file.read_rows(start, count, &mut buf)?;
-        let report = index.add(&buf, ids.as_ref().map(|v| &v[start..start + count]))?;
-        if let Some(e) = &report.merge_error {
-            eprintln!("warning: the batch is committed, but the automatic merge after it failed: {e}");
-        }
-        first = first.min(report.ids.start);
-        last = last.max(report.ids.end);
-        segments += 1;
-        pb.inc(count as u64);
+    let report = index.add_from(&file, ids.as_deref(), BATCH)?;
+    if let Some(e) = &report.merge_error {
+        eprintln!("warning: the vectors are committed, but the automatic merge after them failed: {e}");
     }
-    pb.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "added {} vectors (ids {first}..{last}) in {segments} segment(s) in {secs:.2}s ({:.0} vectors/s); index holds {}",
+        "added {} vectors (ids {}..{}) in {} segment(s) in {secs:.2}s ({:.0} vectors/s); index holds {}",
         file.len(),
+        report.ids.start,
+        report.ids.end,
+        report.segments.len(),
         file.len() as f64 / secs,
         index.len()
     );
@@ -187,19 +170,15 @@ pub fn search(
     if !index.is_trained() {
         return Err(Error::NotTrained);
     }
-    if threads == Some(0) {
-        return Err(Error::InvalidInput("--threads must be at least 1".into()));
-    }
+    let pool = super::thread_pool(threads)?;
     let file = open_vectors(vectors, &c, "queries")?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start {threads:?} threads: {e}")))?;
+    // No query has more results than the index has live vectors: the
+    // output has min(k, live) columns, so no k can make it outgrow that.
+    let k = k.min(usize::try_from(index.len()).unwrap_or(usize::MAX).max(1));
     let params = SearchParams { nprobe, ..SearchParams::new(k) };
     let pb = bar(file.len() as u64, "searching");
     let t = Instant::now();
-    let mut ids: Vec<i64> = Vec::with_capacity(file.len() * k);
-    let mut dists = Vec::with_capacity(file.len() * k);
+    let (mut ids, mut dists) = (Vec::new(), Vec::new());
     let mut buf = Vec::new();
     for start in (0..file.len()).step_by(BATCH) {
         buf.clear();
@@ -235,9 +214,10 @@ pub fn search(
         vecio::write_fvecs(d, &dists, k)?;
     }
     eprintln!(
-        "searched {} queries (k {k}, nprobe {}) in {secs:.3}s ({:.0} queries/s)",
+        "searched {} queries (k {k}, nprobe {}, {} threads) in {secs:.3}s ({:.0} queries/s)",
         file.len(),
         nprobe.unwrap_or(c.nprobe),
+        pool.current_num_threads(),
         file.len() as f64 / secs
     );
     Ok(())

@@ -48,6 +48,7 @@ pub fn fails<S: AsRef<OsStr>>(args: &[S]) -> String {
     let lines: Vec<&str> = se.lines().collect();
     assert_eq!(lines.len(), 1, "{:?}: stderr is not one line: {se:?}", argv(args));
     assert!(lines[0].starts_with("error: "), "{:?}: stderr {se:?}", argv(args));
+    assert_no_doubled_prefix(lines[0]);
     lines[0].to_owned()
 }
 
@@ -70,4 +71,16 @@ pub fn usage_error<S: AsRef<OsStr>>(args: &[S]) -> String {
 /// A path as an argument (test paths are UTF-8).
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
+}
+
+/// The prefixes error messages start with (`chromatica::Error`'s Display):
+/// a message wrapped twice would carry one twice ("invalid input: invalid
+/// input: …").
+pub const PREFIXES: [&str; 4] = ["error: ", "invalid input: ", "invalid configuration: ", "nothing was committed: "];
+
+/// Every failure `fails` sees is checked with this.
+pub fn assert_no_doubled_prefix(line: &str) {
+    for p in PREFIXES {
+        assert!(line.matches(p).count() <= 1, "{p:?} appears twice in {line:?}");
+    }
 }

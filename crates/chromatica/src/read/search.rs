@@ -65,13 +65,16 @@ pub const DEFAULT_CANDIDATES: usize = 200;
 /// Per-call search options.
 #[derive(Clone, Copy, Debug)]
 pub struct SearchParams {
-    /// Results per query (at least 1). Fewer come back if the index holds fewer.
+    /// Results per query (at least 1). Fewer come back if the index holds
+    /// fewer: k is capped at the live vectors, so any k is safe (the
+    /// buffers it sizes are bounded by the index, never by k).
     pub k: usize,
     /// Lists to probe; `None` uses the index default.
     pub nprobe: Option<usize>,
     /// `None`: exact L2 when the index has a refine store, else off.
     pub rerank: Option<Rerank>,
-    /// Stage 1 candidates for stage 2 (default 200); at least k are used.
+    /// Stage 1 candidates for stage 2 (default 200); at least k are used,
+    /// at most the live vectors.
     pub candidates: Option<usize>,
 }
 
@@ -152,8 +155,12 @@ impl Snapshot {
         if candidates == 0 {
             return Err(Error::InvalidInput("candidates must be at least 1".into()));
         }
-        let keep = if rerank == Rerank::Off { params.k } else { params.k.max(candidates) };
-        let plan = Plan { k: params.k, nprobe, rerank, keep };
+        // No search returns more than the live vectors: capping k and the
+        // candidates there bounds every buffer they size by the index.
+        let live = usize::try_from(self.vectors()).unwrap_or(usize::MAX).max(1);
+        let (k, candidates) = (params.k.min(live), candidates.min(live));
+        let keep = if rerank == Rerank::Off { k } else { k.max(candidates) };
+        let plan = Plan { k, nprobe, rerank, keep };
         crate::input::check_vectors(queries, c.dim, "queries")?;
         let d = c.dim;
         if queries.len() == d {

@@ -30,7 +30,11 @@ fn order(a: &Entry, b: &Entry) -> Ordering {
 
 impl TopK {
     pub fn new(k: usize) -> TopK {
-        TopK { k, buf: Vec::with_capacity(2 * k.max(8)), worst: if k == 0 { f32::NEG_INFINITY } else { f32::INFINITY } }
+        TopK {
+            k,
+            buf: Vec::with_capacity(k.max(8).saturating_mul(2)),
+            worst: if k == 0 { f32::NEG_INFINITY } else { f32::INFINITY },
+        }
     }
 
     /// Distances above this cannot enter.

@@ -16,6 +16,7 @@ use crate::format::{
     manifest_name, manifest_temp_name, quantizer_name, segment, segment_name, tombstone_file, tombstone_name,
 };
 use crate::quantizer::Quantizers;
+use crate::read::Snapshot;
 use crate::storage::Storage;
 
 /// Publishes `next` as the current manifest, then drops the one it replaces.
@@ -117,35 +118,26 @@ pub(crate) fn write_numbered(
     }
 }
 
-/// Commits trained quantizers. Returns the new manifest.
-pub fn commit_quantizers(storage: &dyn Storage, current: &Manifest, q: &Quantizers) -> Result<Manifest> {
-    let mut next = current.successor()?;
+/// Commits trained quantizers. Returns the new state.
+pub fn commit_quantizers(storage: &dyn Storage, current: &Snapshot, q: &Quantizers) -> Result<Snapshot> {
+    let mut next = current.manifest.successor()?;
     let number = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
     next.quantizer_file = Some(number);
-    commit_or_clean(storage, current, &next, &[quantizer_name(number)])?;
-    Ok(next)
+    commit_or_clean(storage, current, next, &[quantizer_name(number)])
 }
 
 /// Commits quantizers made elsewhere together with vectors already encoded
 /// with them (an import) in one manifest: a crash leaves the index as it
-/// was, or holding both. Returns the new manifest.
-pub fn commit_encoded(storage: &dyn Storage, current: &Manifest, q: &Quantizers, batch: Batch) -> Result<Manifest> {
-    let mut next = current.successor()?;
-    let number = write_numbered(storage, &mut next, quantizer_name, &q.to_data().encode())?;
-    next.quantizer_file = Some(number);
-    let mut files = vec![quantizer_name(number)];
-    if let Some(max_id) = batch.ids.iter().copied().max() {
-        match write_segment(storage, &mut next, batch) {
-            Ok(name) => files.push(name),
-            Err(e) => {
-                let _ = storage.remove(&files[0]);
-                return Err(e);
-            }
-        }
-        next.next_id = next.next_id.max(max_id.saturating_add(1));
+/// was, or holding both. Returns the new state.
+pub fn commit_encoded(storage: &dyn Storage, current: &Snapshot, q: &Quantizers, batch: Batch) -> Result<Snapshot> {
+    let mut pending = Pending::new(storage, current)?;
+    let number = write_numbered(storage, &mut pending.next, quantizer_name, &q.to_data().encode())?;
+    pending.next.quantizer_file = Some(number);
+    pending.files.push(quantizer_name(number));
+    if !batch.is_empty() {
+        pending.add_segment(batch)?;
     }
-    commit_or_clean(storage, current, &next, &files)?;
-    Ok(next)
+    pending.publish()
 }
 
 /// Vectors on their way into a segment, in any list order.
@@ -176,6 +168,10 @@ impl Batch {
         let mut counts = vec![0u32; nlist];
         for &l in &self.lists {
             counts[l as usize] += 1;
+        }
+        // A merge's batch comes list by list already: no second copy.
+        if self.lists.is_sorted() {
+            return (counts, self);
         }
         let mut slot: Vec<usize> = counts
             .iter()
@@ -213,14 +209,52 @@ impl Batch {
     }
 }
 
+/// A commit being prepared: the next manifest, and the new files written
+/// for it under names no manifest names yet. Dropped unpublished (an error
+/// on the way), it removes those files: nothing was visible.
+pub struct Pending<'a> {
+    storage: &'a dyn Storage,
+    current: &'a Snapshot,
+    next: Manifest,
+    files: Vec<String>,
+}
+
+impl<'a> Pending<'a> {
+    pub fn new(storage: &'a dyn Storage, current: &'a Snapshot) -> Result<Pending<'a>> {
+        Ok(Pending { storage, current, next: current.manifest.successor()?, files: Vec::new() })
+    }
+
+    /// Writes one batch (vectors in input order) as a new durable segment
+    /// that the commit will name. Returns its file number.
+    pub fn add_segment(&mut self, batch: Batch) -> Result<u64> {
+        let max_id = batch.ids.iter().copied().max().expect("non-empty batch");
+        let name = write_segment(self.storage, &mut self.next, batch)?;
+        self.files.push(name);
+        self.next.next_id = self.next.next_id.max(max_id.saturating_add(1));
+        Ok(self.next.segments.last().expect("just added").file)
+    }
+
+    /// Publishes the manifest naming every file written (see
+    /// [`commit_or_clean`]). Returns the new state.
+    pub fn publish(mut self) -> Result<Snapshot> {
+        let files = std::mem::take(&mut self.files);
+        commit_or_clean(self.storage, self.current, self.next.clone(), &files)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = self.storage.remove(f);
+        }
+    }
+}
+
 /// Commits one batch (vectors in input order) as a new segment.
-pub fn commit_segment(storage: &dyn Storage, current: &Manifest, batch: Batch) -> Result<Manifest> {
-    let max_id = batch.ids.iter().copied().max().expect("non-empty batch");
-    let mut next = current.successor()?;
-    let name = write_segment(storage, &mut next, batch)?;
-    next.next_id = next.next_id.max(max_id.saturating_add(1));
-    commit_or_clean(storage, current, &next, &[name])?;
-    Ok(next)
+pub fn commit_segment(storage: &dyn Storage, current: &Snapshot, batch: Batch) -> Result<Snapshot> {
+    let mut pending = Pending::new(storage, current)?;
+    pending.add_segment(batch)?;
+    pending.publish()
 }
 
 /// Writes a segment as a new durable file and lists it in `next`, the
@@ -253,39 +287,65 @@ pub(crate) fn write_segment(storage: &dyn Storage, next: &mut Manifest, batch: B
     Ok(segment_name(number))
 }
 
+/// Checks that `next` would open (see [`check_opens`]), then publishes it
+/// in place of `current`'s manifest. On failure the new files are removed
+/// (unless the outcome is unknown) and the state stays `current`. Returns
+/// the new state, already loaded.
 pub(crate) fn commit_or_clean(
     storage: &dyn Storage,
-    current: &Manifest,
-    next: &Manifest,
+    current: &Snapshot,
+    next: Manifest,
     new_files: &[String],
-) -> Result<()> {
-    commit(storage, next, Some(current.generation)).inspect_err(|e| {
+) -> Result<Snapshot> {
+    let clean = || {
+        for f in new_files {
+            let _ = storage.remove(f);
+        }
+    };
+    let state = check_opens(storage, current, next).inspect_err(|_| clean())?;
+    commit(storage, &state.manifest, Some(current.manifest.generation)).inspect_err(|e| {
         // After a poisoned commit the new manifest may be the durable state:
         // its files must stay.
         if !matches!(e, Error::Poisoned(_)) {
-            for f in new_files {
-                let _ = storage.remove(f);
-            }
+            clean();
         }
-    })
+    })?;
+    Ok(state)
+}
+
+/// The backstop of "no command may commit a state that open would
+/// reject": before its manifest gets a name, the new state is decoded as
+/// open decodes it — the manifest from its encoded bytes, then every file it
+/// names by [`Snapshot::load`], the decoders open uses (quantizer values
+/// finite, segment header and list directory, tombstones). Files `current`
+/// has open are shared, not decoded again; the new ones are read back from
+/// what was just written (the page cache). Opening an index costs O(nlist)
+/// per segment, never O(vectors), so neither does this check.
+fn check_opens(storage: &dyn Storage, current: &Snapshot, next: Manifest) -> Result<Snapshot> {
+    let name = storage.describe(&manifest_name(next.generation));
+    let refuse = |e: Error| Error::WouldNotOpen(Box::new(e));
+    let decoded = Manifest::decode(&next.encode(), &name).map_err(refuse)?;
+    if decoded != next {
+        return Err(refuse(Error::corrupt(name, 0, "the manifest does not decode to what was encoded")));
+    }
+    Snapshot::load(storage, decoded, Some(current)).map_err(refuse)
 }
 
 /// Commits a tombstone file deleting `ids` (sorted, unique, all live);
 /// `per_segment[i]` of them are stored in segment i.
 pub fn commit_tombstones(
     storage: &dyn Storage,
-    current: &Manifest,
+    current: &Snapshot,
     ids: &[u64],
     per_segment: &[u64],
-) -> Result<Manifest> {
-    let mut next = current.successor()?;
+) -> Result<Snapshot> {
+    let mut next = current.manifest.successor()?;
     for (s, &n) in next.segments.iter_mut().zip(per_segment) {
         s.deleted += n;
     }
     let number = write_numbered(storage, &mut next, tombstone_name, &tombstone_file::encode(ids))?;
     next.tombstones.push(TombstoneMeta { file: number, ids: ids.len() as u64, generation: next.generation });
-    commit_or_clean(storage, current, &next, &[tombstone_name(number)])?;
-    Ok(next)
+    commit_or_clean(storage, current, next, &[tombstone_name(number)])
 }
 
 /// Creates the first manifest of a new index.
