@@ -141,7 +141,7 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
         }
         let rec = seg.record(p).unwrap_or_else(|e| panic!("{at}: record({p}) of id {id}: {e}"));
         let path = rec.map(|r| r.path.to_owned()).unwrap_or_default();
-        let want = if v.record { record(v.row).path } else { String::new() };
+        let want = if v.record { record(v.row).path } else { Default::default() };
         assert_eq!(path, want, "{at}: record of id {id}");
         seen += 1;
     })

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // A file name in the message may hold escape sequences.
+            eprintln!("error: {}", cli::safe(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -47,7 +47,7 @@ fn regenerate_golden() {
     // The first segment carries records too.
     let records: Vec<chromatica::Record> = (0..400)
         .map(|i| chromatica::Record {
-            path: format!("/golden/{i}.png"),
+            path: format!("/golden/{i}.png").into(),
             size: 100 + i,
             mtime_ns: 1_700_000_000_000_000_000 + i as i64,
         })

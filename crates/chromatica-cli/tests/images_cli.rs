@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 const RED: [u8; 3] = [0xe6, 0x19, 0x4b];
@@ -98,7 +99,7 @@ impl Fixture {
     fn indexed() -> Fixture {
         let f = Fixture::new();
         let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
-        assert!(so.contains("added 60, updated 0, unchanged 0, failed 0"), "{so}");
+        assert!(so.contains("added 60, updated 0, unchanged 0, removed 0, failed 0"), "{so}");
         assert!(se.is_empty(), "{se}");
         f
     }
@@ -214,7 +215,7 @@ fn html_contact_sheet_embeds_thumbnails_and_escapes_paths() {
 fn reindexing_skips_unchanged_and_replaces_changed_images() {
     let f = Fixture::indexed();
     let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
-    assert!(so.contains("added 0, updated 0, unchanged 60, failed 0"), "{so}");
+    assert!(so.contains("added 0, updated 0, unchanged 60, removed 0, failed 0"), "{so}");
     assert!(se.is_empty(), "{se}");
 
     let everything = f.search_json(&["--colors", &hex(GREEN), "--k", "100"]);
@@ -233,7 +234,7 @@ fn reindexing_skips_unchanged_and_replaces_changed_images() {
     let later = SystemTime::now() + Duration::from_secs(10);
     std::fs::File::options().write(true).open(target).unwrap().set_modified(later).unwrap();
     let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
-    assert!(so.contains("added 0, updated 1, unchanged 59, failed 0"), "{so}");
+    assert!(so.contains("added 0, updated 1, unchanged 59, removed 0, failed 0"), "{so}");
 
     let v = f.search_json(&["--colors", &hex(CYAN), "--k", "1"]);
     assert_eq!(result_paths(&v), vec![p(target).to_owned()]);
@@ -248,7 +249,7 @@ fn reindexing_skips_unchanged_and_replaces_changed_images() {
 
     // And nothing changes the next time.
     let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
-    assert!(so.contains("added 0, updated 0, unchanged 60, failed 0"), "{so}");
+    assert!(so.contains("added 0, updated 0, unchanged 60, removed 0, failed 0"), "{so}");
 }
 
 #[test]
@@ -259,7 +260,7 @@ fn unreadable_images_are_reported_and_skipped() {
     let empty = f.folder.join("empty.png");
     std::fs::write(&empty, b"").unwrap();
     let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
-    assert!(so.contains("added 60, updated 0, unchanged 0, failed 2"), "{so}");
+    assert!(so.contains("added 60, updated 0, unchanged 0, removed 0, failed 2"), "{so}");
     let warnings: Vec<&str> = se.lines().collect();
     assert_eq!(warnings.len(), 2, "{se}");
     for path in [&bad, &empty] {
@@ -268,10 +269,10 @@ fn unreadable_images_are_reported_and_skipped() {
     }
     // A bad file is tried again next time (it is not recorded).
     let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
-    assert!(so.contains("added 0, updated 0, unchanged 60, failed 2"), "{so}");
+    assert!(so.contains("added 0, updated 0, unchanged 60, removed 0, failed 2"), "{so}");
     // Single files can be given too, bad or good.
     let (so, se) = ok(&["index", p(&f.idx), p(&bad), p(&f.images[0].0)]);
-    assert!(so.contains("added 0, updated 0, unchanged 1, failed 1"), "{so}");
+    assert!(so.contains("added 0, updated 0, unchanged 1, removed 0, failed 1"), "{so}");
     assert!(se.contains(p(&bad)), "{se}");
 }
 
@@ -401,4 +402,114 @@ fn index_refuses_a_non_empty_directory_that_is_no_index() {
     ok(&["create", p(&vec_idx), "--dim", "16", "--nlist", "4", "--m", "4", "--nprobe", "2"]);
     let line = fails(&["index", p(&vec_idx), p(&f.folder)]);
     assert!(line.contains("1152"), "{line}");
+}
+
+#[test]
+fn files_deleted_from_disk_are_removed_and_reported() {
+    let f = Fixture::indexed();
+    let gone = [&f.images[0].0, &f.images[7].0];
+    for path in gone {
+        std::fs::remove_file(path).unwrap();
+    }
+    let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 0, updated 0, unchanged 58, removed 2, failed 0"), "{so}");
+    assert!(se.is_empty(), "{se}");
+    for path in gone {
+        assert!(so.contains(&format!("removed {} (deleted from disk)", p(path))), "{so}");
+    }
+    let all = f.search_json(&["--colors", &hex(GREEN), "--k", "100"]);
+    let paths = result_paths(&all);
+    assert_eq!(paths.len(), 58);
+    assert!(gone.iter().all(|g| !paths.contains(&p(g).to_owned())));
+    let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("unchanged 58, removed 0, failed 0"), "{so}");
+}
+
+#[test]
+fn no_follow_leaves_links_out_of_the_folder_alone() {
+    let f = Fixture::new();
+    let outside = f.root.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    paint(&outside.join("far.png"), &[CYAN], 1);
+    std::os::unix::fs::symlink(&outside, f.folder.join("link")).unwrap();
+    let (so, _) = ok(&["index", p(&f.idx), p(&f.folder), "--no-follow"]);
+    assert!(so.contains("added 60,"), "{so}");
+    let (so, _) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 1, updated 0, unchanged 60,"), "{so}");
+    let v = f.search_json(&["--colors", &hex(CYAN), "--k", "1"]);
+    assert_eq!(result_paths(&v), vec![p(&outside.join("far.png")).to_owned()]);
+}
+
+#[test]
+fn control_characters_in_file_names_are_escaped_on_the_terminal() {
+    let f = Fixture::new();
+    let evil = f.folder.join("evil\x1b]0;pwned\x07\nname.png");
+    paint(&evil, &[CYAN], 3);
+    let bad = f.folder.join("bad\x1b[2J.jpg");
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let (so, se) = ok(&["index", p(&f.idx), p(&f.folder)]);
+    assert!(so.contains("added 61,") && so.contains("failed 1"), "{so}");
+    assert!(!se.contains('\x1b'), "raw escape in a warning: {se:?}");
+    assert_eq!(se.lines().count(), 1, "{se:?}");
+    assert!(se.contains("bad\\x1b[2J.jpg"), "{se:?}");
+
+    let (so, _) = ok(&["search", p(&f.idx), "--colors", &hex(CYAN), "--k", "3"]);
+    assert!(!so.contains('\x1b') && !so.contains('\x07'), "raw control characters: {so:?}");
+    assert_eq!(so.lines().count(), 5, "a newline in a name split a line: {so:?}");
+    assert!(so.lines().nth(1).unwrap().contains("evil\\x1b]0;pwned\\x07\\nname.png"), "{so}");
+    // JSON keeps the exact name (escaped the JSON way).
+    let v = f.search_json(&["--colors", &hex(CYAN), "--k", "1"]);
+    assert_eq!(result_paths(&v), vec![p(&evil).to_owned()]);
+    // Error lines too.
+    let line = fails(&["histogram", p(&bad)]);
+    assert!(!line.contains('\x1b') && line.contains("bad\\x1b[2J.jpg"), "{line:?}");
+}
+
+#[test]
+fn non_regular_files_and_pixel_bombs_are_one_line_errors() {
+    let f = Fixture::new();
+    let fifo = f.root.join("fifo.png");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for (path, kind) in [(p(&fifo), "a FIFO"), ("/dev/zero", "a character device"), (p(&f.folder), "a directory")] {
+        let line = fails(&["histogram", path]);
+        assert!(line.contains(kind), "{line}");
+    }
+    let (img, _) = &f.images[0];
+    let line = fails(&["histogram", p(img), "--max-pixels", "1000"]);
+    assert!(line.contains("64 x 48 = 3072 pixels, over the limit of 1000"), "{line}");
+    ok(&["histogram", p(img), "--max-pixels", "3072"]);
+    let (so, se) = ok(&["index", p(&f.idx), p(&f.folder), "--max-pixels", "1000"]);
+    assert!(so.contains("added 0,") && so.contains("failed 60"), "{so}");
+    assert_eq!(se.lines().count(), 60, "{se}");
+}
+
+#[test]
+fn an_indexed_file_swapped_for_a_fifo_does_not_hang_the_contact_sheet() {
+    let f = Fixture::indexed();
+    let (victim, _) = &f.images[0];
+    std::fs::remove_file(victim).unwrap();
+    assert!(Command::new("mkfifo").arg(victim).status().unwrap().success());
+    let sheet = f.root.join("sheet.html");
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chromatica"))
+        .args(["search", p(&f.idx), "--colors", &spec, "--k", "60", "--html", p(&sheet)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("search --html hung on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let html = std::fs::read_to_string(&sheet).unwrap();
+    assert!(html.contains("a FIFO (only regular files are read)"), "no note of the FIFO");
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 59);
 }

@@ -7,43 +7,36 @@
 //!
 //! # Colour search in an application
 //!
-//! An index made for images keeps each histogram's exact values beside its
-//! code (`refine`) and a record of the file it came from, trains itself once
-//! the collection is large enough (`auto_train`; until then search is
-//! exact), and re-ranks candidates exactly.
+//! [`images::ImageIndex`] is the colour workflow: it keeps an index in
+//! step with folders of images (new files added, changed ones re-indexed,
+//! deleted ones removed) and searches it by colours, by an example image or
+//! by a histogram, each result carrying its file, distance and dominant
+//! colours. The index trains itself once it is large enough (until then
+//! search is exact) and re-ranks candidates exactly.
 //!
 //! ```
-//! use chromatica::color::{hellinger, histogram_of_pixels, parse_color_query, query_histogram, DEFAULT_SHARPEN};
-//! use chromatica::{Config, Index, Record, Rerank, SearchParams};
-//! # let dir = tempfile::tempdir().unwrap();
-//! # let path = dir.path().join("photos.idx");
-//! let config = Config { refine: true, auto_train: true, ..Config::default() };
-//! let index = Index::create(&path, config)?;
-//!
-//! // Two "photos": one red, one blue (an application would use
-//! // `chromatica::color::image_histogram(path)` on real files).
-//! let mut vectors = Vec::new();
-//! for rgb in [[230, 30, 40], [20, 40, 220]] {
-//!     let mut h = histogram_of_pixels(std::iter::repeat_n(rgb, 100));
-//!     hellinger(&mut h);
-//!     vectors.extend(h);
+//! use chromatica::images::{ImageIndex, Query, SearchOptions, SyncOptions};
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let photos = tmp.path().join("photos");
+//! # std::fs::create_dir(&photos).unwrap();
+//! // Two "photos": one red, one blue.
+//! for (name, rgb) in [("red.png", [230, 30, 40]), ("blue.png", [20, 40, 220])] {
+//!     image::RgbImage::from_pixel(16, 16, image::Rgb(rgb)).save(photos.join(name)).unwrap();
 //! }
-//! let records = vec![
-//!     Record { path: "/photos/red.jpg".into(), size: 1234, mtime_ns: 0 },
-//!     Record { path: "/photos/blue.jpg".into(), size: 5678, mtime_ns: 0 },
-//! ];
-//! index.add_records(&vectors, None, &records)?;
+//! let index = ImageIndex::open_or_create(tmp.path().join("photos.idx"))?;
+//! let summary = index.sync(&[&photos], &SyncOptions::default(), &|_| {})?;
+//! assert_eq!((summary.added, summary.failed.len()), (2, 0));
 //!
-//! // "Something crimson": a colour query, sharpened and Hellinger-transformed.
-//! let query = parse_color_query("dc143c")?;
-//! let mut q = query_histogram(&query, DEFAULT_SHARPEN);
-//! hellinger(&mut q);
-//! let snapshot = index.snapshot();
-//! let params = SearchParams { rerank: Some(Rerank::L2), ..SearchParams::new(1) };
-//! let best = &snapshot.search(&q, &params)?[0][0];
-//! assert_eq!(snapshot.record(best.location)?.unwrap().path, "/photos/red.jpg");
+//! // "Something crimson".
+//! let found = index.search(&Query::colors("dc143c")?, &SearchOptions::default().k(1))?;
+//! let best = &found.hits[0];
+//! assert_eq!(best.path.as_deref(), Some(photos.join("red.png").canonicalize().unwrap().as_path()));
+//! println!("{:.3} {:?} {}", best.distance, best.path, best.colors[0].hex());
 //! # Ok::<(), chromatica::Error>(())
 //! ```
+//!
+//! Vectors of any other kind go through [`Index`] directly: create, train,
+//! add, search, delete, compact.
 
 pub mod color;
 pub mod config;
@@ -52,6 +45,8 @@ pub mod error;
 pub mod faiss_import;
 pub mod format;
 pub mod fsutil;
+#[cfg(feature = "images")]
+pub mod images;
 mod index;
 pub mod input;
 pub mod quantizer;

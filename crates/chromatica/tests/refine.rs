@@ -44,7 +44,7 @@ fn small(refine: bool) -> Config {
 
 fn records(n: usize, from: usize) -> Vec<Record> {
     (from..from + n)
-        .map(|i| Record { path: format!("/photos/{i:05}.jpg"), size: 1000 + i as u64, mtime_ns: i as i64 })
+        .map(|i| Record { path: format!("/photos/{i:05}.jpg").into(), size: 1000 + i as u64, mtime_ns: i as i64 })
         .collect()
 }
 
@@ -103,7 +103,7 @@ fn untrained_refine_index_searches_exactly() {
         for (nb, (dist, id)) in got[0].iter().zip(&want) {
             assert!((nb.distance - dist).abs() < 1e-4);
             let rec = snap.record(nb.location).unwrap().unwrap();
-            assert_eq!(rec.path, format!("/photos/{id:05}.jpg"));
+            assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
             assert_eq!(snap.vector(nb.location).unwrap(), base[*id as usize * d..(*id as usize + 1) * d].to_vec());
         }
     }
@@ -207,7 +207,7 @@ fn records_follow_their_vectors_through_deletes_and_merges() {
     let mut seen = 0;
     snap.for_each_live(|si, p, id| {
         let rec = snap.segments[si].record(p).unwrap().unwrap();
-        assert_eq!(rec.path, format!("/photos/{id:05}.jpg"));
+        assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
         assert_eq!(
             snap.segments[si].refine(p).unwrap().to_sparse().len(),
             base[id as usize * d..(id as usize + 1) * d].iter().filter(|v| **v != 0.0).count()

@@ -4,8 +4,9 @@
 //! index` does, runs colour queries and an image query, shows the results
 //! with swatches, and checks them against the palettes it painted.
 
-use super::images::{self, search_snapshot, state_line, swatches, Query};
-use chromatica::{Error, Index, Result, SearchParams};
+use super::images::{self, state_line, swatches};
+use chromatica::images::{Hit, Query, SearchOptions, SyncOptions};
+use chromatica::{Error, Result};
 use image::{Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -160,17 +161,16 @@ fn run_in(root: &Path) -> Result<()> {
     );
 
     // The same code path as `chromatica index DIR FOLDER`.
-    let s = images::index_images(&dir, std::slice::from_ref(&folder))?;
+    let (index, s) = images::sync(&dir, std::slice::from_ref(&folder), &SyncOptions::default())?;
     println!("\nindex: {}", images::summary_line(&s));
-    println!("index state: {}", state_line(&s));
+    println!("index state: {}", state_line(&index, &s));
 
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok().and_then(|c| c.to_str().map(str::to_owned));
-    let palette_of: std::collections::HashMap<String, &Palette> =
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let palette_of: std::collections::HashMap<PathBuf, &Palette> =
         painted.iter().filter_map(|(path, p)| canonical(path).map(|c| (c, p))).collect();
-    let name_of = |path: &Option<String>| {
-        path.as_deref().and_then(|p| Path::new(p).file_name()).map(|n| n.to_string_lossy().into_owned())
-    };
-    let show = |hits: &[images::Hit]| {
+    let name_of =
+        |path: &Option<PathBuf>| path.as_deref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let show = |hits: &[Hit]| {
         for (i, h) in hits.iter().enumerate() {
             let what = h.path.as_ref().and_then(|p| palette_of.get(p)).map(|p| palette_names(p)).unwrap_or_default();
             println!(
@@ -178,24 +178,22 @@ fn run_in(root: &Path) -> Result<()> {
                 i + 1,
                 h.distance,
                 name_of(&h.path).unwrap_or_default(),
-                swatches(&h.palette, tty)
+                swatches(&h.colors, tty)
             );
         }
     };
 
-    let index = Index::open_read_only(&dir)?;
-    let snap = index.snapshot();
-    let params = SearchParams::new(K);
+    let options = SearchOptions::default().k(K);
     let mut fractions = Vec::new();
     for (title, names) in QUERIES {
         let wanted: Vec<usize> = names.iter().map(|n| named(n)).collect();
         let spec = wanted.iter().map(|&c| chromatica::color::to_hex(NAMED[c].1)[1..].to_owned()).collect::<Vec<_>>();
         let spec = spec.join(",");
         let t = Instant::now();
-        let q = Query::Colors(spec.clone()).prepare()?;
-        let hits = search_snapshot(&snap, &q.vector, &params)?;
+        let found = index.search(&Query::colors(&spec)?, &options)?;
+        let hits = found.hits;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        println!("\nquery \"{title}\" = --colors {spec}  {}  ({ms:.1} ms)", swatches(&q.palette, tty));
+        println!("\nquery \"{title}\" = --colors {spec}  {}  ({ms:.1} ms)", swatches(&found.query_colors, tty));
         show(&hits);
         let contains = |p: &Palette| wanted.iter().all(|w| p.iter().any(|(c, _)| c == w));
         let right = hits
@@ -214,13 +212,13 @@ fn run_in(root: &Path) -> Result<()> {
 
     // An image query: the first painted image looks for images like it.
     let (example, example_palette) = &painted[0];
-    let q = Query::Image(example.clone()).prepare()?;
-    let hits = search_snapshot(&snap, &q.vector, &params)?;
+    let found = index.search(&Query::Image(example.clone()), &options)?;
+    let hits = found.hits;
     println!(
         "\nquery by image {} ({})  {}",
         example.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         palette_names(example_palette),
-        swatches(&q.palette, tty)
+        swatches(&found.query_colors, tty)
     );
     show(&hits);
     let itself = hits.first().is_some_and(|h| h.path == canonical(example));
@@ -232,7 +230,7 @@ fn run_in(root: &Path) -> Result<()> {
          ({}); index: {}; demo took {:.2}s",
         mean * 100.0,
         fractions.iter().map(|f| format!("{:.1}", f)).collect::<Vec<_>>().join(" "),
-        state_line(&s),
+        state_line(&index, &s),
         t0.elapsed().as_secs_f64()
     );
     println!("try it on your photos: chromatica index my.idx ~/Pictures && chromatica search my.idx --colors ff7f50,e1ad01 --html sheet.html");

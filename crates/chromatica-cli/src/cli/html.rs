@@ -2,11 +2,11 @@
 //! then a grid of results, each with its thumbnail embedded as a `data:` URI
 //! (PNG, at most 256 px), its palette, rank, distance and path.
 
-use chromatica::color::{fit_within, load_image, to_hex};
+use chromatica::color::{load_image_with, to_hex, ImageLimits};
 use chromatica::{Error, Result};
 use rayon::prelude::*;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Longest side of an embedded thumbnail.
 pub const THUMB_SIDE: u32 = 256;
@@ -16,7 +16,7 @@ pub struct SheetEntry {
     pub rank: usize,
     pub id: u64,
     pub distance: f32,
-    pub path: Option<String>,
+    pub path: Option<PathBuf>,
     pub palette: Vec<[u8; 3]>,
 }
 
@@ -54,9 +54,12 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// A PNG thumbnail of an image file as a `data:` URI.
-pub fn thumbnail_uri(path: &Path) -> Result<String> {
-    let img = fit_within(load_image(path)?, THUMB_SIDE);
+/// A PNG thumbnail of an image file as a `data:` URI. The file is read
+/// as an index image is (regular files only, under `limits`), so a path
+/// replaced by a FIFO or a bomb since it was indexed cannot hang or exhaust
+/// the sheet.
+pub fn thumbnail_uri(path: &Path, limits: &ImageLimits) -> Result<String> {
+    let img = load_image_with(path, limits, THUMB_SIDE)?;
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::bad_file(path, format!("cannot encode thumbnail: {e}")))?;
@@ -85,9 +88,15 @@ h1{font-size:1.3em}\
 code{font-size:.8em}";
 
 /// The whole page.
-pub fn render(title: &str, query_image: Option<&Path>, query_palette: &[[u8; 3]], entries: &[SheetEntry]) -> String {
+pub fn render(
+    title: &str,
+    query_image: Option<&Path>,
+    query_palette: &[[u8; 3]],
+    entries: &[SheetEntry],
+    limits: &ImageLimits,
+) -> String {
     let thumbs: Vec<Option<Result<String>>> =
-        entries.par_iter().map(|e| e.path.as_deref().map(|p| thumbnail_uri(Path::new(p)))).collect();
+        entries.par_iter().map(|e| e.path.as_deref().map(|p| thumbnail_uri(p, limits))).collect();
     let mut s = String::new();
     let _ = write!(
         s,
@@ -97,7 +106,7 @@ pub fn render(title: &str, query_image: Option<&Path>, query_palette: &[[u8; 3]]
     );
     s.push_str("<section class=\"query\"><h2>Query palette</h2>\n");
     if let Some(img) = query_image {
-        if let Ok(uri) = thumbnail_uri(img) {
+        if let Ok(uri) = thumbnail_uri(img, limits) {
             let _ = writeln!(s, "<img src=\"{uri}\" alt=\"query image\" style=\"max-width:256px\">");
         }
     }
@@ -107,7 +116,7 @@ pub fn render(title: &str, query_image: Option<&Path>, query_palette: &[[u8; 3]]
         s.push_str("<div class=\"card\">");
         match thumb {
             Some(Ok(uri)) => {
-                let alt = escape(e.path.as_deref().unwrap_or(""));
+                let alt = escape(&e.path.as_deref().map(|p| p.to_string_lossy()).unwrap_or_default());
                 let _ = write!(s, "<img src=\"{uri}\" alt=\"{alt}\">");
             }
             Some(Err(err)) => {
@@ -118,7 +127,7 @@ pub fn render(title: &str, query_image: Option<&Path>, query_palette: &[[u8; 3]]
         let _ = write!(s, "<div><b>#{}</b> distance {:.4} <code>id {}</code></div>", e.rank, e.distance, e.id);
         s.push_str(&palette_html(&e.palette));
         if let Some(p) = &e.path {
-            let _ = write!(s, "<div class=\"path\">{}</div>", escape(p));
+            let _ = write!(s, "<div class=\"path\">{}</div>", escape(&p.to_string_lossy()));
         }
         s.push_str("</div>\n");
     }
@@ -132,8 +141,9 @@ pub fn write_contact_sheet(
     query_image: Option<&Path>,
     query_palette: &[[u8; 3]],
     entries: &[SheetEntry],
+    limits: &ImageLimits,
 ) -> Result<()> {
-    chromatica::fsutil::write_atomic_bytes(out, render(title, query_image, query_palette, entries).as_bytes())
+    chromatica::fsutil::write_atomic_bytes(out, render(title, query_image, query_palette, entries, limits).as_bytes())
 }
 
 #[cfg(test)]

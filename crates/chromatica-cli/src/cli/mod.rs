@@ -7,11 +7,14 @@ mod images;
 mod inspect;
 mod maintain;
 mod progress;
+mod terminal;
 mod vectors;
 
 use chromatica::{Error, Preset, Result};
 use clap::{ArgGroup, Parser, Subcommand};
 use std::path::PathBuf;
+
+pub use terminal::safe;
 
 #[derive(Parser, Debug)]
 #[command(name = "chromatica", version, about = "Embedded IVF-PQ storage engine for colour search")]
@@ -67,12 +70,23 @@ enum Command {
     /// Folders contribute every jpg, jpeg, png, webp, bmp, tif, tiff and gif
     /// file (any case). DIR is created, as a self-training index, when it is
     /// new or empty. Unchanged files (same size and mtime) are skipped,
-    /// changed ones replaced; unreadable images are warnings.
+    /// changed ones replaced, files under the folders that were deleted from
+    /// disk removed from the index; unreadable images are warnings. Symbolic
+    /// links inside the folders are followed, also out of them, unless
+    /// --no-follow.
     Index {
         dir: PathBuf,
         /// Folders (searched recursively) and image files.
         #[arg(required = true, value_name = "FOLDER_OR_IMAGE")]
         inputs: Vec<PathBuf>,
+        /// Do not follow symbolic links inside the folders (links named on
+        /// the command line are still followed).
+        #[arg(long)]
+        no_follow: bool,
+        /// Refuse images of more pixels than this, read from the header
+        /// before decoding (default 100000000).
+        #[arg(long, value_name = "N")]
+        max_pixels: Option<u64>,
     },
     /// Show an image's dominant colours, or (--json) its 1152-bin histogram.
     ///
@@ -81,6 +95,9 @@ enum Command {
         image: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Refuse images of more pixels than this (default 100000000).
+        #[arg(long, value_name = "N")]
+        max_pixels: Option<u64>,
     },
     /// Create an empty, untrained index in DIR.
     Create {
@@ -155,6 +172,10 @@ enum Command {
         /// number is capped).
         #[arg(long)]
         threads: Option<usize>,
+        /// Refuse a --image query, and leave out of --html thumbnails,
+        /// images of more pixels than this (default 100000000).
+        #[arg(long, value_name = "N", conflicts_with = "vectors")]
+        max_pixels: Option<u64>,
         /// Print the query, results and timings as JSON.
         #[arg(long)]
         json: bool,
@@ -258,34 +279,32 @@ pub fn run(cli: Cli) -> Result<()> {
             emd_epsilon,
             emd_iterations,
             threads,
+            max_pixels,
             json,
             html,
             out,
             distances,
         } => {
-            let query = match (colors, image, vectors) {
-                (Some(spec), None, None) => images::Query::Colors(spec),
-                (None, Some(path), None) => images::Query::Image(path),
-                (None, None, Some(vectors)) => {
-                    let out = out.expect("clap: --vectors requires --out");
-                    return vectors::search(&dir, &vectors, k, nprobe, threads, &out, distances.as_deref());
-                }
-                _ => unreachable!("clap: exactly one of --colors, --image, --vectors"),
-            };
+            if let Some(vectors) = vectors {
+                let out = out.expect("clap: --vectors requires --out");
+                return vectors::search(&dir, &vectors, k, nprobe, threads, &out, distances.as_deref());
+            }
             images::search(images::SearchArgs {
                 dir: &dir,
-                query,
+                colors,
+                image,
                 k,
                 nprobe,
                 rerank: images::RerankArgs { rerank: rerank.as_deref(), emd_epsilon, emd_iterations },
                 candidates,
                 threads,
+                max_pixels,
                 json,
                 html: html.as_deref(),
             })
         }
-        Command::Index { dir, inputs } => images::index(&dir, &inputs),
-        Command::Histogram { image, json } => images::histogram(&image, json),
+        Command::Index { dir, inputs, no_follow, max_pixels } => images::index(&dir, &inputs, no_follow, max_pixels),
+        Command::Histogram { image, json, max_pixels } => images::histogram(&image, json, max_pixels),
         Command::Demo => demo::run(),
         Command::ImportFaiss { file, dir } => faiss::import(&file, &dir),
         Command::Delete { dir, ids } => maintain::delete(&dir, &ids),

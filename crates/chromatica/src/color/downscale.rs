@@ -15,6 +15,14 @@
 //! factors PIL's BOX filter gives each source pixel weight 1 or 0 by whether
 //! its centre lies inside the footprint, where we give it its covered
 //! fraction; the two differ only at footprint edges.
+//!
+//! A JPEG at least twice `MAX_SIDE` on its longer side reaches this step
+//! already reduced by 2, 4 or 8 in the DCT domain (see
+//! [`load_image_with`](super::load_image_with)), which averages each 8 × 8
+//! block in YCbCr before colour conversion instead of in 8-bit sRGB: on 16
+//! wallpaper photos (1280 × 1024 to 5640 × 3172) the histogram moved by an
+//! L1 distance of 0.003 to 0.086 (median 0.055, of a possible 2) from a
+//! full decode followed by this area average.
 
 use image::RgbImage;
 

@@ -19,12 +19,15 @@ mod palette;
 mod query;
 
 #[cfg(feature = "images")]
-pub use decode::{decode_rgb, image_histogram, load_image};
+pub use decode::{
+    decode_rgb, image_histogram, image_histogram_with, load_image, load_image_with, ImageLimits, DECODE_BUDGET_BYTES,
+    DEFAULT_MAX_PIXELS, MAX_DECODE_BYTES,
+};
 #[cfg(feature = "images")]
 pub use downscale::{area_resize, fit_within, target_size, MAX_SIDE};
 pub use histogram::{
     bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM, L_BINS, L_RANGE,
 };
 pub use lab::{lab_to_srgb, srgb_to_lab};
-pub use palette::{dominant_colors, to_hex};
+pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_MIN_SHARE, PALETTE_RADIUS};
 pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};

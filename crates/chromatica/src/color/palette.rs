@@ -1,4 +1,5 @@
-//! Turning histograms back into colours a person can look at.
+//! Turning histograms back into colours a person can look at: the one
+//! palette algorithm that the terminal, JSON and HTML output all show.
 
 use super::histogram::{bin_centers_lab, HIST_DIM};
 use super::lab::lab_to_srgb;
@@ -8,26 +9,97 @@ pub fn to_hex(rgb: [u8; 3]) -> String {
     format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2])
 }
 
-/// Up to `n` distinct colours for the heaviest bins of `hist` (a histogram,
-/// Hellinger-transformed or not: the order is the same), heaviest first.
-/// Each is the bin's centre ([`bin_centers_lab`]) converted to sRGB and
-/// clamped into gamut; a bin whose colour equals one already listed is
-/// skipped, as are bins that are zero, negative or NaN, and entries past
-/// index [`HIST_DIM`]. Ties go to the lower bin index. So fewer than `n`
-/// colours come back when the histogram has fewer distinct non-empty bins.
-pub fn dominant_colors(hist: &[f32], n: usize) -> Vec<[u8; 3]> {
-    let mut bins: Vec<(usize, f32)> =
-        hist.iter().copied().enumerate().take(HIST_DIM).filter(|&(_, v)| v > 0.0).collect();
+/// One colour of a palette and the share of the histogram's mass it stands
+/// for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DominantColor {
+    /// sRGB, 8 bits per channel.
+    pub rgb: [u8; 3],
+    /// Fraction of the histogram's mass, in `(0, 1]`.
+    pub share: f64,
+}
+
+impl DominantColor {
+    /// `"#rrggbb"`.
+    pub fn hex(&self) -> String {
+        to_hex(self.rgb)
+    }
+}
+
+/// Radius (CIE76 ΔE) of one palette colour. Soft assignment spreads a
+/// colour over the 2 × 2 × 2 bins around it, at most one bin step apart on
+/// each axis (12.5 L*, 15.3 a*, 16.9 b*: 26 along the diagonal).
+pub const PALETTE_RADIUS: f64 = 27.0;
+
+/// Palette colours holding less of the histogram than this are left out
+/// (the first colour is always kept).
+pub const PALETTE_MIN_SHARE: f64 = 0.02;
+
+fn bin_centers() -> &'static [[f64; 3]] {
+    static CENTERS: std::sync::OnceLock<Vec<[f64; 3]>> = std::sync::OnceLock::new();
+    CENTERS.get_or_init(bin_centers_lab)
+}
+
+/// Up to `n` colours of an L1 histogram (as [`image_histogram`] gives,
+/// before the Hellinger transform) with their shares, largest first.
+///
+/// The heaviest bin not yet taken gathers every untaken bin within
+/// [`PALETTE_RADIUS`]; the colour is the mass-weighted mean of their Lab
+/// centres ([`bin_centers_lab`]), which gives a single colour back exactly
+/// (the inverse of the soft assignment) instead of once per bin it spreads
+/// over. Colours under [`PALETTE_MIN_SHARE`] are dropped, except the
+/// first; colours equal after conversion to sRGB are merged. Bins that are
+/// zero, negative or NaN, and entries past [`HIST_DIM`], are ignored; a
+/// histogram without mass gives no colours.
+///
+/// ```
+/// use chromatica::color::{dominant_colors, histogram_of_pixels};
+/// // Three quarters red, one quarter blue.
+/// let pixels = [[230, 25, 75]; 3].into_iter().chain([[67, 99, 216]]);
+/// let palette = dominant_colors(&histogram_of_pixels(pixels), 5);
+/// assert_eq!(palette.len(), 2);
+/// assert_eq!(palette[0].rgb, [230, 25, 75]);
+/// assert!((palette[0].share - 0.75).abs() < 1e-6);
+/// ```
+///
+/// [`image_histogram`]: super::image_histogram
+pub fn dominant_colors(hist: &[f32], n: usize) -> Vec<DominantColor> {
+    let centers = bin_centers();
+    let mut bins: Vec<(usize, f64)> =
+        hist.iter().take(HIST_DIM).enumerate().map(|(i, &v)| (i, f64::from(v))).filter(|&(_, w)| w > 0.0).collect();
+    let total: f64 = bins.iter().map(|b| b.1).sum();
+    if total <= 0.0 || !total.is_finite() {
+        return Vec::new();
+    }
     bins.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let centers = bin_centers_lab();
-    let mut out: Vec<[u8; 3]> = Vec::with_capacity(n.min(bins.len()));
-    for (k, _) in bins {
-        if out.len() >= n {
+    let mut taken = vec![false; bins.len()];
+    let mut clusters: Vec<([f64; 3], f64)> = Vec::new();
+    for s in 0..bins.len() {
+        if taken[s] {
+            continue;
+        }
+        let seed = centers[bins[s].0];
+        let (mut sum, mut w) = ([0.0f64; 3], 0.0);
+        for (j, &(k, wk)) in bins.iter().enumerate().skip(s) {
+            let c = centers[k];
+            if !taken[j] && (0..3).map(|i| (c[i] - seed[i]).powi(2)).sum::<f64>() <= PALETTE_RADIUS.powi(2) {
+                taken[j] = true;
+                (0..3).for_each(|i| sum[i] += wk * c[i]);
+                w += wk;
+            }
+        }
+        clusters.push((sum.map(|x| x / w), w / total));
+    }
+    clusters.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut out: Vec<DominantColor> = Vec::with_capacity(n);
+    for (lab, share) in clusters {
+        if out.len() >= n || (!out.is_empty() && share < PALETTE_MIN_SHARE) {
             break;
         }
-        let rgb = lab_to_srgb(centers[k]);
-        if !out.contains(&rgb) {
-            out.push(rgb);
+        let rgb = lab_to_srgb(lab);
+        match out.iter_mut().find(|c| c.rgb == rgb) {
+            Some(o) => o.share += share,
+            None => out.push(DominantColor { rgb, share }),
         }
     }
     out
@@ -36,6 +108,7 @@ pub fn dominant_colors(hist: &[f32], n: usize) -> Vec<[u8; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::color::histogram_of_pixels;
 
     #[test]
     fn hex() {
@@ -45,33 +118,30 @@ mod tests {
     }
 
     #[test]
-    fn order_ties_and_limits() {
-        let mut h = vec![0.0f32; HIST_DIM];
-        let c = bin_centers_lab();
-        // Three bins with distinct in-gamut greys (a = b = 0 is not a node,
-        // so pick bins whose centres convert to different colours).
-        let grey = |l: usize| l * 144 + 5 * 12 + 6;
-        h[grey(2)] = 0.2;
-        h[grey(5)] = 0.5;
-        h[grey(3)] = 0.2;
-        h[7] = f32::NAN;
-        let got = dominant_colors(&h, 10);
-        assert_eq!(got, vec![lab_to_srgb(c[grey(5)]), lab_to_srgb(c[grey(2)]), lab_to_srgb(c[grey(3)])]);
-        assert_eq!(dominant_colors(&h, 1), vec![lab_to_srgb(c[grey(5)])]);
-        assert!(dominant_colors(&h, 0).is_empty());
-        assert!(dominant_colors(&[], 3).is_empty());
+    fn a_single_colour_comes_back_exactly_once() {
+        for rgb in [[230u8, 25, 75], [67, 99, 216], [128, 128, 128], [0, 206, 209]] {
+            let got = dominant_colors(&histogram_of_pixels(std::iter::repeat_n(rgb, 10)), 5);
+            assert_eq!(got.len(), 1, "{rgb:?}: {got:?}");
+            assert_eq!(got[0].rgb, rgb);
+            assert!((got[0].share - 1.0).abs() < 1e-9);
+        }
     }
 
     #[test]
-    fn duplicates_after_gamut_clamping_are_skipped() {
-        // Every bin at L = 0 with a and b at their minimum maps to black or
-        // near it; with all bins equal the result must still be distinct.
-        let h = vec![1.0f32; HIST_DIM];
-        let got = dominant_colors(&h, HIST_DIM);
-        let mut sorted = got.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), got.len());
-        assert!(got.len() < HIST_DIM, "clamping must merge some bins");
+    fn limits_small_shares_and_bad_bins() {
+        let pixels = [[230u8, 25, 75]; 99].into_iter().chain([[67, 99, 216]]);
+        let mut h = histogram_of_pixels(pixels);
+        // 1% blue is under PALETTE_MIN_SHARE.
+        assert_eq!(dominant_colors(&h, 5).len(), 1);
+        h[0] = f32::NAN;
+        h[1] = -1.0;
+        assert_eq!(dominant_colors(&h, 5).len(), 1);
+        assert!(dominant_colors(&h, 0).is_empty());
+        assert!(dominant_colors(&[], 3).is_empty());
+        assert!(dominant_colors(&[0.0; HIST_DIM], 3).is_empty());
+        // Shares never exceed 1 in total.
+        let all = dominant_colors(&[1.0; HIST_DIM], HIST_DIM);
+        let total: f64 = all.iter().map(|c| c.share).sum();
+        assert!(total <= 1.0 + 1e-9 && !all.is_empty());
     }
 }

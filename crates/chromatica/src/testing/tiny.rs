@@ -42,7 +42,7 @@ pub fn vectors(first_row: u64, rows: usize, dim: usize) -> Vec<f32> {
 
 /// A record for row `row` (path, size, mtime), distinct per row.
 pub fn record(row: u64) -> Record {
-    Record { path: format!("img/{row}.jpg"), size: 1000 + row, mtime_ns: -(row as i64) }
+    Record { path: format!("img/{row}.jpg").into(), size: 1000 + row, mtime_ns: -(row as i64) }
 }
 
 /// The small merge policy the ops model uses, so automatic merges happen.

@@ -178,7 +178,7 @@ fn live_batch(snap: &Snapshot, segments: &[usize]) -> Result<Batch> {
                 }
                 if let Some(r) = &mut b.records {
                     let rec = seg.record(p)?.map(|r| r.to_record()).unwrap_or_else(|| Record {
-                        path: String::new(),
+                        path: Default::default(),
                         size: 0,
                         mtime_ns: 0,
                     });

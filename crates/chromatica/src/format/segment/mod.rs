@@ -23,6 +23,8 @@ pub use writer::{encode, SegmentInput};
 
 use super::FileHeader;
 use serde::Serialize;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -77,7 +79,9 @@ pub struct ListEntry {
 /// What an image (or any vector) was made from: kept beside its code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Record {
-    pub path: String,
+    /// Stored losslessly: on Unix as the path's raw bytes, so names that
+    /// are not UTF-8 survive (FORMAT.md, "Records").
+    pub path: PathBuf,
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
@@ -85,3 +89,30 @@ pub struct Record {
 
 /// A vector's exact values, sparse: (dimension, value), dimensions ascending.
 pub type Sparse = Vec<(u16, f32)>;
+
+/// The bytes a record path is stored as: the OS's bytes on Unix (any byte
+/// string, UTF-8 or not), UTF-8 elsewhere (where paths that are not
+/// Unicode are written lossily).
+pub(crate) fn path_bytes(path: &Path) -> Cow<'_, [u8]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Cow::Borrowed(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    match path.to_string_lossy() {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    }
+}
+
+/// A stored record path: any bytes on Unix; elsewhere `None` unless UTF-8.
+pub(crate) fn path_from_bytes(bytes: &[u8]) -> Option<&Path> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Some(Path::new(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    std::str::from_utf8(bytes).ok().map(Path::new)
+}

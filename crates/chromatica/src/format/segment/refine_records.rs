@@ -2,8 +2,9 @@
 //! from a segment's optional sections.
 
 use super::layout::{u64_at, Layout};
-use super::{Record, SegmentView, Sparse};
+use super::{path_from_bytes, Record, SegmentView, Sparse};
 use crate::error::{Error, Result};
+use std::path::Path;
 use zerocopy::byteorder::little_endian::{F32, I64, U16};
 use zerocopy::FromBytes;
 
@@ -26,7 +27,7 @@ impl RefineRef<'_> {
 /// One vector's record, as stored.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordRef<'a> {
-    pub path: &'a str,
+    pub path: &'a Path,
     pub size: u64,
     pub mtime_ns: i64,
 }
@@ -93,8 +94,8 @@ impl SegmentView {
         if a > b {
             return Err(Error::corrupt(&self.name, (starts + 8 * p) as u64, "record offsets decrease"));
         }
-        let path = std::str::from_utf8(&self.bytes[blob_at + a..blob_at + b])
-            .map_err(|_| Error::corrupt(&self.name, (blob_at + a) as u64, "record path is not UTF-8"))?;
+        let path = path_from_bytes(&self.bytes[blob_at + a..blob_at + b])
+            .ok_or_else(|| Error::corrupt(&self.name, (blob_at + a) as u64, "record path is not UTF-8"))?;
         let size = u64_at(&self.bytes, sizes + 8 * p, &self.name)?;
         let mtime = I64::read_from_bytes(&self.bytes[mtimes + 8 * p..mtimes + 8 * p + 8]).expect("8 bytes").get();
         Ok(Some(RecordRef { path, size, mtime_ns: mtime }))

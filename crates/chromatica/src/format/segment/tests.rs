@@ -20,8 +20,9 @@ fn build_as(ids: &[u64], extras: bool, fast_scan: bool) -> Vec<u8> {
     let n = ids.len();
     let codes: Vec<u8> = (0..n * 3).map(|i| i as u8).collect();
     let refine: Vec<Sparse> = (0..n).map(|i| (0..(i % 3) as u16).map(|d| (d * 2, i as f32 + 0.5)).collect()).collect();
-    let records: Vec<Record> =
-        (0..n).map(|i| Record { path: format!("img/{i}.jpg"), size: 100 + i as u64, mtime_ns: -(i as i64) }).collect();
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record { path: format!("img/{i}.jpg").into(), size: 100 + i as u64, mtime_ns: -(i as i64) })
+        .collect();
     encode(&SegmentInput {
         code_size: 3,
         quantizer_file: 9,
@@ -62,7 +63,10 @@ fn refine_values_and_records_round_trip() {
         let r = v.refine(p).unwrap().to_sparse();
         assert_eq!(r, (0..(p % 3) as u16).map(|d| (d * 2, p as f32 + 0.5)).collect::<Sparse>());
         let rec = v.record(p).unwrap().unwrap();
-        assert_eq!((rec.path, rec.size, rec.mtime_ns), (format!("img/{p}.jpg").as_str(), 100 + p as u64, -(p as i64)));
+        assert_eq!(
+            (rec.path, rec.size, rec.mtime_ns),
+            (std::path::Path::new(&format!("img/{p}.jpg")), 100 + p as u64, -(p as i64))
+        );
         assert_eq!(v.id(p).unwrap(), 5 + p as u64);
     }
     assert!(v.refine_bytes() > 0 && v.record_bytes() > 0);

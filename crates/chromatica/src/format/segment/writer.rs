@@ -1,7 +1,7 @@
 //! Encoding a segment file from vectors already grouped by list.
 
 use super::layout::Layout;
-use super::{ListEntry, Record, SegmentHeader, Sparse, FAST_SCAN, HAS_RECORDS, HAS_REFINE, HEADER};
+use super::{path_bytes, ListEntry, Record, SegmentHeader, Sparse, FAST_SCAN, HAS_RECORDS, HAS_REFINE, HEADER};
 use crate::format::{crc, pad, write_checked_header, FileHeader, FileKind};
 use crate::quantizer::blocks;
 use zerocopy::byteorder::little_endian::{U32, U64};
@@ -87,12 +87,12 @@ pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
         let mut at = 0u64;
         out.extend_from_slice(&0u64.to_le_bytes());
         for r in recs {
-            at += r.path.len() as u64;
+            at += path_bytes(&r.path).len() as u64;
             out.extend_from_slice(&at.to_le_bytes());
         }
         recs.iter().for_each(|r| out.extend_from_slice(&r.size.to_le_bytes()));
         recs.iter().for_each(|r| out.extend_from_slice(&r.mtime_ns.to_le_bytes()));
-        recs.iter().for_each(|r| out.extend_from_slice(r.path.as_bytes()));
+        recs.iter().for_each(|r| out.extend_from_slice(&path_bytes(&r.path)));
         records_len = out.len() - records_off;
     }
     let ids_len = n * id_width;
