@@ -17,6 +17,8 @@ mod histogram;
 mod lab;
 mod palette;
 mod query;
+mod spread;
+pub mod transport;
 
 #[cfg(feature = "images")]
 pub use decode::{decode_rgb, image_histogram, load_image};
@@ -28,3 +30,4 @@ pub use histogram::{
 pub use lab::{lab_to_srgb, srgb_to_lab};
 pub use palette::{dominant_colors, to_hex};
 pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};
+pub use spread::spread_points;
