@@ -7,6 +7,7 @@
 mod bench;
 mod bench_rss;
 mod bench_scale;
+mod color_bench;
 mod progress;
 mod synth;
 
@@ -105,6 +106,39 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         k: usize,
     },
+    /// Colour relevance against exact EMD: every search mode on the queries
+    /// and ground truth of python/color_truth.py (recall@10, EMD ratio,
+    /// latency on one thread).
+    Color {
+        /// Directory holding base.fvecs (from shared/tools/make_dataset.py).
+        #[arg(long)]
+        data: PathBuf,
+        /// The queries and truth of python/color_truth.py.
+        #[arg(long)]
+        queries: PathBuf,
+        /// The index of base.fvecs (refine store); built here if missing.
+        #[arg(long)]
+        index: PathBuf,
+        /// Stage 1 candidates of a colour query in the spread mode.
+        #[arg(long, default_value_t = 1000)]
+        candidates: usize,
+        /// Sharpening exponent of a colour query's stage 1.
+        #[arg(long, default_value_t = 2.2)]
+        sharpen: f32,
+        /// Stage 1 candidates of an image query in the spread mode.
+        #[arg(long, default_value_t = 200)]
+        image_candidates: usize,
+        #[arg(long, default_value_t = 10)]
+        nprobe: usize,
+        /// Train a new index on the first N base vectors.
+        #[arg(long, default_value_t = 20_000)]
+        train_n: usize,
+        /// Also print stage 1's candidate recall for several spreads and counts.
+        #[arg(long)]
+        sweep: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The scale run: build an index of N synthetic colour histograms,
     /// generated and added in batches, and measure build time, disk use,
     /// open time, resident memory, search speed and recall.
@@ -167,6 +201,29 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> chromatica::Result<()> {
     match cli.command {
+        Command::Color {
+            data,
+            queries,
+            index,
+            candidates,
+            sharpen,
+            image_candidates,
+            nprobe,
+            train_n,
+            sweep,
+            json,
+        } => color_bench::run(color_bench::ColorArgs {
+            data: &data,
+            index: &index,
+            queries: &queries,
+            candidates,
+            sharpen,
+            image_candidates,
+            nprobe,
+            train_n,
+            sweep,
+            json,
+        }),
         Command::Bench {
             data,
             shape,

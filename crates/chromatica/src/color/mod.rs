@@ -17,6 +17,8 @@ mod histogram;
 mod lab;
 mod palette;
 mod query;
+mod spread;
+pub mod transport;
 
 #[cfg(feature = "images")]
 pub use decode::{
@@ -31,3 +33,4 @@ pub use histogram::{
 pub use lab::{lab_to_srgb, srgb_to_lab};
 pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_MIN_SHARE, PALETTE_RADIUS};
 pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};
+pub use spread::spread_points;
