@@ -91,11 +91,11 @@ fn no_error_message_has_a_doubled_prefix() {
     data[150_000 * 16 + 3] = 1e30;
     write_npy_f32(&bad, &data[..150_001 * 16], 16).unwrap();
     fails_with(&["add", p(&idx), "--vectors", p(&bad)], "row 150000 has a value (1e30) beyond the limit");
-    fails_with(&["search", p(&idx), "--vectors", p(&bad), "--out", p(&tmp.path().join("o"))], "limit");
+    fails_with(&["search", p(&idx), "--vectors", p(&bad), "--out", p(&tmp.path().join("o.ivecs"))], "limit");
     fails_with(&["train", p(&idx), "--vectors", p(&queries)], "already trained");
     fails_with(&["search", p(&idx), "--vectors", p(&queries), "--k", "0", "--out", p(&bad)], "--k must be at least 1");
     fails_with(&["search", p(&idx), "--vectors", p(&queries), "--threads", "0", "--out", p(&bad)], "--threads");
     fails_with(&["search", p(&idx), "--vectors", p(&queries), "--nprobe", "99", "--out", p(&bad)], "nprobe");
     fails_with(&["create", p(&tmp.path().join("n")), "--dim", "16", "--m", "7"], "invalid configuration");
-    fails_with(&["search", p(&idx), "--colors", "ff7f50"], "colour and image queries need 1152");
+    fails_with(&["search", p(&idx), "--colors", "ff7f50"], "image histograms have 1152 (use --vectors)");
 }

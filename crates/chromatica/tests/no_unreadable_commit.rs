@@ -107,8 +107,7 @@ fn values_at_the_limit_in_the_largest_dimension_stay_finite() {
 /// The backstop: quantizers made elsewhere whose precomputed table
 /// overflows (codebook values of 1e30, finite, so the import's own check
 /// passes) would be a `.qnt` that open rejects. The commit is refused before
-/// its manifest is renamed, the new files are removed, and the index opens
-/// as it was.
+/// its manifest is renamed and every file the import made is removed.
 #[test]
 fn a_commit_whose_files_open_would_reject_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -122,11 +121,19 @@ fn a_commit_whose_files_open_would_reject_is_refused() {
     assert!(matches!(e, Error::WouldNotOpen(_)), "{e}");
     let m = e.to_string();
     assert!(m.contains("nothing was committed") && m.contains(".qnt") && m.contains("non-finite"), "{m}");
-    let index = Index::open(&dir).unwrap();
-    assert!(!index.is_trained());
-    assert_eq!(index.len(), 0);
-    Index::verify(&dir).unwrap();
-    let left: Vec<String> =
-        dir_contents(&dir).into_keys().filter(|f| f.ends_with(".qnt") || f.ends_with(".seg")).collect();
-    assert!(left.is_empty(), "the refused commit left {left:?}");
+    // The import made the directory, so a refused import removes it again
+    // (it never held anything but this call's files).
+    assert!(!dir.exists(), "the refused import left {:?}", dir_contents(&dir));
+    // Into an empty folder the caller made: the folder stays, holding only
+    // the lock file (removing a lock another process may be waiting on is
+    // not safe), and an index can still be made in it.
+    std::fs::create_dir(&dir).unwrap();
+    let q = chromatica::quantizer::Quantizers::from_parts(&c, vec![0.5; 2 * 16], vec![1e30; 4 * 16], 10, 1).unwrap();
+    let vectors = Encoded { lists: vec![0, 1], codes: vec![0; 2], ids: vec![3, 4] };
+    let e = Index::create_encoded(&dir, q, vectors).err().expect("the commit must be refused");
+    assert!(matches!(e, Error::WouldNotOpen(_)), "{e}");
+    assert!(dir.is_dir());
+    let left: Vec<String> = dir_contents(&dir).into_keys().collect();
+    assert_eq!(left, ["LOCK"], "the refused import left {left:?}");
+    Index::create(&dir, c).unwrap();
 }
