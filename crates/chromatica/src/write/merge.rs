@@ -217,7 +217,6 @@ fn encode_scratch<'a>(
     if !batch.is_empty() {
         flush(&mut batch, next)?;
     }
-    drop(flush);
     Ok(scratch)
 }
 
