@@ -212,6 +212,7 @@ fn encode_scratch<'a>(
                     flush(&mut batch, next)?;
                 }
             }
+            seg.release_pages();
         }
     }
     if !batch.is_empty() {
@@ -262,6 +263,9 @@ impl RowSource for ViewRows<'_> {
                     record: if part == Part::Records { seg.record(p)? } else { None },
                 })?;
             }
+            // Each list is read once per sweep: keep the merge's resident
+            // memory to one list, not the segments it reads.
+            seg.release_pages();
         }
         Ok(())
     }
