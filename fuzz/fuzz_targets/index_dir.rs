@@ -279,8 +279,8 @@ fn write_checks(storage: &MemStorage, verified: bool, huge: Option<(u8, u8)>) {
         data[i] = huge_value(v);
     }
     if index.add(&data, None).is_ok() {
-        let beyond = data.iter().find(|x| x.abs() > chromatica::MAX_ABS_VALUE);
-        assert!(beyond.is_none(), "add accepted {beyond:?}, beyond the input limit");
+        let beyond = data.iter().find(|x| !x.is_finite() || x.abs() > chromatica::MAX_ABS_VALUE);
+        assert!(beyond.is_none(), "add accepted {beyond:?}, beyond the input limit (or not finite)");
         still("add");
     }
     let first = index.snapshot().live_ids().ok().and_then(|l| l.first().copied());

@@ -34,11 +34,12 @@ pub fn single_threaded() {
 
 /// A coordinate around the input limit `chromatica::MAX_ABS_VALUE`, by
 /// `choice`: the limit itself (accepted), the next float beyond it, the
-/// issue's 5e19 and 1e20 (which used to brick an index), f32::MAX; each of
-/// either sign. Values beyond the limit must be refused with nothing written.
+/// issue's 5e19 and 1e20 (which used to brick an index), f32::MAX,
+/// infinity and NaN; each of either sign. Values beyond the limit (and NaN)
+/// must be refused with nothing written.
 pub fn huge_value(choice: u8) -> f32 {
     let limit = chromatica::MAX_ABS_VALUE;
-    let values = [limit, limit.next_up(), 5e19, 1e20, f32::MAX];
+    let values = [limit, limit.next_up(), 5e19, 1e20, f32::MAX, f32::INFINITY, f32::NAN];
     let v = values[(choice / 2) as usize % values.len()];
     if choice % 2 == 1 {
         -v

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_rss;
 mod bench_scale;
+mod bench_write_rss;
 mod color_bench;
 mod progress;
 mod synth;
@@ -105,6 +106,16 @@ enum Command {
         count: usize,
         #[arg(long, default_value_t = 10)]
         k: usize,
+    },
+    /// Peak memory of a fresh process that opens DIR and runs one compact
+    /// or retrain on it (JSON: VmHWM, sampled peak RssAnon, disk bytes).
+    #[command(hide = true)]
+    BenchWriteRss {
+        #[arg(long)]
+        index: PathBuf,
+        /// compact, retrain, or thin (delete every 100th live id).
+        #[arg(long)]
+        op: String,
     },
     /// Colour relevance against exact EMD: every search mode on the queries
     /// and ground truth of python/color_truth.py (recall@10, EMD ratio,
@@ -260,6 +271,7 @@ fn run(cli: Cli) -> chromatica::Result<()> {
         Command::BenchRss { index, queries, count, k } => {
             bench_rss::run(bench_rss::RssArgs { index: &index, queries: &queries, count, k })
         }
+        Command::BenchWriteRss { index, op } => bench_write_rss::run(&index, &op),
         Command::BenchScale {
             n,
             dir,

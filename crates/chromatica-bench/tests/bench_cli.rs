@@ -219,3 +219,32 @@ fn bench_scale_streams_builds_and_reports() {
     fails_with(&args, "already exists");
     fails_with(&["bench-scale", "--n", "0"], "--n must be at least 1");
 }
+
+/// `bench-write-rss`: thin, compact and re-train a kept refine index, each
+/// in its own process, reporting peak memory and disk bytes; the index
+/// stays whole and verifies.
+#[test]
+fn bench_write_rss_reports_compact_and_retrain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    #[rustfmt::skip]
+    let build = [
+        "bench-scale", "--n", "2000", "--batch", "500", "--nlist", "8", "--m", "8", "--nbits", "4", "--nprobe", "4",
+        "--train-n", "1000", "--queries", "10", "--recall-queries", "0", "--opens", "1", "--small", "0",
+        "--threads", "1", "--build-threads", "1", "--repeat", "1", "--refine", "--dir", p(&dir), "--json",
+    ];
+    json_of(&build);
+    let thin = json_of(&["bench-write-rss", "--index", p(&dir), "--op", "thin"]);
+    assert_eq!(num(&thin, "vectors"), 2000.0);
+    assert_eq!(Index::open_read_only(&dir).unwrap().len(), 1980);
+    let compact = json_of(&["bench-write-rss", "--index", p(&dir), "--op", "compact"]);
+    assert_eq!((num(&compact, "vectors"), num(&compact, "segments_after")), (1980.0, 1.0));
+    assert!(num(&compact, "disk_after") < num(&compact, "disk_before"), "{compact}");
+    assert!(num(&compact, "peak_rss") >= num(&compact, "peak_anon") && num(&compact, "peak_anon") > 0.0);
+    let retrain = json_of(&["bench-write-rss", "--index", p(&dir), "--op", "retrain"]);
+    assert_eq!((num(&retrain, "vectors"), num(&retrain, "segments_after")), (1980.0, 1.0));
+    assert!(num(&retrain, "peak_rss") > 0.0);
+    Index::verify(&dir).unwrap();
+    assert_eq!(Index::open_read_only(&dir).unwrap().len(), 1980);
+    fails_with(&["bench-write-rss", "--index", p(&dir), "--op", "merge"], "must be compact, retrain or thin");
+}

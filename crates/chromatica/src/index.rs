@@ -558,6 +558,9 @@ impl Index {
             c.nprobe = c.nprobe.max(c.nlist / 10).clamp(1, c.nlist);
         }
         let sample = snap.sample_live(256 * c.nlist.max(c.ksub()), opts.seed)?;
+        // The sample touched pages all over the refine store: drop them from
+        // this process's resident set (re-encoding reads each list once).
+        snap.segments.iter().for_each(|s| s.release_pages());
         // Vectors stored before values were limited may be out of range:
         // say so rather than train quantizers that would not open.
         if !sample.is_empty() {

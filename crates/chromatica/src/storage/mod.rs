@@ -80,6 +80,21 @@ impl Bytes {
             let _ = m.advise(memmap2::Advice::Sequential);
         }
     }
+
+    /// Drops this process's mappings of the pages read so far (they stay in
+    /// the page cache, and a later read maps them again): a merge reads
+    /// whole segments once, and without this they would all count as its
+    /// resident memory. Only a hint: failure is harmless.
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(m) = self {
+            // SAFETY: `m` is a read-only shared map of a file that is never
+            // modified in place (index files are immutable once written), so
+            // MADV_DONTNEED changes no byte any reference observes: the next
+            // access faults the same contents back in from the file.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
 }
 
 impl Debug for Bytes {

@@ -17,7 +17,7 @@ use crate::format::{
 };
 use crate::quantizer::Quantizers;
 use crate::read::Snapshot;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFile};
 
 /// Publishes `next` as the current manifest, then drops the one it replaces.
 pub fn commit(storage: &dyn Storage, next: &Manifest, replaces: Option<u64>) -> Result<()> {
@@ -94,6 +94,17 @@ pub(crate) fn write_numbered(
     name: fn(u64) -> String,
     bytes: &[u8],
 ) -> Result<u64> {
+    write_numbered_with(storage, manifest, name, &mut |f| f.write_all(bytes))
+}
+
+/// [`write_numbered`] with the contents written by `write` (a streamed
+/// segment), which may append to the file any number of times.
+pub(crate) fn write_numbered_with(
+    storage: &dyn Storage,
+    manifest: &mut Manifest,
+    name: fn(u64) -> String,
+    write: &mut dyn FnMut(&mut dyn StorageFile) -> Result<()>,
+) -> Result<u64> {
     let mut skipped = 0;
     loop {
         let number = manifest.next_file;
@@ -109,7 +120,7 @@ pub(crate) fn write_numbered(
             }
             other => other?,
         };
-        let written = f.write_all(bytes).and_then(|()| f.sync()).and_then(|()| storage.sync_dir());
+        let written = write(&mut *f).and_then(|()| f.sync()).and_then(|()| storage.sync_dir());
         if let Err(e) = written {
             let _ = storage.remove(&file);
             return Err(e);
@@ -261,6 +272,18 @@ pub fn commit_segment(storage: &dyn Storage, current: &Snapshot, batch: Batch) -
 /// manifest being prepared: the segment takes its generation, and has codes
 /// exactly when `next` names quantizers. Returns the file name.
 pub(crate) fn write_segment(storage: &dyn Storage, next: &mut Manifest, batch: Batch) -> Result<String> {
+    let (name, meta) = write_segment_file(storage, next, batch)?;
+    next.segments.push(meta);
+    Ok(name)
+}
+
+/// [`write_segment`] without listing the file in `next` (a retrain's
+/// scratch segments): returns its name and the entry it would have.
+pub(crate) fn write_segment_file(
+    storage: &dyn Storage,
+    next: &mut Manifest,
+    batch: Batch,
+) -> Result<(String, SegmentMeta)> {
     let (counts, b) = batch.grouped(next.config.nlist);
     let (code_size, q) = match next.quantizer_file {
         Some(q) => (next.config.code_size(), q),
@@ -277,14 +300,14 @@ pub(crate) fn write_segment(storage: &dyn Storage, next: &mut Manifest, batch: B
         fast_scan: next.config.fast_scan,
     });
     let number = write_numbered(storage, next, segment_name, &bytes)?;
-    next.segments.push(SegmentMeta {
+    let meta = SegmentMeta {
         file: number,
         vectors: b.len() as u64,
         bytes: bytes.len() as u64,
         generation: next.generation,
         deleted: 0,
-    });
-    Ok(segment_name(number))
+    };
+    Ok((segment_name(number), meta))
 }
 
 /// Checks that `next` would open (see [`check_opens`]), then publishes it

@@ -6,12 +6,14 @@
 //!
 //! One file per question: this one holds the fixed structs and flags;
 //! `layout.rs` where every section and every list's bytes lie; `writer.rs`
-//! how a segment is encoded; `view.rs` the checked view that verifies each
+//! how a segment is encoded; `stream.rs` the same bytes written a list at a
+//! time (merges); `view.rs` the checked view that verifies each
 //! list's checksum on first read; `refine_records.rs` how a vector's exact
 //! values and record are read back.
 
 mod layout;
 mod refine_records;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 mod view;

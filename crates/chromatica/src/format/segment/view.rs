@@ -175,6 +175,11 @@ impl SegmentView {
         })
     }
 
+    /// See [`Bytes::release_pages`] (merges, after each list they copy).
+    pub fn release_pages(&self) {
+        self.bytes.release_pages();
+    }
+
     pub fn vectors(&self) -> u64 {
         self.layout.n as u64
     }
