@@ -17,8 +17,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use chromatica::read::SearchParams;
-use chromatica::storage::MemStorage;
+use chromatica::testing::read::SearchParams;
+use chromatica::testing::storage::MemStorage;
 use chromatica::Index;
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;
@@ -124,7 +124,7 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
     assert_eq!(index.is_trained(), model.trained, "{at}: training state differs from the model");
     assert_eq!(snap.manifest.config.fast_scan, model.fast_scan, "{at}: the fast-scan flag changed");
     assert!(snap.segments.iter().all(|s| s.fast_scan() == model.fast_scan), "{at}: a segment's code layout differs");
-    if let Err(e) = chromatica::verify::verify(storage) {
+    if let Err(e) = chromatica::testing::verify::verify(storage) {
         panic!("{at}: verify failed: {e}");
     }
     // Every live vector's exact values and record are the ones it was added with.

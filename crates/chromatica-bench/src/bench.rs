@@ -18,10 +18,11 @@
 //! bench/compare.py can alternate our passes with faiss's. The fastest pass
 //! of each kind and thread count is reported.
 
-use chromatica::color::emd::Sinkhorn;
-use chromatica::quantizer::Quantizers;
+use chromatica::color::Sinkhorn;
+use chromatica::testing::distance;
+use chromatica::testing::quantizer::Quantizers;
 use chromatica::vecio::{self, VectorFile};
-use chromatica::{distance, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
+use chromatica::{Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -18,9 +18,11 @@
 //! is how the stage 1 of the `spread` mode was chosen.
 
 use crate::bench::{median, pool};
-use chromatica::color::emd::Sinkhorn;
-use chromatica::color::transport::EmdQuery;
-use chromatica::color::{hellinger, parse_color_query, query_histogram, spread_points, srgb_to_lab, DEFAULT_SHARPEN};
+use chromatica::color::Sinkhorn;
+use chromatica::testing::color::EmdQuery;
+use chromatica::testing::color::{
+    hellinger, parse_color_query, query_histogram, spread_points, srgb_to_lab, DEFAULT_SHARPEN,
+};
 use chromatica::vecio::VectorFile;
 use chromatica::{Config, Error, Index, Neighbor, Rerank, Result, SearchParams, Snapshot, TrainOptions};
 use serde_json::{json, Value};

@@ -7,8 +7,8 @@
 
 mod common;
 
-use chromatica::quantizer::codes;
 use chromatica::testing::layout::{get_u32, get_u64};
+use chromatica::testing::quantizer::codes;
 use chromatica::testing::{data::*, reference::*};
 use chromatica::{Config, Index, Neighbor, SearchParams, Snapshot, TrainOptions};
 use common::run;

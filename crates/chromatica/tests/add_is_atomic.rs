@@ -5,7 +5,7 @@
 //! command line (131,072 rows), at a small dimension to stay fast, and under
 //! an injected I/O error at every write and sync of a multi-batch add.
 
-use chromatica::storage::{write_file, Storage};
+use chromatica::testing::storage::{write_file, Storage};
 use chromatica::testing::{data::*, files::dir_contents, MemStorage};
 use chromatica::{Config, Index, Rows, SearchParams, TrainOptions};
 use std::path::{Path, PathBuf};
@@ -124,7 +124,7 @@ fn an_io_error_anywhere_in_a_multi_batch_add_leaves_none_or_all() {
                 failures += 1;
             }
         }
-        chromatica::verify::verify(&m).unwrap();
+        chromatica::testing::verify::verify(&m).unwrap();
     }
     assert!(failures >= 6, "only {failures} failure points: three segments and a manifest");
 }

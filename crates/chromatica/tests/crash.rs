@@ -10,8 +10,8 @@
 //!
 //! `CHROMATICA_CRASH_ITERS` sets the number of random workloads (default 50).
 
-use chromatica::storage::{write_file, Storage};
 use chromatica::testing::model::*;
+use chromatica::testing::storage::{write_file, Storage};
 use chromatica::testing::{MemStorage, Rng};
 use chromatica::{Error, Index, MergePolicy, Neighbor, SearchParams, TrainOptions};
 use std::path::PathBuf;
@@ -326,7 +326,8 @@ fn io_error_at_every_write_and_sync() {
             }
             // The running index is sound; an absorbed failure may leave files
             // for the next writer open to remove.
-            let r = chromatica::verify::verify(&m).unwrap_or_else(|e| panic!("{ctx}: verify before the crash: {e}"));
+            let r = chromatica::testing::verify::verify(&m)
+                .unwrap_or_else(|e| panic!("{ctx}: verify before the crash: {e}"));
             leftovers += u64::from(!r.leftovers.is_empty());
             drop(index);
             m.crash();
@@ -554,10 +555,10 @@ struct SlowList<S: Storage> {
 }
 
 impl<S: Storage> Storage for SlowList<S> {
-    fn create(&self, name: &str) -> chromatica::Result<Box<dyn chromatica::storage::StorageFile>> {
+    fn create(&self, name: &str) -> chromatica::Result<Box<dyn chromatica::testing::storage::StorageFile>> {
         self.inner.create(name)
     }
-    fn map(&self, name: &str) -> chromatica::Result<chromatica::storage::Bytes> {
+    fn map(&self, name: &str) -> chromatica::Result<chromatica::testing::storage::Bytes> {
         self.inner.map(name)
     }
     fn rename(&self, from: &str, to: &str) -> chromatica::Result<()> {
@@ -682,8 +683,10 @@ fn readers_race_a_writer_on_disk() {
     let index = Index::create(&dir, config(4)).unwrap();
     index.train(&vectors(&mut Rng::mixed(1004), 600), &TrainOptions::default(), &mut |_| ()).unwrap();
     drop(index);
-    let fs = chromatica::storage::FsStorage::new(&dir);
-    let slow =
-        SlowList { inner: chromatica::storage::FsStorage::new(&dir), pause: std::time::Duration::from_micros(300) };
+    let fs = chromatica::testing::storage::FsStorage::new(&dir);
+    let slow = SlowList {
+        inner: chromatica::testing::storage::FsStorage::new(&dir),
+        pause: std::time::Duration::from_micros(300),
+    };
     readers_race_a_writer(Arc::new(fs), Arc::new(slow), 150, "on disk");
 }

@@ -6,7 +6,7 @@
 //! keeping the damaged files aside; the lost generation's file numbers are
 //! never reused.
 
-use chromatica::storage::{MemStorage, Storage};
+use chromatica::testing::storage::{MemStorage, Storage};
 use chromatica::{Config, Error, Index};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ fn two_manifests() -> (MemStorage, u64) {
     drop(index);
     assert_eq!(g, old_gen + 1);
     // Put the retired manifest back, as if the cleanup never ran.
-    chromatica::storage::write_file(&m, &manifest(old_gen), &older).unwrap();
+    chromatica::testing::storage::write_file(&m, &manifest(old_gen), &older).unwrap();
     m.sync_dir().unwrap();
     (m, g)
 }
@@ -56,7 +56,7 @@ fn every_flip_of_the_newest_manifest_refuses_writers_and_warns_readers() {
     for byte in 0..len {
         let m = MemStorage::new();
         for name in pristine.list().unwrap() {
-            chromatica::storage::write_file(&m, &name, &pristine.contents(&name).unwrap()).unwrap();
+            chromatica::testing::storage::write_file(&m, &name, &pristine.contents(&name).unwrap()).unwrap();
         }
         m.sync_dir().unwrap();
         m.flip_bit(&manifest(g), byte, (byte % 8) as u8);

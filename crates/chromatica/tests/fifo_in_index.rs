@@ -73,7 +73,8 @@ fn a_fifo_in_place_of_a_live_segment_is_refused_and_reported() {
     for writable in [true, false] {
         let d = dir.clone();
         let e = within("open", move || {
-            Index::open_in(d.clone(), std::sync::Arc::new(chromatica::storage::FsStorage::new(d)), writable).map(drop)
+            Index::open_in(d.clone(), std::sync::Arc::new(chromatica::testing::storage::FsStorage::new(d)), writable)
+                .map(drop)
         })
         .unwrap_err();
         let e = one_line(e);

@@ -6,8 +6,9 @@
 //! decoders before its manifest gets a name, so whatever slips past the
 //! first (here: quantizers made elsewhere) is refused with nothing written.
 
+use chromatica::testing::Encoded;
 use chromatica::testing::{data::config, files::dir_contents, Rng};
-use chromatica::{Config, Encoded, Error, Index, SearchParams, TrainOptions, MAX_ABS_VALUE};
+use chromatica::{Config, Error, Index, SearchParams, TrainOptions, MAX_ABS_VALUE};
 
 /// The shape: dim 16, nlist 8, m 4, nbits 8, nprobe 2.
 fn shape(refine: bool) -> Config {
@@ -116,7 +117,7 @@ fn a_commit_whose_files_open_would_reject_is_refused() {
     let c = config(16, 2, 4, 2, 2);
     let coarse = vec![0.5; 2 * 16];
     let codebooks = vec![1e30; 4 * 16];
-    let q = chromatica::quantizer::Quantizers::from_parts(&c, coarse, codebooks, 10, 1).unwrap();
+    let q = chromatica::testing::quantizer::Quantizers::from_parts(&c, coarse, codebooks, 10, 1).unwrap();
     let vectors = Encoded { lists: vec![0, 1], codes: vec![0; 2], ids: vec![3, 4] };
     let e = Index::create_encoded(&dir, q, vectors).err().expect("the commit must be refused");
     assert!(matches!(e, Error::WouldNotOpen(_)), "{e}");

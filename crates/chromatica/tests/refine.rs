@@ -3,10 +3,11 @@
 //! EMD re-ranking, and records that follow their vectors through deletes and
 //! merges.
 
-use chromatica::color::emd::Sinkhorn;
+use chromatica::color::Sinkhorn;
 use chromatica::color::{hellinger, histogram_of_pixels};
+use chromatica::testing::distance;
 use chromatica::testing::MemStorage;
-use chromatica::{distance, Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
+use chromatica::{Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -126,7 +127,7 @@ fn auto_train_index_trains_itself_and_keeps_every_vector() {
     let second = index.add_records(&base[5000 * d..], None, &records(n + 500 - 5000, 5000)).unwrap();
     assert!(second.trained.is_some(), "{:?}", second.merge_error);
     assert!(index.is_trained());
-    assert_eq!(index.config().nlist, chromatica::adaptive_nlist(n + 500));
+    assert_eq!(index.config().nlist, chromatica::testing::adaptive_nlist(n + 500));
     assert_eq!(index.len(), (n + 500) as u64);
     let snap = index.snapshot();
     assert_eq!(snap.live_ids().unwrap(), (0..(n + 500) as u64).collect::<Vec<_>>());
@@ -178,7 +179,7 @@ fn retrain_is_all_or_nothing_at_every_crash_point() {
         let snap = back.snapshot();
         assert_eq!(snap.live_ids().unwrap(), before_ids, "crash point {k}");
         outcomes[usize::from(snap.manifest.quantizer_file != before_q)] += 1;
-        chromatica::verify::verify(&storage).unwrap();
+        chromatica::testing::verify::verify(&storage).unwrap();
         for x in base.chunks_exact(d).skip(100).step_by(111) {
             let hit = &back.search(x, &SearchParams::new(1)).unwrap()[0][0];
             assert_eq!(hit.distance, 0.0);

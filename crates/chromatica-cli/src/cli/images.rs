@@ -6,7 +6,7 @@
 use super::html::{self, SheetEntry};
 use super::progress::bar;
 use super::terminal;
-use chromatica::color::emd::Sinkhorn;
+use chromatica::color::Sinkhorn;
 use chromatica::color::{image_histogram_with, to_hex, HIST_DIM};
 use chromatica::images::{
     dominant_colors, DominantColor, ImageIndex, ImageLimits, Query, SearchOptions, SearchResults, SyncEvent,

@@ -2,8 +2,8 @@
 //! in full before anything is written, so a bad file changes nothing.
 
 use super::progress::bar;
-use chromatica::input::{check_dim, check_vectors};
 use chromatica::vecio::{self, VectorFile};
+use chromatica::{check_dim, check_vectors};
 use chromatica::{Config, Error, Index, Preset, Result, SearchParams, TrainOptions, TrainStep};
 use rand::SeedableRng;
 use std::path::Path;

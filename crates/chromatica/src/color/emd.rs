@@ -110,6 +110,7 @@ impl Sinkhorn {
 /// [`sinkhorn_distance`] evaluates the same formula on the fly for the
 /// entries it needs (bit-identical to this matrix, and faster than gathering
 /// scattered entries from 5.3 MB).
+#[cfg(any(test, feature = "testing"))]
 pub fn ground_cost() -> &'static [f32] {
     static COST: OnceLock<Vec<f32>> = OnceLock::new();
     COST.get_or_init(|| {
@@ -139,6 +140,7 @@ fn scaled_centres() -> &'static [[f32; 3]] {
 
 /// The ground cost between two scaled centres, clamped to 1 against
 /// rounding at the corners.
+#[cfg(any(test, feature = "testing"))]
 #[inline(always)]
 fn pair_cost(p: &[f32; 3], q: &[f32; 3]) -> f32 {
     let (d0, d1, d2) = (p[0] - q[0], p[1] - q[1], p[2] - q[2]);

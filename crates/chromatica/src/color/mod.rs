@@ -9,28 +9,28 @@
 //! `rgb2lab` (D65, 2°), checked against `shared/testdata/srgb_to_lab.csv`.
 
 #[cfg(feature = "images")]
-mod decode;
+pub(crate) mod decode;
 #[cfg(feature = "images")]
-mod downscale;
-pub mod emd;
-mod histogram;
+pub(crate) mod downscale;
+pub(crate) mod emd;
+pub(crate) mod histogram;
 mod lab;
-mod palette;
-mod query;
-mod spread;
-pub mod transport;
+pub(crate) mod palette;
+pub(crate) mod query;
+// The exact EMD and the swatch layout serve the benchmarks and the tests,
+// not the product.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod spread;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod transport;
 
 #[cfg(feature = "images")]
 pub use decode::{
-    decode_rgb, image_histogram, image_histogram_with, load_image, load_image_with, ImageLimits, DECODE_BUDGET_BYTES,
-    DEFAULT_MAX_PIXELS, MAX_DECODE_BYTES,
+    decode_rgb, image_histogram, image_histogram_with, load_image, load_image_with, ImageLimits, DEFAULT_MAX_PIXELS,
 };
-#[cfg(feature = "images")]
-pub use downscale::{area_resize, fit_within, target_size, MAX_SIDE};
-pub use histogram::{
-    bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM, L_BINS, L_RANGE,
-};
+pub use emd::Sinkhorn;
+pub use histogram::{bin_centers_lab, hellinger, histogram_of_pixels, HIST_DIM};
 pub use lab::{lab_to_srgb, srgb_to_lab};
-pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_MIN_SHARE, PALETTE_RADIUS};
-pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};
-pub use spread::spread_points;
+pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_RADIUS};
+pub(crate) use query::DEFAULT_SHARPEN;
+pub use query::{parse_color_query, query_histogram, ColorQuery};

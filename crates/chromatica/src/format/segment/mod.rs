@@ -17,7 +17,9 @@ mod tests;
 mod view;
 mod writer;
 
-pub use refine_records::{RecordRef, RefineRef};
+#[cfg(any(test, feature = "testing"))]
+pub use refine_records::RecordRef;
+pub use refine_records::RefineRef;
 pub use view::{Expect, Ids, SegmentView};
 pub use writer::{encode, SegmentInput};
 
