@@ -18,7 +18,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use chromatica::testing::read::SearchParams;
+use chromatica::testing::{IndexInternals, SnapshotInternals};
+use chromatica::SearchParams;
 use chromatica::testing::storage::{MemStorage, Storage};
 use chromatica::Index;
 use chromatica_fuzz::*;
@@ -227,7 +228,7 @@ fn verifies(storage: &MemStorage) -> bool {
 
 fn read_checks(index: &Index, verified: bool) {
     let snap = index.snapshot();
-    let c = snap.manifest.config;
+    let c = snap.manifest().config;
     let live = snap.live_ids();
     let query = vec![0.25f32; c.dim];
     let k = live.as_ref().map_or(10, |l| l.len().max(1));
@@ -240,15 +241,12 @@ fn read_checks(index: &Index, verified: bool) {
     let distinct: BTreeSet<u64> = live.iter().copied().collect();
     assert_eq!(distinct.len(), live.len(), "verify passed but a live id is stored twice");
     assert_eq!(live.len() as u64, snap.vectors(), "verify passed but live ids and the manifest's count differ");
-    if snap.quantizers.is_none() && !c.refine {
+    if snap.quantizers().is_none() && !c.refine {
         assert!(live.is_empty(), "an untrained index without refine store holds vectors");
         return;
     }
     // Huge (finite) quantizer values can make estimated distances NaN.
-    let moderate = snap
-        .quantizers
-        .as_ref()
-        .is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
+    let moderate = snap.quantizers().is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
     let hits = hits.expect("verify passed, so a search must succeed");
     assert_eq!(hits.len(), 1);
     if moderate {

@@ -21,6 +21,7 @@
 use chromatica::color::Sinkhorn;
 use chromatica::testing::distance;
 use chromatica::testing::quantizer::Quantizers;
+use chromatica::testing::SnapshotInternals;
 use chromatica::vecio::{self, VectorFile};
 use chromatica::{Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use serde_json::{json, Map, Value};
@@ -366,9 +367,9 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     res.insert("refine_tie_recall_at_10".into(), json!(tie_recall_at(&found_refine, gt, gt_k, 10, base, query)));
 
     let snap = index.snapshot();
-    let q = snap.quantizers.as_deref().expect("trained");
+    let q = snap.quantizers().expect("trained");
     let memory = index.memory_estimate();
-    let refine_bytes: u64 = refined.snapshot().segments.iter().map(|s| s.refine_bytes() as u64).sum();
+    let refine_bytes: u64 = refined.snapshot().segments().iter().map(|s| s.refine_bytes() as u64).sum();
     let disk = dir_bytes(&plain_dir)?;
 
     // Sinkhorn EMD re-ranking (colour histograms only) costs ~20 µs per
@@ -436,7 +437,7 @@ fn measure_appends(a: &BenchArgs<'_>, dir: &Path, base: &[f32], query: &[f32], d
         index.add(chunk, None)?;
     }
     let append_s = t.elapsed().as_secs_f64();
-    let segments = index.snapshot().segments.len();
+    let segments = index.snapshot().segments().len();
     let params = SearchParams::new(10);
     let (appended, _) = best_of(a.repeat, || index.search(query, &params))?;
     index.compact()?;

@@ -17,6 +17,7 @@ use crate::synth::{Synth, QUERY_START};
 use chromatica::color::HIST_DIM;
 use chromatica::testing::distance;
 use chromatica::testing::read::topk::TopK;
+use chromatica::testing::SnapshotInternals;
 use chromatica::{vecio, Config, Error, Index, Result, SearchParams, TrainOptions};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
@@ -163,7 +164,7 @@ fn build(dir: &Path, config: Config, synth: &Synth, sizes: [usize; 3], truth_of:
         bar.inc(count as u64);
     }
     bar.finish_and_clear();
-    let segments = index.snapshot().segments.len();
+    let segments = index.snapshot().segments().len();
     Ok(Build { train_s, gen_s, gt_s, add_s, segments, truth: truth.map(GroundTruth::ids) })
 }
 

@@ -23,6 +23,7 @@ use chromatica::testing::color::EmdQuery;
 use chromatica::testing::color::{
     hellinger, parse_color_query, query_histogram, spread_points, srgb_to_lab, DEFAULT_SHARPEN,
 };
+use chromatica::testing::SnapshotInternals;
 use chromatica::vecio::VectorFile;
 use chromatica::{Config, Error, Index, Neighbor, Rerank, Result, SearchParams, Snapshot, TrainOptions};
 use serde_json::{json, Value};
@@ -181,7 +182,9 @@ fn nonzeros(v: &[f32]) -> impl Iterator<Item = (usize, f32)> + '_ {
 fn exact_rerank(snap: &Snapshot, emd: &mut EmdQuery, cands: &[Neighbor], k: usize) -> Result<(Vec<(f64, u64)>, usize)> {
     let rows: Vec<Vec<(usize, f32)>> = cands
         .iter()
-        .map(|c| Ok(snap.segments[c.location.segment as usize].refine(c.location.position as usize)?.iter().collect()))
+        .map(|c| {
+            Ok(snap.segments()[c.location.segment as usize].refine(c.location.position as usize)?.iter().collect())
+        })
         .collect::<Result<_>>()?;
     let ids: Vec<u64> = cands.iter().map(|c| c.id).collect();
     Ok(pruned_top_k(emd, rows.iter().map(|r| r.as_slice()), &ids, k))

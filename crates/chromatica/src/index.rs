@@ -150,7 +150,7 @@ impl Index {
     /// The emptiness check runs with the writer lock held: of two processes
     /// creating (or importing) into one directory at once, one gets the
     /// index and the other an error, and neither removes the other's files.
-    pub fn create_in(path: PathBuf, storage: Arc<dyn Storage>, config: Config) -> Result<Index> {
+    pub(crate) fn create_in(path: PathBuf, storage: Arc<dyn Storage>, config: Config) -> Result<Index> {
         config.validate()?;
         let guard = storage.lock_writer()?;
         let names = storage.list()?;
@@ -171,7 +171,7 @@ impl Index {
     /// together. Everything is checked before anything is written. Without
     /// the exact vectors there is no refine store, so the quantizers' config
     /// must have neither `refine` nor `auto_train`.
-    pub fn create_encoded(path: impl AsRef<Path>, quantizers: Quantizers, vectors: Encoded) -> Result<Index> {
+    pub(crate) fn create_encoded(path: impl AsRef<Path>, quantizers: Quantizers, vectors: Encoded) -> Result<Index> {
         let c = quantizers.config;
         c.validate()?;
         if c.refine || c.auto_train {
@@ -239,7 +239,7 @@ impl Index {
     }
 
     /// [`Index::open`] or [`Index::open_read_only`] over any storage backend.
-    pub fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
+    pub(crate) fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
         // Look before locking: the lock file must not appear in a directory
         // that holds no index.
         if recovery::latest_manifest(&*storage)?.is_none() {
@@ -283,7 +283,7 @@ impl Index {
     }
 
     /// [`Index::recover`] over any storage backend.
-    pub fn recover_in(storage: &dyn Storage) -> Result<RecoverReport> {
+    pub(crate) fn recover_in(storage: &dyn Storage) -> Result<RecoverReport> {
         if recovery::latest_manifest(storage)?.is_none() {
             return Err(Error::NotAnIndex(storage.describe("").into()));
         }

@@ -3,6 +3,7 @@
 //! crash safety (over `MemStorage`) and the memory report.
 
 use chromatica::testing::{data::*, files::dir_contents, reference::*, MemStorage};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Error, Index, Neighbor, SearchParams, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,12 +101,12 @@ fn recall_against_exact_search() {
 
 /// ‖x − (c_l + decode(code))‖² for every stored vector of the probed lists.
 fn brute_force_adc(snap: &chromatica::Snapshot, x: &[f32], nprobe: usize) -> Vec<(f64, u64)> {
-    let q = snap.quantizers.as_deref().unwrap();
+    let q = snap.quantizers().unwrap();
     let c = q.config;
     let mut y = vec![0f32; c.dim];
     let mut out = Vec::new();
     for (_, l) in probed_lists(q, x, nprobe) {
-        for seg in &snap.segments {
+        for seg in snap.segments() {
             let (codes, ids) = seg.list(l).unwrap();
             assert_eq!(codes.len(), ids.len() * c.code_size());
             for (i, code) in codes.chunks_exact(c.code_size()).enumerate() {
@@ -394,7 +395,7 @@ fn reopen_gives_identical_results_and_ids_continue() {
     assert_eq!(index.len(), 2500);
     let info = index.inspect();
     assert_eq!(info.segments.len(), 5, "each add makes a segment");
-    assert_eq!(index.snapshot().segments.len(), 5);
+    assert_eq!(index.snapshot().segments().len(), 5);
     assert_eq!(info.segments.iter().map(|s| s.vectors).collect::<Vec<_>>(), vec![2, 998, 1000, 2, 498]);
     assert_eq!(info.next_id, 100_499);
     assert_eq!(info.generation, 7);

@@ -8,6 +8,7 @@
 
 use chromatica::testing::Encoded;
 use chromatica::testing::{data::config, files::dir_contents, Rng};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Error, Index, SearchParams, TrainOptions, MAX_ABS_VALUE};
 
 /// The shape: dim 16, nlist 8, m 4, nbits 8, nprobe 2.
@@ -32,12 +33,12 @@ fn rows_of_rand_times_1e20_are_refused_and_retrain_still_opens() {
     let data = scaled(2000, 16, 1.0, 1);
     index.train(&data, &TrainOptions::default(), &mut |_| ()).unwrap();
     index.add(&data, None).unwrap();
-    let (generation, before) = (index.snapshot().manifest.generation, dir_contents(&dir));
+    let (generation, before) = (index.snapshot().manifest().generation, dir_contents(&dir));
     let e = index.add(&scaled(2000, 16, 1e20, 2), None).unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     let m = e.to_string();
     assert!(m.contains("row 0") && m.contains("column 0") && m.contains("limit of ±1e15"), "{m}");
-    assert_eq!(index.snapshot().manifest.generation, generation, "the refused add committed");
+    assert_eq!(index.snapshot().manifest().generation, generation, "the refused add committed");
     assert_eq!(dir_contents(&dir), before, "the refused add wrote a file");
     assert_eq!(index.len(), 2000);
     index.retrain(&TrainOptions::default()).unwrap();

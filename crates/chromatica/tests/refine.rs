@@ -7,6 +7,7 @@ use chromatica::color::Sinkhorn;
 use chromatica::color::{hellinger, histogram_of_pixels};
 use chromatica::testing::distance;
 use chromatica::testing::MemStorage;
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -158,15 +159,15 @@ fn retrain_is_all_or_nothing_at_every_crash_point() {
     };
     let (storage, index) = make();
     let before_ids = index.snapshot().live_ids().unwrap();
-    let before_q = index.snapshot().manifest.quantizer_file;
+    let before_q = index.snapshot().manifest().quantizer_file;
     let s0 = storage.syncs();
     index.retrain(&TrainOptions { seed: 99, ..TrainOptions::default() }).unwrap();
     let syncs = storage.syncs() - s0;
     assert!(syncs >= 4);
-    assert_ne!(index.snapshot().manifest.quantizer_file, before_q);
+    assert_ne!(index.snapshot().manifest().quantizer_file, before_q);
     assert_eq!(index.snapshot().live_ids().unwrap(), before_ids);
-    assert_eq!(index.snapshot().segments.len(), 1);
-    assert!(index.snapshot().manifest.tombstones.is_empty());
+    assert_eq!(index.snapshot().segments().len(), 1);
+    assert!(index.snapshot().manifest().tombstones.is_empty());
     let mut outcomes = [0usize; 2];
     for k in 0..syncs {
         let (storage, index) = make();
@@ -178,7 +179,7 @@ fn retrain_is_all_or_nothing_at_every_crash_point() {
         let back = Index::open_in(PathBuf::from("mem"), Arc::new(storage.clone()), true).unwrap();
         let snap = back.snapshot();
         assert_eq!(snap.live_ids().unwrap(), before_ids, "crash point {k}");
-        outcomes[usize::from(snap.manifest.quantizer_file != before_q)] += 1;
+        outcomes[usize::from(snap.manifest().quantizer_file != before_q)] += 1;
         chromatica::testing::verify::verify(&storage).unwrap();
         for x in base.chunks_exact(d).skip(100).step_by(111) {
             let hit = &back.search(x, &SearchParams::new(1)).unwrap()[0][0];
@@ -204,13 +205,13 @@ fn records_follow_their_vectors_through_deletes_and_merges() {
     index.delete(&[5, 150, 399]).unwrap();
     index.compact().unwrap();
     let snap = index.snapshot();
-    assert_eq!(snap.segments.len(), 1);
+    assert_eq!(snap.segments().len(), 1);
     let mut seen = 0;
     snap.for_each_live(|si, p, id| {
-        let rec = snap.segments[si].record(p).unwrap().unwrap();
+        let rec = snap.segments()[si].record(p).unwrap().unwrap();
         assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
         assert_eq!(
-            snap.segments[si].refine(p).unwrap().to_sparse().len(),
+            snap.segments()[si].refine(p).unwrap().to_sparse().len(),
             base[id as usize * d..(id as usize + 1) * d].iter().filter(|v| **v != 0.0).count()
         );
         seen += 1;
@@ -257,8 +258,8 @@ fn inspect_splits_disk_bytes_by_kind() {
     let i = index.inspect();
     let b = &i.disk_bytes;
     let snap = index.snapshot();
-    let refine: u64 = snap.segments.iter().map(|s| s.refine_bytes() as u64).sum();
-    let records: u64 = snap.segments.iter().map(|s| s.record_bytes() as u64).sum();
+    let refine: u64 = snap.segments().iter().map(|s| s.refine_bytes() as u64).sum();
+    let records: u64 = snap.segments().iter().map(|s| s.record_bytes() as u64).sum();
     assert!(refine > 0 && records > 0);
     assert_eq!((b.refine, b.records), (refine, records));
     assert_eq!(b.codes + b.ids + b.quantizers + b.refine + b.records + b.metadata, b.total);

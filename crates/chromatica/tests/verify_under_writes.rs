@@ -7,6 +7,7 @@
 //! loop on disk with a real writer thread adding, compacting and retraining.
 
 use chromatica::testing::storage::{Bytes, MemStorage, Storage, StorageFile};
+use chromatica::testing::IndexInternals;
 use chromatica::{Config, Index, TrainOptions};
 use parking_lot::Mutex;
 use std::path::PathBuf;

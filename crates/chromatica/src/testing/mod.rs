@@ -21,9 +21,14 @@
 //! - [`repair`]: recomputes those checksums after a byte was changed on
 //!   purpose, so a corruption reaches the checks behind them.
 //! - [`tiny`]: genuine tiny indexes in a `MemStorage`, and their files.
+//! - [`IndexInternals`], [`SnapshotInternals`]: an index over any storage,
+//!   and what a snapshot is made of.
+//! - [`format`], [`storage`], [`quantizer`], [`read`], [`write`], … : the
+//!   engine's modules, re-exported under the paths they have inside.
 
 pub mod data;
 pub mod files;
+mod internals;
 pub mod layout;
 pub mod model;
 pub mod reference;
@@ -32,6 +37,7 @@ pub mod rng;
 pub mod tiny;
 
 pub use crate::storage::MemStorage;
+pub use internals::{IndexInternals, SnapshotInternals};
 pub use rng::Rng;
 
 // The engine's inside, under the paths it has in the crate, for the test
