@@ -232,7 +232,7 @@ fn read_checks(index: &Index, verified: bool) {
     let live = snap.live_ids();
     let query = vec![0.25f32; c.dim];
     let k = live.as_ref().map_or(10, |l| l.len().max(1));
-    let params = SearchParams { nprobe: Some(c.nlist), candidates: Some(k), ..SearchParams::new(k) };
+    let params = SearchParams::new(k).nprobe(c.nlist).candidates(k);
     let hits = index.search(&query, &params);
     if !verified {
         return;

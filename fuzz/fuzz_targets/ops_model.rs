@@ -153,7 +153,7 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
     }
     let c = snap.manifest().config;
     let k = want.len();
-    let params = SearchParams { nprobe: Some(c.nlist), candidates: Some(k), ..SearchParams::new(k) };
+    let params = SearchParams::new(k).nprobe(c.nlist).candidates(k);
     let hits = index.search(&vectors(77, 1, c.dim), &params).unwrap_or_else(|e| panic!("{at}: search failed: {e}"));
     let mut found: Vec<u64> = hits[0].iter().map(|n| n.id).collect();
     found.sort_unstable();

@@ -226,17 +226,17 @@ fn load(a: &BenchArgs<'_>) -> Result<Data> {
     }
     let gt_k = gt.len() / nq;
     if a.k > gt_k || a.k < 100 {
-        return Err(Error::InvalidInput(format!("--k must be between 100 and the ground truth's {gt_k}")));
+        return Err(Error::invalid_argument("--k", format!("--k must be between 100 and the ground truth's {gt_k}")));
     }
     Ok(Data { base: base_f.read_all()?, query: query_f.read_all()?, gt, gt_k, n, nq, d })
 }
 
 pub fn run(a: BenchArgs<'_>) -> Result<()> {
     if a.threads.is_empty() || a.threads.contains(&0) || a.repeat == 0 || a.opens == 0 {
-        return Err(Error::InvalidInput("--threads, --repeat and --opens must be at least 1".into()));
+        return Err(Error::invalid_argument("--threads", "--threads, --repeat and --opens must be at least 1"));
     }
     if let Some(keep) = a.keep.filter(|p| p.exists()) {
-        return Err(Error::InvalidInput(format!("{}: already exists", keep.display())));
+        return Err(Error::invalid_argument("--keep", format!("{}: already exists", keep.display())));
     }
     let data = load(&a)?;
     let work = std::env::temp_dir().join(format!("chromatica-bench-{}", std::process::id()));
@@ -295,9 +295,9 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     let (open_ms, open_all, index) = time_opens(&plain_dir, a.opens)?;
     let refined = Index::open_read_only(&refine_dir)?;
 
-    let stage1 = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.k) };
-    let single = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.single_k) };
-    let two_stage = SearchParams { rerank: Some(Rerank::L2), candidates: Some(a.candidates), ..SearchParams::new(a.k) };
+    let stage1 = SearchParams::new(a.k).rerank(Rerank::Off);
+    let single = SearchParams::new(a.single_k).rerank(Rerank::Off);
+    let two_stage = SearchParams::new(a.k).rerank(Rerank::L2).candidates(a.candidates);
     // One pass of one kind over all queries, returning the ids found.
     let pass = |kind: Pass| -> Result<Vec<Vec<u64>>> {
         Ok(match kind {
@@ -376,11 +376,7 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     // candidate: 20 queries, once.
     if d == chromatica::color::HIST_DIM {
         let emd_nq = nq.min(20);
-        let emd = SearchParams {
-            rerank: Some(Rerank::Emd(Sinkhorn::default())),
-            candidates: Some(a.candidates),
-            ..SearchParams::new(10)
-        };
+        let emd = SearchParams::new(10).rerank(Rerank::Emd(Sinkhorn::default())).candidates(a.candidates);
         let (emd_s, r) = build.install(|| best_of(1, || refined.search(&query[..emd_nq * d], &emd)))?;
         res.insert("emd_queries".into(), json!(emd_nq));
         res.insert("emd_qps".into(), json!(emd_nq as f64 / emd_s));

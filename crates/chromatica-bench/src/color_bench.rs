@@ -299,18 +299,12 @@ fn run_mode(
     let x = searched_vector(q, mode.stage1);
     match mode.stage2 {
         Stage2::Engine(r) => {
-            let p = SearchParams {
-                nprobe: Some(nprobe),
-                rerank: Some(r),
-                candidates: Some(mode.candidates),
-                ..SearchParams::new(k)
-            };
+            let p = SearchParams::new(k).nprobe(nprobe).rerank(r).candidates(mode.candidates);
             Ok((snap.search(&x, &p)?.remove(0).iter().map(|n| n.id).collect(), 0))
         }
         Stage2::Exact => {
             let mut emd = q.emd_query()?;
-            let p =
-                SearchParams { nprobe: Some(nprobe), rerank: Some(Rerank::Off), ..SearchParams::new(mode.candidates) };
+            let p = SearchParams::new(mode.candidates).nprobe(nprobe).rerank(Rerank::Off);
             let cands = snap.search(&x, &p)?.remove(0);
             let (best, solved) = exact_rerank(snap, &mut emd, &cands, k)?;
             Ok((best.into_iter().map(|(_, id)| id).collect(), solved))
@@ -389,7 +383,7 @@ fn sweep(snap: &Snapshot, qs: &[&Query], nprobe: usize) -> Result<Vec<Value>> {
             let mut rec = vec![0.0; counts.len()];
             for q in qs {
                 let x = searched_vector(q, s);
-                let p = SearchParams { nprobe: Some(np), rerank: Some(Rerank::Off), ..SearchParams::new(max) };
+                let p = SearchParams::new(max).nprobe(np).rerank(Rerank::Off);
                 let cands: Vec<u64> = snap.search(&x, &p)?.remove(0).iter().map(|n| n.id).collect();
                 for (r, &c) in rec.iter_mut().zip(&counts) {
                     let set = &cands[..c.min(cands.len())];

@@ -83,7 +83,7 @@ fn check_searches(index: &Index, desc: &Value, name: &str) {
     let mut compared = 0;
     for run in desc["results"].as_array().unwrap() {
         let (nprobe, k) = (usize_of(run, "nprobe"), usize_of(run, "k"));
-        let params = SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) };
+        let params = SearchParams::new(k).nprobe(nprobe);
         let ours = index.search(&queries, &params).unwrap();
         assert_eq!(ours.len(), queries.len() / dim);
         for (qi, row) in ours.iter().enumerate() {

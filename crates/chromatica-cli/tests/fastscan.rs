@@ -22,7 +22,7 @@ fn fast(dim: usize, m: usize) -> Config {
 }
 
 fn params(k: usize, nprobe: usize) -> SearchParams {
-    SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) }
+    SearchParams::new(k).nprobe(nprobe)
 }
 
 /// Trains `index` on the first 2000 rows of `base` (seed 7), adds all of
@@ -186,7 +186,7 @@ fn retraining_re_encodes_into_blocks() {
     let snap = index.snapshot();
     assert_eq!(snap.segments().len(), 1);
     assert!(snap.segments()[0].fast_scan());
-    let stage1 = SearchParams { rerank: Some(chromatica::Rerank::Off), ..params(15, 3) };
+    let stage1 = params(15, 3).rerank(chromatica::Rerank::Off);
     let r = index.search(&queries, &stage1).unwrap();
     assert!(r.iter().all(|q| q.len() == 15));
     check_stage1(&index, &queries);
@@ -197,7 +197,7 @@ fn retraining_re_encodes_into_blocks() {
 /// `check` with re-ranking off (the index has a refine store).
 fn check_stage1(index: &Index, queries: &[f32]) {
     let snap = index.snapshot();
-    let stage1 = SearchParams { rerank: Some(chromatica::Rerank::Off), ..params(15, 3) };
+    let stage1 = params(15, 3).rerank(chromatica::Rerank::Off);
     for (x, got) in queries.chunks_exact(DIM).zip(index.search(queries, &stage1).unwrap()) {
         let want = brute_force_adc(&snap, x, 3);
         for (n, w) in got.iter().zip(&want) {

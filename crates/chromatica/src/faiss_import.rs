@@ -159,6 +159,7 @@ impl FaissIvfPq {
 
 /// What [`import`] did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ImportReport {
     pub config: Config,
     pub vectors: usize,
@@ -176,14 +177,11 @@ pub struct ImportReport {
 pub fn import(file: &Path, dir: &Path) -> Result<(Index, ImportReport)> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => {
-            return Err(Error::InvalidInput(format!("{}: exists and is not a directory", dir.display())));
+            return Err(Error::invalid_argument("dir", format!("{}: exists and is not a directory", dir.display())));
         }
         Ok(_) => {
             if std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.next().is_some() {
-                return Err(Error::InvalidInput(format!(
-                    "{}: exists and is not empty; give a new or empty directory for the index",
-                    dir.display()
-                )));
+                return Err(Error::DirectoryNotEmpty(dir.to_owned()));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

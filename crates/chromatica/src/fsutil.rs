@@ -108,7 +108,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temporary name beside `path`: `.<name>.<pid>-<n>.tmp`.
 fn temp_beside(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::InvalidInput(format!("{}: not a file name", path.display())))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid_argument("path", format!("{}: not a file name", path.display())))?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(path.with_file_name(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id())))
 }

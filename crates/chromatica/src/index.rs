@@ -51,6 +51,7 @@ struct Writer {
 
 /// What `delete` did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct DeleteReport {
     pub deleted: usize,
     /// File number of the tombstone file.
@@ -59,6 +60,7 @@ pub struct DeleteReport {
 
 /// What `compact` (or an automatic merge) did.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CompactReport {
     pub segments_before: usize,
     pub segments_after: usize,
@@ -68,6 +70,7 @@ pub struct CompactReport {
 
 /// What `add` did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct AddReport {
     /// The ids given to the batch when the caller gave none (else the span
     /// from the smallest to one past the largest given id).
@@ -363,7 +366,7 @@ impl Index {
                     None => Ok(w),
                 }
             }
-            None => Err(Error::InvalidInput(format!("{}: index is open read-only", self.path.display()))),
+            None => Err(Error::ReadOnly(self.path.clone())),
         }
     }
 
@@ -736,7 +739,7 @@ fn make_dir(path: &Path) -> Result<bool> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => Ok(false),
-            _ => Err(Error::InvalidInput(format!("{}: exists and is not a directory", path.display()))),
+            _ => Err(Error::invalid_argument("path", format!("{}: exists and is not a directory", path.display()))),
         },
         Err(e) => Err(Error::io(path, e)),
     }
@@ -761,10 +764,7 @@ fn refuse_non_empty(path: &Path) -> Result<()> {
 }
 
 fn not_empty(path: &Path) -> Error {
-    Error::InvalidInput(format!(
-        "{}: exists, is not a chromatica index and is not empty; give a new or empty directory for the index",
-        path.display()
-    ))
+    Error::DirectoryNotEmpty(path.to_owned())
 }
 
 fn check_dir(path: &Path) -> Result<()> {

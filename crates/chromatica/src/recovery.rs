@@ -123,6 +123,7 @@ pub(crate) fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Res
 
 /// What [`recover`] did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct RecoverReport {
     /// The generation the index now opens at: the kept state, committed
     /// anew one past the newest generation that was moved aside.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 /// Bytes an index uses, on disk and in memory.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct MemoryReport {
     pub vectors: u64,
     /// What the same vectors cost as flat float32 (dim × 4 bytes each).
@@ -48,6 +49,7 @@ pub struct MemoryReport {
 
 /// Size distribution of the inverted lists.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct ListStats {
     pub nlist: usize,
     pub empty: usize,
@@ -62,6 +64,7 @@ pub struct ListStats {
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct SegmentInfo {
     pub file: String,
     pub vectors: u64,
@@ -74,6 +77,7 @@ pub struct SegmentInfo {
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct TombstoneInfo {
     pub file: String,
     pub ids: u64,
@@ -83,6 +87,7 @@ pub struct TombstoneInfo {
 
 /// Disk bytes by kind.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct DiskBytes {
     pub codes: u64,
     pub ids: u64,
@@ -97,6 +102,7 @@ pub struct DiskBytes {
 
 /// Everything `chromatica inspect` shows.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct Inspection {
     pub format_version: u32,
     pub generation: u64,

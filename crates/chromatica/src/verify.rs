@@ -12,6 +12,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     pub generation: u64,
     /// Files read in full and found sound.

@@ -26,7 +26,7 @@ fn train(index: &Index, data: &[f32], seed: u64) {
 }
 
 fn params(k: usize, nprobe: usize) -> SearchParams {
-    SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) }
+    SearchParams::new(k).nprobe(nprobe)
 }
 
 /// Error message, checked to be one line.
@@ -561,7 +561,7 @@ fn searches_run_while_adding() {
                     let mut runs = 0;
                     let mut last = 0;
                     while !done.load(std::sync::atomic::Ordering::Acquire) || runs < 5 {
-                        let p = SearchParams { nprobe: Some(1 + t), ..SearchParams::new(10 + t) };
+                        let p = SearchParams::new(10 + t).nprobe(1 + t);
                         let res: Vec<Vec<Neighbor>> = index.search(queries, &p).unwrap();
                         assert_eq!(res.len(), 20);
                         assert_sorted(&res);
@@ -587,7 +587,7 @@ fn searches_run_while_adding() {
     // The snapshot taken before the adds still sees the old state.
     assert_eq!(old.vectors(), 1000);
     assert_eq!(old.search(&queries, &SearchParams::new(10)).unwrap(), old_results);
-    let everything = old.search(&queries[..d], &SearchParams { nprobe: Some(8), ..SearchParams::new(10_000) }).unwrap();
+    let everything = old.search(&queries[..d], &SearchParams::new(10_000).nprobe(8)).unwrap();
     assert_eq!(everything[0].len(), 1000);
     assert!(everything[0].iter().all(|n| n.id < 1000));
     assert_eq!(index.snapshot().search(&queries[..d], &params(10_000, 8)).unwrap()[0].len(), 6000);
@@ -657,7 +657,7 @@ fn crash_keeps_acknowledged_adds_and_failed_adds_change_nothing() {
     let (mut index, data) = mem_index(&st);
     let d = 16;
     let queries = clustered(10, d, 82);
-    let p = SearchParams { nprobe: Some(4), ..SearchParams::new(20) };
+    let p = SearchParams::new(20).nprobe(4);
     let batch = |i: usize| &data[(600 + i * 50) * d..(650 + i * 50) * d];
 
     // Operations of one add.
@@ -723,7 +723,7 @@ fn failed_add_then_restart_without_crash() {
     let (mut index, data) = mem_index(&st);
     let d = 16;
     let queries = clustered(10, d, 83);
-    let p = SearchParams { nprobe: Some(4), ..SearchParams::new(20) };
+    let p = SearchParams::new(20).nprobe(4);
     let before = st.ops();
     index.add(&data[600 * d..650 * d], None).unwrap();
     let ops = st.ops() - before;
@@ -837,7 +837,7 @@ fn flipped_bit_is_detected() {
     let len = st.contents(&seg).unwrap().len();
     st.flip_bit(&seg, len - 700, 3);
     let r = Index::open_in(PathBuf::from("mem"), Arc::new(st.clone()), false)
-        .and_then(|i| i.search(&q, &SearchParams { nprobe: Some(4), ..SearchParams::new(5) }));
+        .and_then(|i| i.search(&q, &SearchParams::new(5).nprobe(4)));
     let e = err_contains(r, "checksum mismatch");
     assert!(matches!(e, Error::Corrupt { .. }));
     assert!(msg(&e).contains(&seg), "{e}");

@@ -99,7 +99,11 @@ fn values_at_the_limit_in_the_largest_dimension_stay_finite() {
     let index = Index::open(&dir).unwrap();
     Index::verify(&dir).unwrap();
     let rerank = Some(chromatica::Rerank::Off);
-    for params in [SearchParams::new(4), SearchParams { rerank, ..SearchParams::new(4) }] {
+    for params in [SearchParams::new(4), {
+        let mut p = SearchParams::new(4);
+        p.rerank = rerank;
+        p
+    }] {
         let hits = index.search(&data[..dim], &params).unwrap();
         assert_eq!(hits[0].len(), 4);
         assert!(hits[0].iter().all(|h| h.distance.is_finite()), "{:?}", hits[0]);

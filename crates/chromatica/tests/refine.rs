@@ -63,7 +63,7 @@ fn rerank_gives_exact_distances_and_better_recall() {
     let (mut hits_pq, mut hits_exact) = (0, 0);
     for x in queries.chunks_exact(d) {
         let truth: Vec<u64> = exact_top(&base, x, 10, &ids).into_iter().map(|e| e.1).collect();
-        let pq = index.search(x, &SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(10) }).unwrap();
+        let pq = index.search(x, &SearchParams::new(10).rerank(Rerank::Off)).unwrap();
         let re = index.search(x, &SearchParams::new(10)).unwrap(); // refine index: L2 re-rank by default
         hits_pq += pq[0].iter().filter(|nb| truth.contains(&nb.id)).count();
         hits_exact += re[0].iter().filter(|nb| truth.contains(&nb.id)).count();
@@ -79,7 +79,7 @@ fn rerank_gives_exact_distances_and_better_recall() {
     // nprobe 2 of 8 lists bounds what stage 1 can find (measured 0.796).
     assert!(r_exact >= 0.75, "recall@10 with re-ranking {r_exact}");
     // Probing every list with every vector a candidate is exact search.
-    let all = SearchParams { nprobe: Some(8), candidates: Some(n), ..SearchParams::new(10) };
+    let all = SearchParams::new(10).nprobe(8).candidates(n);
     for x in queries.chunks_exact(d).take(10) {
         let got: Vec<u64> = index.search(x, &all).unwrap()[0].iter().map(|nb| nb.id).collect();
         let want: Vec<u64> = exact_top(&base, x, 10, &ids).into_iter().map(|e| e.1).collect();
@@ -112,7 +112,7 @@ fn untrained_refine_index_searches_exactly() {
     // Without a refine store there is nothing to search before training.
     let plain = Index::create(dir.path().join("p"), small(false)).unwrap();
     assert!(matches!(plain.add(&base, None), Err(chromatica::Error::NotTrained)));
-    assert!(plain.search(&base[..d], &SearchParams { rerank: Some(Rerank::L2), ..SearchParams::new(1) }).is_err());
+    assert!(plain.search(&base[..d], &SearchParams::new(1).rerank(Rerank::L2)).is_err());
 }
 
 #[test]
@@ -235,13 +235,12 @@ fn emd_rerank_orders_colour_histograms_by_colour_distance() {
     let config = Config { refine: true, ..Config::default() };
     let index = Index::create(dir.path().join("i"), config).unwrap();
     index.add(&base, None).unwrap();
-    let emd = SearchParams { rerank: Some(Rerank::Emd(Sinkhorn::default())), ..SearchParams::new(5) };
+    let emd = SearchParams::new(5).rerank(Rerank::Emd(Sinkhorn::default()));
     let got: Vec<u64> = index.search(&solid([255, 0, 0]), &emd).unwrap()[0].iter().map(|nb| nb.id).collect();
     assert_eq!(got[0], 0, "red finds red first: {got:?}");
     let pos = |id: u64| got.iter().position(|&g| g == id).unwrap();
     assert!(pos(4) < pos(1) && pos(1) < pos(2), "near-red, then orange, before blue: {got:?}");
-    let bad =
-        SearchParams { rerank: Some(Rerank::Emd(Sinkhorn { epsilon: 0.0, iterations: 50 })), ..SearchParams::new(5) };
+    let bad = SearchParams::new(5).rerank(Rerank::Emd(Sinkhorn { epsilon: 0.0, iterations: 50 }));
     assert!(index.search(&solid([0, 0, 255]), &bad).is_err());
 }
 

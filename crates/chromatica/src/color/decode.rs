@@ -240,7 +240,7 @@ fn decode<R: BufRead + Seek>(path: &Path, mut reader: R, limits: &ImageLimits, f
     }
     let format = probe.with_guessed_format().map_err(cannot_read)?.format();
     let Some(format) = format else {
-        return Err(Error::bad_file(path, "cannot read image: not a recognised image format"));
+        return Err(Error::unsupported(path, "cannot read image: not a recognised image format"));
     };
     if let (ImageFormat::Jpeg, Some(fit)) = (format, fit) {
         if let Some(img) = scaled_jpeg(path, &mut reader, limits, fit)? {

@@ -76,26 +76,27 @@ impl Default for Sinkhorn {
 
 impl Sinkhorn {
     /// Checks epsilon is finite and at least [`MIN_EPSILON`] (so > 0) and
-    /// iterations in `1..=10_000`; `Error::InvalidInput` with a one-line
+    /// iterations in `1..=10_000`; `Error::InvalidArgument` with a one-line
     /// message otherwise.
     pub fn validate(&self) -> Result<()> {
         let eps = self.epsilon;
         if !eps.is_finite() {
-            return Err(Error::InvalidInput(format!("sinkhorn epsilon must be finite, got {eps}")));
+            return Err(Error::invalid_argument("epsilon", format!("sinkhorn epsilon must be finite, got {eps}")));
         }
         if eps <= 0.0 {
-            return Err(Error::InvalidInput(format!("sinkhorn epsilon must be > 0, got {eps}")));
+            return Err(Error::invalid_argument("epsilon", format!("sinkhorn epsilon must be > 0, got {eps}")));
         }
         if eps < MIN_EPSILON {
-            return Err(Error::InvalidInput(format!(
-                "sinkhorn epsilon {eps} is too small: it must be at least {MIN_EPSILON}"
-            )));
+            return Err(Error::invalid_argument(
+                "epsilon",
+                format!("sinkhorn epsilon {eps} is too small: it must be at least {MIN_EPSILON}"),
+            ));
         }
         if !(1..=MAX_ITERATIONS).contains(&self.iterations) {
-            return Err(Error::InvalidInput(format!(
-                "sinkhorn iterations must be in 1..={MAX_ITERATIONS}, got {}",
-                self.iterations
-            )));
+            return Err(Error::invalid_argument(
+                "iterations",
+                format!("sinkhorn iterations must be in 1..={MAX_ITERATIONS}, got {}", self.iterations),
+            ));
         }
         Ok(())
     }
@@ -1073,7 +1074,10 @@ mod tests {
             params(0.05, MAX_ITERATIONS + 1),
         ] {
             match bad.validate() {
-                Err(Error::InvalidInput(msg)) => assert!(!msg.contains('\n') && msg.contains("sinkhorn"), "{msg}"),
+                Err(Error::InvalidArgument { name, what }) => {
+                    assert!(name == "epsilon" || name == "iterations", "{name}");
+                    assert!(!what.contains('\n') && what.contains("sinkhorn"), "{what}");
+                }
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }

@@ -86,6 +86,7 @@ impl Default for TrainOptions {
 
 /// What training reports besides the quantizers.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct TrainReport {
     /// Warnings about thin training data, one line each.
     pub warnings: Vec<String>,
@@ -98,6 +99,7 @@ pub struct TrainReport {
 
 /// Steps of training, for progress display.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum TrainStep {
     /// Coarse k-means iteration `i` of `of` done.
     Coarse { i: usize, of: usize },

@@ -112,12 +112,15 @@ fn write_rows<T: Copy>(path: &Path, values: &[T], width: usize, header: [u8; 4],
 }
 
 /// Validates `len = n × width` for a writer and returns the row header.
-fn row_header(path: &Path, len: usize, width: usize, name: &str, max: usize) -> Result<[u8; 4]> {
+fn row_header(path: &Path, len: usize, width: usize, name: &'static str, max: usize) -> Result<[u8; 4]> {
     if width == 0 || !len.is_multiple_of(width) {
         return Err(shape_error(path, len, width, name));
     }
     if width > max {
-        return Err(Error::InvalidInput(format!("{}: {name} = {width} exceeds the limit of {max}", path.display())));
+        return Err(Error::invalid_argument(
+            name,
+            format!("{}: {name} = {width} exceeds the limit of {max}", path.display()),
+        ));
     }
     // width <= max <= i32::MAX.
     Ok((width as i32).to_le_bytes())

@@ -31,7 +31,7 @@ use std::path::Path;
 pub fn read_ids(path: &Path) -> Result<Vec<u64>> {
     let kind = lower_extension(path);
     if !matches!(kind.as_deref(), Some("npy") | Some("ivecs")) {
-        return Err(Error::bad_file(
+        return Err(Error::unsupported(
             path,
             format!("{}: id files must be .npy or .ivecs", describe_extension(kind.as_deref())),
         ));
@@ -101,8 +101,8 @@ fn format_shape(shape: &[usize]) -> String {
     }
 }
 
-fn shape_error(path: &Path, len: usize, width: usize, name: &str) -> Error {
-    Error::InvalidInput(format!("{}: cannot write {len} values as rows of {name} = {width}", path.display()))
+fn shape_error(path: &Path, len: usize, width: usize, name: &'static str) -> Error {
+    Error::invalid_argument(name, format!("{}: cannot write {len} values as rows of {name} = {width}", path.display()))
 }
 
 #[cfg(test)]
