@@ -11,7 +11,7 @@ use chromatica::faiss_import::{self, DirectMap, FaissIvfPq, SizeEncoding};
 use chromatica::testing::data::clustered;
 use chromatica::testing::files::{dir_contents, read_ivecs};
 use chromatica::testing::layout::{get_u64, put_u64};
-use chromatica::testing::SnapshotInternals;
+use chromatica::testing::{FaissInternals, SnapshotInternals};
 use chromatica::vecio::{write_fvecs, VectorFile};
 use chromatica::{Index, Neighbor, SearchParams};
 // `run` names the faiss runs of a fixture here.

@@ -140,7 +140,10 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std:
     })
 }
 
-/// [`write_atomic`] of a byte string.
+/// Writes `contents` to `path` atomically: into a new temporary file beside
+/// it, made durable, then renamed over `path`, so that a reader (or a
+/// crash) sees the old file or the new one, never part of one. A symbolic
+/// link at `path` is replaced, not followed.
 pub fn write_atomic_bytes(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic(path, |w| w.write_all(contents))
 }

@@ -53,6 +53,7 @@ struct Writer {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DeleteReport {
+    /// Ids that were live and are now deleted.
     pub deleted: usize,
     /// File number of the tombstone file.
     pub tombstones: u64,
@@ -62,7 +63,9 @@ pub struct DeleteReport {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct CompactReport {
+    /// Segment files before the merge.
     pub segments_before: usize,
+    /// Segment files after it.
     pub segments_after: usize,
     /// Deleted vectors physically dropped.
     pub dropped: u64,
@@ -318,10 +321,12 @@ impl Index {
         next
     }
 
+    /// The directory the index lives in, as given to open or create.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The configuration the index was created with (fixed for its life).
     pub fn config(&self) -> Config {
         self.snapshot().manifest.config
     }
@@ -337,10 +342,12 @@ impl Index {
         self.snapshot().vectors()
     }
 
+    /// Whether the index holds no live vector.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether quantizers exist; until then search is exact (with a refine store) or fails with [`Error::NotTrained`].
     pub fn is_trained(&self) -> bool {
         self.snapshot().quantizers.is_some()
     }
@@ -663,8 +670,8 @@ impl Index {
     }
 
     /// Reads every byte of the index at `path` and checks every checksum and
-    /// invariant (see [`crate::verify`]). Takes no lock and changes nothing.
-    pub fn verify(path: impl AsRef<Path>) -> Result<crate::verify::VerifyReport> {
+    /// invariant of its files, and lists leftovers. Takes no lock and changes nothing.
+    pub fn verify(path: impl AsRef<Path>) -> Result<crate::VerifyReport> {
         let path = path.as_ref();
         check_dir(path)?;
         crate::verify::verify(&FsStorage::new(path))

@@ -7,9 +7,9 @@
 //!
 //! # Colour search in an application
 //!
-//! [`images::ImageIndex`] is the colour workflow: it keeps an index in
-//! step with folders of images (new files added, changed ones re-indexed,
-//! deleted ones removed) and searches it by colours, by an example image or
+//! `images::ImageIndex` (feature `images`, on by default) is the colour
+//! workflow: it keeps an index in step with folders of images (new files
+//! added, changed ones re-indexed, deleted ones removed) and searches it by colours, by an example image or
 //! by a histogram, each result carrying its file, distance and dominant
 //! colours. The index trains itself once it is large enough (until then
 //! search is exact) and re-ranks candidates exactly.
@@ -77,7 +77,7 @@ pub use index::{AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN};
 pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};
 pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
-pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
+pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot, DEFAULT_CANDIDATES};
 pub use recovery::RecoverReport;
 pub use report::{DiskBytes, Inspection, ListStats, MemoryReport, SegmentInfo, TombstoneInfo};
 pub use verify::VerifyReport;

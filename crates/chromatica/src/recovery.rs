@@ -121,7 +121,7 @@ pub(crate) fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Res
     Ok(removed)
 }
 
-/// What [`recover`] did.
+/// What [`Index::recover`](crate::Index::recover) did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct RecoverReport {

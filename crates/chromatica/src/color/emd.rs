@@ -64,7 +64,9 @@ const MAX_EPSILON_USED: f32 = 1e20;
 /// `epsilon` is in units of the ground cost, which lies in `[0, 1]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sinkhorn {
+    /// Entropic regularisation, in units of the ground cost (smaller is closer to exact EMD, slower to converge).
     pub epsilon: f32,
+    /// Sinkhorn iterations.
     pub iterations: usize,
 }
 

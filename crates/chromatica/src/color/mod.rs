@@ -26,11 +26,13 @@ pub(crate) mod transport;
 
 #[cfg(feature = "images")]
 pub use decode::{
-    decode_rgb, image_histogram, image_histogram_with, load_image, load_image_with, ImageLimits, DEFAULT_MAX_PIXELS,
+    decode_rgb, image_histogram, image_histogram_with, load_image, load_image_with, ImageLimits, DECODE_BUDGET_BYTES,
+    DEFAULT_MAX_PIXELS, MAX_DECODE_BYTES,
 };
-pub use emd::Sinkhorn;
+#[cfg(feature = "images")]
+pub use downscale::MAX_SIDE;
+pub use emd::{Sinkhorn, MIN_EPSILON};
 pub use histogram::{bin_centers_lab, hellinger, histogram_of_pixels, HIST_DIM};
 pub use lab::{lab_to_srgb, srgb_to_lab};
-pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_RADIUS};
-pub(crate) use query::DEFAULT_SHARPEN;
-pub use query::{parse_color_query, query_histogram, ColorQuery};
+pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_MIN_SHARE, PALETTE_RADIUS};
+pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};

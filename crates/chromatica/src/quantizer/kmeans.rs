@@ -26,7 +26,7 @@ const ASSIGN_BLOCK: usize = 256;
 /// Relative perturbation applied when splitting a cluster (as faiss).
 const SPLIT_EPS: f32 = 1.0 / 1024.0;
 
-/// Which k-means implementation [`kmeans`] runs.
+/// Which k-means implementation training runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KMeansBackend {
     /// This module's pure-Rust k-means: bit-for-bit reproducible.

@@ -130,6 +130,7 @@ impl Snapshot {
         self.segments.len()
     }
 
+    /// Live vectors: stored minus those hidden by tombstones.
     pub fn vectors(&self) -> u64 {
         self.manifest.stored_vectors() - self.manifest.deleted_vectors()
     }

@@ -36,6 +36,7 @@ impl Location {
 /// One result.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Neighbor {
+    /// The vector's id.
     pub id: u64,
     /// Squared L2 (estimated from the PQ code, or exact after re-ranking),
     /// or the EMD when re-ranking by EMD.

@@ -3,6 +3,7 @@
 //! extension traits: bring them into scope with `use chromatica::testing::*`
 //! or by name.
 
+use crate::faiss_import::FaissIvfPq;
 use crate::format::manifest::Manifest;
 use crate::format::segment::SegmentView;
 use crate::index::Encoded;
@@ -84,5 +85,17 @@ impl SnapshotInternals for Snapshot {
     }
     fn load(storage: &dyn Storage, manifest: Manifest, previous: Option<&Snapshot>) -> Result<Snapshot> {
         Snapshot::load(storage, manifest, previous)
+    }
+}
+
+/// A parsed faiss index as the engine's parts.
+pub trait FaissInternals {
+    /// The quantizers and the encoded vectors the import commits.
+    fn into_parts(self) -> Result<(Quantizers, Encoded)>;
+}
+
+impl FaissInternals for FaissIvfPq {
+    fn into_parts(self) -> Result<(Quantizers, Encoded)> {
+        FaissIvfPq::into_parts(self)
     }
 }

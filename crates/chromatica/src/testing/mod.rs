@@ -37,7 +37,7 @@ pub mod rng;
 pub mod tiny;
 
 pub use crate::storage::MemStorage;
-pub use internals::{IndexInternals, SnapshotInternals};
+pub use internals::{FaissInternals, IndexInternals, SnapshotInternals};
 pub use rng::Rng;
 
 // The engine's inside, under the paths it has in the crate, for the test
@@ -96,4 +96,3 @@ pub mod color {
     pub use crate::color::*;
 }
 pub use crate::index::{adaptive_nlist, Encoded, RETRAIN_GROWTH};
-pub use crate::read::DEFAULT_CANDIDATES;

@@ -88,7 +88,7 @@ pub fn write_ivecs(path: &Path, rows: &[i32], k: usize) -> Result<()> {
 
 /// Writes `data` (n × dim, row-major) as `.fvecs`, atomically like
 /// [`write_ivecs`]. Note that zero rows make a zero-byte file, which
-/// [`VectorFile::open`] rejects as empty.
+/// [`VectorFile::open`](crate::vecio::VectorFile::open) rejects as empty.
 pub fn write_fvecs(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let header = row_header(path, data.len(), dim, "dim", MAX_FVECS_DIM)?;
     write_rows(path, data, dim, header, f32::to_le_bytes)

@@ -4,9 +4,9 @@
 //! These files are user input. Every malformed file gives a one-line error
 //! that names the path and the problem (and the row, where there is one);
 //! nothing here panics or reads out of bounds, whatever the bytes are.
-//! Files are read through the crate's one memory map
-//! ([`crate::fsutil::map_file`], which also refuses FIFOs and devices) and
-//! written atomically through [`crate::fsutil::write_atomic`].
+//! Files are read through the crate's one memory map (which also refuses
+//! FIFOs and devices) and written atomically, like
+//! [`write_atomic_bytes`](crate::write_atomic_bytes).
 //!
 //! Formats:
 //! - `.fvecs`: each row is an `int32` LE dimension, then that many `float32` LE.

@@ -84,6 +84,7 @@ pub struct Record {
     /// Stored losslessly: on Unix as the path's raw bytes, so names that
     /// are not UTF-8 survive (FORMAT.md, "Records").
     pub path: PathBuf,
+    /// File size in bytes when it was indexed.
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
