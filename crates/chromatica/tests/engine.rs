@@ -248,7 +248,7 @@ fn input_errors_name_the_problem() {
     err_contains(index.search(&[], &SearchParams::new(5)), "no queries");
     err_contains(index.search(&data[..d], &SearchParams::new(0)), "k must be at least 1");
     let e = err_contains(index.search(&data[..d], &params(5, 0)), "nprobe must be between 1 and nlist (8), got 0");
-    assert!(matches!(e, Error::Config(_)));
+    assert!(matches!(e, Error::InvalidArgument { name: "nprobe", .. }), "{e:?}");
     err_contains(index.search(&data[..d], &params(5, 9)), "nprobe must be between 1 and nlist (8), got 9");
     index.search(&data[..d], &params(5, 8)).unwrap();
 }
