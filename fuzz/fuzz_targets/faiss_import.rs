@@ -11,6 +11,7 @@
 #![no_main]
 
 use chromatica::faiss_import::FaissIvfPq;
+use chromatica::testing::FaissInternals;
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashSet;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! optionally repairing their checksums so damage reaches the semantic
 //! checks. Then:
 //! - read-only open, `live_ids`, a search probing every list and
-//!   `chromatica::verify::verify` must not panic;
+//!   `chromatica::testing::verify::verify` must not panic;
 //! - when verify passes: live ids are distinct, as many as the snapshot
 //!   says, and (quantizer values being moderate) an exhaustive search
 //!   returns exactly them;
@@ -18,8 +18,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use chromatica::read::SearchParams;
-use chromatica::storage::{MemStorage, Storage};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
+use chromatica::SearchParams;
+use chromatica::testing::storage::{MemStorage, Storage};
 use chromatica::Index;
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;
@@ -201,15 +202,15 @@ fn apply(files: &mut BTreeMap<String, Vec<u8>>, e: Edit) {
         }
         Edit::Fix { file } => fix(files, name(file), true),
         Edit::HighCounter { next_file, below_max } => {
-            let newest = files.keys().filter_map(|n| chromatica::format::parse_manifest_name(n)).max();
+            let newest = files.keys().filter_map(|n| chromatica::testing::format::parse_manifest_name(n)).max();
             let Some(g) = newest else { return };
-            let mut b = files.remove(&chromatica::format::manifest_name(g)).expect("listed");
+            let mut b = files.remove(&chromatica::testing::format::manifest_name(g)).expect("listed");
             let value = u64::MAX - u64::from(below_max);
             let (at, g) = if next_file { (64, g) } else { (16, value) };
             if b.len() >= at + 8 {
                 put_u64(&mut b, at, value);
             }
-            let n = chromatica::format::manifest_name(g);
+            let n = chromatica::testing::format::manifest_name(g);
             fix_by_name(&n, &mut b, true);
             files.insert(n, b);
         }
@@ -222,16 +223,16 @@ fn open(storage: &MemStorage, writable: bool) -> chromatica::Result<Index> {
 
 /// Whether `verify` passes on the storage as it is.
 fn verifies(storage: &MemStorage) -> bool {
-    chromatica::verify::verify(storage).is_ok()
+    chromatica::testing::verify::verify(storage).is_ok()
 }
 
 fn read_checks(index: &Index, verified: bool) {
     let snap = index.snapshot();
-    let c = snap.manifest.config;
+    let c = snap.manifest().config;
     let live = snap.live_ids();
     let query = vec![0.25f32; c.dim];
     let k = live.as_ref().map_or(10, |l| l.len().max(1));
-    let params = SearchParams { nprobe: Some(c.nlist), candidates: Some(k), ..SearchParams::new(k) };
+    let params = SearchParams::new(k).nprobe(c.nlist).candidates(k);
     let hits = index.search(&query, &params);
     if !verified {
         return;
@@ -240,15 +241,12 @@ fn read_checks(index: &Index, verified: bool) {
     let distinct: BTreeSet<u64> = live.iter().copied().collect();
     assert_eq!(distinct.len(), live.len(), "verify passed but a live id is stored twice");
     assert_eq!(live.len() as u64, snap.vectors(), "verify passed but live ids and the manifest's count differ");
-    if snap.quantizers.is_none() && !c.refine {
+    if snap.quantizers().is_none() && !c.refine {
         assert!(live.is_empty(), "an untrained index without refine store holds vectors");
         return;
     }
     // Huge (finite) quantizer values can make estimated distances NaN.
-    let moderate = snap
-        .quantizers
-        .as_ref()
-        .is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
+    let moderate = snap.quantizers().is_none_or(|q| q.coarse.iter().chain(&q.pq.centroids_t).chain(&q.term2).all(|x| x.abs() < 1e8));
     let hits = hits.expect("verify passed, so a search must succeed");
     assert_eq!(hits.len(), 1);
     if moderate {
@@ -267,7 +265,7 @@ fn write_checks(storage: &MemStorage, verified: bool, huge: Option<(u8, u8)>) {
             panic!("{what} committed a state that open rejects: {e}");
         }
         if verified {
-            if let Err(e) = chromatica::verify::verify(storage) {
+            if let Err(e) = chromatica::testing::verify::verify(storage) {
                 panic!("the index verified before, and no longer does after {what}: {e}");
             }
         }
@@ -317,5 +315,5 @@ fuzz_target!(|data: &[u8]| {
         write_checks(&storage, verified, input.huge);
     }
     // Verification of whatever is left must not panic either.
-    let _ = storage.list().map(|_| chromatica::verify::verify(&storage));
+    let _ = storage.list().map(|_| chromatica::testing::verify::verify(&storage));
 });

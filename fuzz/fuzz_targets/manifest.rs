@@ -7,8 +7,8 @@
 //! never wrap.
 #![no_main]
 
-use chromatica::format::manifest::Manifest;
-use chromatica::format::FileKind;
+use chromatica::testing::format::manifest::Manifest;
+use chromatica::testing::format::FileKind;
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 

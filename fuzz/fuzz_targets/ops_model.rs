@@ -17,8 +17,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use chromatica::read::SearchParams;
-use chromatica::storage::MemStorage;
+use chromatica::testing::{IndexInternals, SnapshotInternals};
+use chromatica::SearchParams;
+use chromatica::testing::storage::MemStorage;
 use chromatica::Index;
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;
@@ -120,18 +121,18 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
     let want: Vec<u64> = model.live.keys().copied().collect();
     assert_eq!(live, want, "{at}: live ids differ from the model");
     assert_eq!(snap.vectors(), want.len() as u64, "{at}: vector count differs from the model");
-    assert_eq!(snap.manifest.next_id, model.next_id, "{at}: next_id differs from the model");
+    assert_eq!(snap.manifest().next_id, model.next_id, "{at}: next_id differs from the model");
     assert_eq!(index.is_trained(), model.trained, "{at}: training state differs from the model");
-    assert_eq!(snap.manifest.config.fast_scan, model.fast_scan, "{at}: the fast-scan flag changed");
-    assert!(snap.segments.iter().all(|s| s.fast_scan() == model.fast_scan), "{at}: a segment's code layout differs");
-    if let Err(e) = chromatica::verify::verify(storage) {
+    assert_eq!(snap.manifest().config.fast_scan, model.fast_scan, "{at}: the fast-scan flag changed");
+    assert!(snap.segments().iter().all(|s| s.fast_scan() == model.fast_scan), "{at}: a segment's code layout differs");
+    if let Err(e) = chromatica::testing::verify::verify(storage) {
         panic!("{at}: verify failed: {e}");
     }
     // Every live vector's exact values and record are the ones it was added with.
     let mut seen = 0;
     snap.for_each_live(|si, p, id| {
         let v = model.live[&id];
-        let seg = &snap.segments[si];
+        let seg = &snap.segments()[si];
         if model.refine {
             let mut dense = vec![0f32; DIM];
             for (d, x) in seg.refine(p).unwrap_or_else(|e| panic!("{at}: refine({p}) of id {id}: {e}")).iter() {
@@ -150,9 +151,9 @@ fn check(index: &Index, storage: &MemStorage, model: &Model, at: &str) {
     if want.is_empty() {
         return;
     }
-    let c = snap.manifest.config;
+    let c = snap.manifest().config;
     let k = want.len();
-    let params = SearchParams { nprobe: Some(c.nlist), candidates: Some(k), ..SearchParams::new(k) };
+    let params = SearchParams::new(k).nprobe(c.nlist).candidates(k);
     let hits = index.search(&vectors(77, 1, c.dim), &params).unwrap_or_else(|e| panic!("{at}: search failed: {e}"));
     let mut found: Vec<u64> = hits[0].iter().map(|n| n.id).collect();
     found.sort_unstable();
@@ -255,8 +256,8 @@ fuzz_target!(|data: &[u8]| {
                 let r = index.compact().unwrap_or_else(|e| panic!("{at}: compact failed: {e}"));
                 assert!(r.segments_after <= 1, "{at}: compact left {} segments", r.segments_after);
                 let snap = index.snapshot();
-                assert!(snap.manifest.tombstones.is_empty(), "{at}: compact kept tombstone files");
-                assert_eq!(snap.manifest.deleted_vectors(), 0, "{at}: compact kept deleted vectors");
+                assert!(snap.manifest().tombstones.is_empty(), "{at}: compact kept tombstone files");
+                assert_eq!(snap.manifest().deleted_vectors(), 0, "{at}: compact kept deleted vectors");
             }
             Op::Retrain => {
                 let expect_ok = model.refine && model.live.len() >= KSUB;

@@ -12,8 +12,8 @@
 //! decode(encode(q)) == q): see README.md, "Findings".
 #![no_main]
 
-use chromatica::format::quantizer_file::{QuantizerData, QuantizerHeader};
-use chromatica::format::FileKind;
+use chromatica::testing::format::quantizer_file::{QuantizerData, QuantizerHeader};
+use chromatica::testing::format::FileKind;
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 use std::mem::offset_of;

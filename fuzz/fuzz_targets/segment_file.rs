@@ -16,10 +16,10 @@
 //! quantizer file 1, refine, dim 16).
 #![no_main]
 
-use chromatica::format::segment::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse, FAST_SCAN};
-use chromatica::format::FileKind;
-use chromatica::quantizer::blocks;
-use chromatica::storage::Bytes;
+use chromatica::testing::format::segment::{self, Expect, SegmentHeader, SegmentInput, SegmentView, Sparse, FAST_SCAN};
+use chromatica::testing::format::FileKind;
+use chromatica::testing::quantizer::blocks;
+use chromatica::testing::storage::Bytes;
 use chromatica::Record;
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;

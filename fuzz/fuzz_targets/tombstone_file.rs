@@ -4,7 +4,7 @@
 //! Input: one mode byte (see `chromatica_fuzz::MODE_*`), then the file.
 #![no_main]
 
-use chromatica::format::{tombstone_file, FileKind};
+use chromatica::testing::format::{tombstone_file, FileKind};
 use chromatica_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 

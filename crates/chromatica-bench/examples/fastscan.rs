@@ -60,12 +60,7 @@ fn run(data: &Path) -> Result<()> {
         for (v, (_, index, _)) in indexes.iter().enumerate() {
             for (p, &nprobe) in NPROBES.iter().enumerate() {
                 for (stage, rerank) in [Rerank::Off, Rerank::L2].into_iter().enumerate() {
-                    let params = SearchParams {
-                        nprobe: Some(nprobe),
-                        rerank: Some(rerank),
-                        candidates: Some(200),
-                        ..SearchParams::new(10)
-                    };
+                    let params = SearchParams::new(10).nprobe(nprobe).rerank(rerank).candidates(200);
                     let mut hits = 0usize;
                     let t = Instant::now();
                     for (qi, x) in query.chunks_exact(d).enumerate() {

@@ -18,10 +18,12 @@
 //! bench/compare.py can alternate our passes with faiss's. The fastest pass
 //! of each kind and thread count is reported.
 
-use chromatica::color::emd::Sinkhorn;
-use chromatica::quantizer::Quantizers;
+use chromatica::color::Sinkhorn;
+use chromatica::testing::distance;
+use chromatica::testing::quantizer::Quantizers;
+use chromatica::testing::SnapshotInternals;
 use chromatica::vecio::{self, VectorFile};
-use chromatica::{distance, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
+use chromatica::{Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -224,17 +226,17 @@ fn load(a: &BenchArgs<'_>) -> Result<Data> {
     }
     let gt_k = gt.len() / nq;
     if a.k > gt_k || a.k < 100 {
-        return Err(Error::InvalidInput(format!("--k must be between 100 and the ground truth's {gt_k}")));
+        return Err(Error::invalid_argument("--k", format!("--k must be between 100 and the ground truth's {gt_k}")));
     }
     Ok(Data { base: base_f.read_all()?, query: query_f.read_all()?, gt, gt_k, n, nq, d })
 }
 
 pub fn run(a: BenchArgs<'_>) -> Result<()> {
     if a.threads.is_empty() || a.threads.contains(&0) || a.repeat == 0 || a.opens == 0 {
-        return Err(Error::InvalidInput("--threads, --repeat and --opens must be at least 1".into()));
+        return Err(Error::invalid_argument("--threads", "--threads, --repeat and --opens must be at least 1"));
     }
     if let Some(keep) = a.keep.filter(|p| p.exists()) {
-        return Err(Error::InvalidInput(format!("{}: already exists", keep.display())));
+        return Err(Error::invalid_argument("--keep", format!("{}: already exists", keep.display())));
     }
     let data = load(&a)?;
     let work = std::env::temp_dir().join(format!("chromatica-bench-{}", std::process::id()));
@@ -293,9 +295,9 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     let (open_ms, open_all, index) = time_opens(&plain_dir, a.opens)?;
     let refined = Index::open_read_only(&refine_dir)?;
 
-    let stage1 = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.k) };
-    let single = SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(a.single_k) };
-    let two_stage = SearchParams { rerank: Some(Rerank::L2), candidates: Some(a.candidates), ..SearchParams::new(a.k) };
+    let stage1 = SearchParams::new(a.k).rerank(Rerank::Off);
+    let single = SearchParams::new(a.single_k).rerank(Rerank::Off);
+    let two_stage = SearchParams::new(a.k).rerank(Rerank::L2).candidates(a.candidates);
     // One pass of one kind over all queries, returning the ids found.
     let pass = |kind: Pass| -> Result<Vec<Vec<u64>>> {
         Ok(match kind {
@@ -365,20 +367,16 @@ fn measure(a: &BenchArgs<'_>, work: &Path, x: &Data) -> Result<Value> {
     res.insert("refine_tie_recall_at_10".into(), json!(tie_recall_at(&found_refine, gt, gt_k, 10, base, query)));
 
     let snap = index.snapshot();
-    let q = snap.quantizers.as_deref().expect("trained");
+    let q = snap.quantizers().expect("trained");
     let memory = index.memory_estimate();
-    let refine_bytes: u64 = refined.snapshot().segments.iter().map(|s| s.refine_bytes() as u64).sum();
+    let refine_bytes: u64 = refined.snapshot().segments().iter().map(|s| s.refine_bytes() as u64).sum();
     let disk = dir_bytes(&plain_dir)?;
 
     // Sinkhorn EMD re-ranking (colour histograms only) costs ~20 µs per
     // candidate: 20 queries, once.
     if d == chromatica::color::HIST_DIM {
         let emd_nq = nq.min(20);
-        let emd = SearchParams {
-            rerank: Some(Rerank::Emd(Sinkhorn::default())),
-            candidates: Some(a.candidates),
-            ..SearchParams::new(10)
-        };
+        let emd = SearchParams::new(10).rerank(Rerank::Emd(Sinkhorn::default())).candidates(a.candidates);
         let (emd_s, r) = build.install(|| best_of(1, || refined.search(&query[..emd_nq * d], &emd)))?;
         res.insert("emd_queries".into(), json!(emd_nq));
         res.insert("emd_qps".into(), json!(emd_nq as f64 / emd_s));
@@ -435,7 +433,7 @@ fn measure_appends(a: &BenchArgs<'_>, dir: &Path, base: &[f32], query: &[f32], d
         index.add(chunk, None)?;
     }
     let append_s = t.elapsed().as_secs_f64();
-    let segments = index.snapshot().segments.len();
+    let segments = index.snapshot().segments().len();
     let params = SearchParams::new(10);
     let (appended, _) = best_of(a.repeat, || index.search(query, &params))?;
     index.compact()?;

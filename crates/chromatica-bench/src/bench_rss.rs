@@ -67,7 +67,7 @@ pub fn run(a: RssArgs<'_>) -> Result<()> {
     let queries = file.read_all()?;
     let d = file.dim();
     if a.count == 0 || a.k == 0 {
-        return Err(Error::InvalidInput("--count and --k must be at least 1".into()));
+        return Err(Error::invalid_argument("--count", "--count and --k must be at least 1"));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)

@@ -15,8 +15,10 @@ use crate::bench_rss::read_rss;
 use crate::progress;
 use crate::synth::{Synth, QUERY_START};
 use chromatica::color::HIST_DIM;
-use chromatica::read::topk::TopK;
-use chromatica::{distance, vecio, Config, Error, Index, Result, SearchParams, TrainOptions};
+use chromatica::testing::distance;
+use chromatica::testing::read::topk::TopK;
+use chromatica::testing::SnapshotInternals;
+use chromatica::{vecio, Config, Error, Index, Result, SearchParams, TrainOptions};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -56,19 +58,19 @@ pub fn run(a: ScaleArgs<'_>) -> Result<()> {
         (a.repeat, "--repeat"),
         (a.train_n, "--train-n"),
     ];
-    if let Some((_, name)) = checks.iter().find(|(v, _)| *v == 0) {
-        return Err(Error::InvalidInput(format!("{name} must be at least 1")));
+    if let Some(&(_, name)) = checks.iter().find(|(v, _)| *v == 0) {
+        return Err(Error::invalid_argument(name, format!("{name} must be at least 1")));
     }
     if a.threads.is_empty() || a.threads.contains(&0) {
-        return Err(Error::InvalidInput("--threads must be at least 1".into()));
+        return Err(Error::invalid_argument("--threads", "--threads must be at least 1"));
     }
     if a.recall_queries > a.queries {
-        return Err(Error::InvalidInput("--recall-queries cannot exceed --queries".into()));
+        return Err(Error::invalid_argument("--recall-queries", "--recall-queries cannot exceed --queries"));
     }
     let config = Config { dim: HIST_DIM, refine: a.config.refine, ..a.config };
     config.validate()?;
     if let Some(dir) = a.dir.filter(|d| d.exists()) {
-        return Err(Error::InvalidInput(format!("{}: already exists", dir.display())));
+        return Err(Error::invalid_argument("--dir", format!("{}: already exists", dir.display())));
     }
     let work = std::env::temp_dir().join(format!("chromatica-scale-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
@@ -162,7 +164,7 @@ fn build(dir: &Path, config: Config, synth: &Synth, sizes: [usize; 3], truth_of:
         bar.inc(count as u64);
     }
     bar.finish_and_clear();
-    let segments = index.snapshot().segments.len();
+    let segments = index.snapshot().segments().len();
     Ok(Build { train_s, gen_s, gt_s, add_s, segments, truth: truth.map(GroundTruth::ids) })
 }
 

@@ -18,9 +18,12 @@
 //! is how the stage 1 of the `spread` mode was chosen.
 
 use crate::bench::{median, pool};
-use chromatica::color::emd::Sinkhorn;
-use chromatica::color::transport::EmdQuery;
-use chromatica::color::{hellinger, parse_color_query, query_histogram, spread_points, srgb_to_lab, DEFAULT_SHARPEN};
+use chromatica::color::Sinkhorn;
+use chromatica::testing::color::EmdQuery;
+use chromatica::testing::color::{
+    hellinger, parse_color_query, query_histogram, spread_points, srgb_to_lab, DEFAULT_SHARPEN,
+};
+use chromatica::testing::SnapshotInternals;
 use chromatica::vecio::VectorFile;
 use chromatica::{Config, Error, Index, Neighbor, Rerank, Result, SearchParams, Snapshot, TrainOptions};
 use serde_json::{json, Value};
@@ -179,7 +182,9 @@ fn nonzeros(v: &[f32]) -> impl Iterator<Item = (usize, f32)> + '_ {
 fn exact_rerank(snap: &Snapshot, emd: &mut EmdQuery, cands: &[Neighbor], k: usize) -> Result<(Vec<(f64, u64)>, usize)> {
     let rows: Vec<Vec<(usize, f32)>> = cands
         .iter()
-        .map(|c| Ok(snap.segments[c.location.segment as usize].refine(c.location.position as usize)?.iter().collect()))
+        .map(|c| {
+            Ok(snap.segments()[c.location.segment as usize].refine(c.location.position as usize)?.iter().collect())
+        })
         .collect::<Result<_>>()?;
     let ids: Vec<u64> = cands.iter().map(|c| c.id).collect();
     Ok(pruned_top_k(emd, rows.iter().map(|r| r.as_slice()), &ids, k))
@@ -294,18 +299,12 @@ fn run_mode(
     let x = searched_vector(q, mode.stage1);
     match mode.stage2 {
         Stage2::Engine(r) => {
-            let p = SearchParams {
-                nprobe: Some(nprobe),
-                rerank: Some(r),
-                candidates: Some(mode.candidates),
-                ..SearchParams::new(k)
-            };
+            let p = SearchParams::new(k).nprobe(nprobe).rerank(r).candidates(mode.candidates);
             Ok((snap.search(&x, &p)?.remove(0).iter().map(|n| n.id).collect(), 0))
         }
         Stage2::Exact => {
             let mut emd = q.emd_query()?;
-            let p =
-                SearchParams { nprobe: Some(nprobe), rerank: Some(Rerank::Off), ..SearchParams::new(mode.candidates) };
+            let p = SearchParams::new(mode.candidates).nprobe(nprobe).rerank(Rerank::Off);
             let cands = snap.search(&x, &p)?.remove(0);
             let (best, solved) = exact_rerank(snap, &mut emd, &cands, k)?;
             Ok((best.into_iter().map(|(_, id)| id).collect(), solved))
@@ -384,7 +383,7 @@ fn sweep(snap: &Snapshot, qs: &[&Query], nprobe: usize) -> Result<Vec<Value>> {
             let mut rec = vec![0.0; counts.len()];
             for q in qs {
                 let x = searched_vector(q, s);
-                let p = SearchParams { nprobe: Some(np), rerank: Some(Rerank::Off), ..SearchParams::new(max) };
+                let p = SearchParams::new(max).nprobe(np).rerank(Rerank::Off);
                 let cands: Vec<u64> = snap.search(&x, &p)?.remove(0).iter().map(|n| n.id).collect();
                 for (r, &c) in rec.iter_mut().zip(&counts) {
                     let set = &cands[..c.min(cands.len())];

@@ -4,6 +4,7 @@
 
 mod common;
 
+use chromatica::testing::SnapshotInternals;
 use chromatica::testing::{data::clustered, files::dir_contents};
 use chromatica::vecio::{write_ivecs, write_npy_f32};
 use chromatica::Index;
@@ -28,13 +29,13 @@ fn a_bad_last_id_changes_nothing_and_a_good_file_is_one_commit() {
     write_ivecs(&ids, &bad, 1).unwrap();
     fails_with(&["add", p(&idx), "--vectors", p(&big), "--ids", p(&ids)], "id 7 is already in the index");
     assert_eq!(dir_contents(&idx), before, "the refused add changed the index");
-    let generation = Index::open_read_only(&idx).unwrap().snapshot().manifest.generation;
+    let generation = Index::open_read_only(&idx).unwrap().snapshot().manifest().generation;
 
     bad[N - 1] = 4999;
     write_ivecs(&ids, &bad, 1).unwrap();
     let (so, _) = ok(&["add", p(&idx), "--vectors", p(&big), "--ids", p(&ids)]);
     assert!(so.contains("in 2 segment(s)") && so.contains(&format!("index holds {}", 1000 + N)), "{so}");
     let snap = Index::open_read_only(&idx).unwrap().snapshot();
-    assert_eq!(snap.manifest.generation, generation + 1, "two batches, one commit");
+    assert_eq!(snap.manifest().generation, generation + 1, "two batches, one commit");
     ok(&["verify", p(&idx)]);
 }

@@ -2,7 +2,7 @@
 //! its output (issue 10, item 4): the old fixed temporary name `<out>.tmp`
 //! as a link to a file elsewhere leaves that file untouched, and an output
 //! path that is itself a link is replaced, not written through. (`--html`
-//! writes through the same `chromatica::fsutil::write_atomic`.)
+//! writes through the same `chromatica::testing::fsutil::write_atomic`.)
 #![cfg(unix)]
 
 use chromatica::vecio::write_fvecs;

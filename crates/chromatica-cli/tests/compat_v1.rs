@@ -61,8 +61,7 @@ fn regenerate_golden() {
     let searches: Vec<Value> = GOLDEN_NPROBES
         .iter()
         .map(|&nprobe| {
-            let res =
-                index.search(&queries, &SearchParams { nprobe: Some(nprobe), ..SearchParams::new(GOLDEN_K) }).unwrap();
+            let res = index.search(&queries, &SearchParams::new(GOLDEN_K).nprobe(nprobe)).unwrap();
             let results: Vec<Value> = res
                 .iter()
                 .map(|r| {
@@ -128,7 +127,7 @@ fn check_golden(index: &Index, expected: &Value, queries: &[f32]) {
     for search in expected["searches"].as_array().unwrap() {
         let k = search["k"].as_u64().unwrap() as usize;
         let nprobe = search["nprobe"].as_u64().unwrap() as usize;
-        let got = index.search(queries, &SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) }).unwrap();
+        let got = index.search(queries, &SearchParams::new(k).nprobe(nprobe)).unwrap();
         let want = search["results"].as_array().unwrap();
         assert_eq!(got.len(), want.len());
         for (q, (g, w)) in got.iter().zip(want).enumerate() {

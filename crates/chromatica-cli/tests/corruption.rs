@@ -13,6 +13,7 @@ mod common;
 use chromatica::testing::layout::{get_u32, get_u64};
 use chromatica::testing::model::*;
 use chromatica::testing::Rng;
+use chromatica::testing::SnapshotInternals;
 use chromatica::{Error, Index, TrainOptions};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ fn list_of_byte(seg: &[u8], at: usize) -> Option<usize> {
 fn centroids(dir: &Path) -> Vec<Vec<f32>> {
     let index = Index::open_read_only(dir).unwrap();
     let snap = index.snapshot();
-    let q = snap.quantizers.as_ref().unwrap();
+    let q = snap.quantizers().unwrap();
     (0..NLIST).map(|l| q.centroid(l).to_vec()).collect()
 }
 

@@ -11,6 +11,7 @@ use chromatica::faiss_import::{self, DirectMap, FaissIvfPq, SizeEncoding};
 use chromatica::testing::data::clustered;
 use chromatica::testing::files::{dir_contents, read_ivecs};
 use chromatica::testing::layout::{get_u64, put_u64};
+use chromatica::testing::{FaissInternals, SnapshotInternals};
 use chromatica::vecio::{write_fvecs, VectorFile};
 use chromatica::{Index, Neighbor, SearchParams};
 // `run` names the faiss runs of a fixture here.
@@ -82,7 +83,7 @@ fn check_searches(index: &Index, desc: &Value, name: &str) {
     let mut compared = 0;
     for run in desc["results"].as_array().unwrap() {
         let (nprobe, k) = (usize_of(run, "nprobe"), usize_of(run, "k"));
-        let params = SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) };
+        let params = SearchParams::new(k).nprobe(nprobe);
         let ours = index.search(&queries, &params).unwrap();
         assert_eq!(ours.len(), queries.len() / dim);
         for (qi, row) in ours.iter().enumerate() {
@@ -144,11 +145,11 @@ fn every_fixture_imports_with_faiss_centroids_lists_ids_and_codes() {
         assert_eq!(report.vectors, f.ids.len());
         assert_eq!(index.len(), f.ids.len() as u64);
         let snap = index.snapshot();
-        let q = snap.quantizers.as_ref().expect("imported quantizers");
+        let q = snap.quantizers().expect("imported quantizers");
         assert_eq!(q.coarse, f.coarse);
         assert_eq!(q.pq.centroids(), f.codebooks);
-        assert_eq!(snap.segments.len(), 1);
-        let seg = &snap.segments[0];
+        assert_eq!(snap.segments().len(), 1);
+        let seg = &snap.segments()[0];
         let cs = f.code_size();
         for l in 0..nlist {
             let (codes, ids) = seg.list(l).unwrap();
@@ -164,7 +165,7 @@ fn every_fixture_imports_with_faiss_centroids_lists_ids_and_codes() {
             q.pq.decode(&codes[row * cs..(row + 1) * cs], &mut residual);
             assert_eq!(residual, floats(&dec["residual"]), "{name}: list {l} row {row} decodes differently");
         }
-        assert_eq!(snap.manifest.next_id, f.ids.iter().max().unwrap() + 1);
+        assert_eq!(snap.manifest().next_id, f.ids.iter().max().unwrap() + 1);
         check_searches(&index, &desc, name);
 
         // Reopened from disk, the index verifies and searches the same.
@@ -198,7 +199,7 @@ fn an_empty_trained_index_imports_empty() {
     let (index, report) = faiss_import::import(&fixture("ivfpq_empty.faiss"), &tmp.path().join("e")).unwrap();
     assert_eq!((report.vectors, report.sizes), (0, SizeEncoding::Sparse));
     assert!(index.is_trained() && index.is_empty());
-    assert_eq!(index.snapshot().segments.len(), 0);
+    assert_eq!(index.snapshot().segments().len(), 0);
     let hits = index.search(&[0.0; 16], &SearchParams::new(5)).unwrap();
     assert!(hits[0].is_empty());
     index.add(&[0.25; 32], None).unwrap();

@@ -7,8 +7,9 @@
 
 mod common;
 
-use chromatica::quantizer::codes;
 use chromatica::testing::layout::{get_u32, get_u64};
+use chromatica::testing::quantizer::codes;
+use chromatica::testing::SnapshotInternals;
 use chromatica::testing::{data::*, reference::*};
 use chromatica::{Config, Index, Neighbor, SearchParams, Snapshot, TrainOptions};
 use common::run;
@@ -21,7 +22,7 @@ fn fast(dim: usize, m: usize) -> Config {
 }
 
 fn params(k: usize, nprobe: usize) -> SearchParams {
-    SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) }
+    SearchParams::new(k).nprobe(nprobe)
 }
 
 /// Trains `index` on the first 2000 rows of `base` (seed 7), adds all of
@@ -39,7 +40,7 @@ fn fill(index: &Index, base: &[f32]) -> Vec<u64> {
     dead.sort_unstable();
     dead.dedup();
     index.delete(&dead).unwrap();
-    assert_eq!(index.snapshot().segments.len(), 3);
+    assert_eq!(index.snapshot().segments().len(), 3);
     dead
 }
 
@@ -47,13 +48,13 @@ fn fill(index: &Index, base: &[f32]) -> Vec<u64> {
 /// computed in f64 from the stored (plain) codes: term 1 as search computes
 /// it, plus Σ_j term2[l, j, k_j] − 2⟨x_j, q_jk_j⟩. Nearest first, ties by id.
 fn brute_force_adc(snap: &Snapshot, x: &[f32], nprobe: usize) -> Vec<(f64, u64)> {
-    let q = snap.quantizers.as_deref().unwrap();
+    let q = snap.quantizers().unwrap();
     let c = q.config;
     let (m, dsub) = (c.m, c.dsub());
     let mut idx = vec![0u32; m];
     let mut out = Vec::new();
     for (term1, l) in probed_lists(q, x, nprobe) {
-        for (si, seg) in snap.segments.iter().enumerate() {
+        for (si, seg) in snap.segments().iter().enumerate() {
             assert!(seg.fast_scan());
             let hide = snap.hider(si);
             let plain = seg.plain_codes(l).unwrap();
@@ -115,7 +116,7 @@ fn search_equals_brute_force_adc_for_several_m_with_deletes_segments_and_compact
             assert!(r.iter().all(|n| dead.binary_search(&n.id).is_err()), "m {m}: a deleted id came back");
         }
         index.compact().unwrap();
-        assert_eq!(index.snapshot().segments.len(), 1);
+        assert_eq!(index.snapshot().segments().len(), 1);
         check(&index, &queries, 20, 3, &format!("m {m} compacted"));
         drop(index);
         let report = Index::verify(&path).unwrap();
@@ -156,7 +157,7 @@ fn results_equal_a_plain_4bit_index_bit_for_bit_and_padding_is_counted() {
         let cs = fs.config().code_size() as u64;
         let snap = fs.snapshot();
         let padded: u64 = snap
-            .segments
+            .segments()
             .iter()
             .map(|s| (0..NLIST).map(|l| (s.list_len(l) as u64).div_ceil(32) * 32 * cs).sum::<u64>())
             .sum();
@@ -165,7 +166,7 @@ fn results_equal_a_plain_4bit_index_bit_for_bit_and_padding_is_counted() {
         assert_eq!(fm.code_bytes, padded);
         assert!(fm.code_bytes > pm.code_bytes && fm.code_bytes_per_vector > pm.code_bytes_per_vector);
         // Only the codes grow (up to the 64-byte alignment after them).
-        let (grown, slack) = ((fm.disk_bytes - pm.disk_bytes) as i64, 64 * snap.segments.len() as i64);
+        let (grown, slack) = ((fm.disk_bytes - pm.disk_bytes) as i64, 64 * snap.segments().len() as i64);
         assert!((grown - (fm.code_bytes - pm.code_bytes) as i64).abs() < slack, "disk grew by {grown}");
         assert_eq!(fs.inspect().disk_bytes.codes, padded);
         drop((plain, fs));
@@ -183,9 +184,9 @@ fn retraining_re_encodes_into_blocks() {
     fill(&index, &base);
     index.retrain(&TrainOptions { seed: 99, ..TrainOptions::default() }).unwrap();
     let snap = index.snapshot();
-    assert_eq!(snap.segments.len(), 1);
-    assert!(snap.segments[0].fast_scan());
-    let stage1 = SearchParams { rerank: Some(chromatica::Rerank::Off), ..params(15, 3) };
+    assert_eq!(snap.segments().len(), 1);
+    assert!(snap.segments()[0].fast_scan());
+    let stage1 = params(15, 3).rerank(chromatica::Rerank::Off);
     let r = index.search(&queries, &stage1).unwrap();
     assert!(r.iter().all(|q| q.len() == 15));
     check_stage1(&index, &queries);
@@ -196,7 +197,7 @@ fn retraining_re_encodes_into_blocks() {
 /// `check` with re-ranking off (the index has a refine store).
 fn check_stage1(index: &Index, queries: &[f32]) {
     let snap = index.snapshot();
-    let stage1 = SearchParams { rerank: Some(chromatica::Rerank::Off), ..params(15, 3) };
+    let stage1 = params(15, 3).rerank(chromatica::Rerank::Off);
     for (x, got) in queries.chunks_exact(DIM).zip(index.search(queries, &stage1).unwrap()) {
         let want = brute_force_adc(&snap, x, 3);
         for (n, w) in got.iter().zip(&want) {
@@ -214,7 +215,7 @@ fn every_bit_flip_in_the_code_blocks_is_caught() {
     index.train(&base, &TrainOptions::default(), &mut |_| ()).unwrap();
     index.add(&base[..150 * 16], None).unwrap();
     let snap = index.snapshot();
-    let q = snap.quantizers.as_ref().unwrap();
+    let q = snap.quantizers().unwrap();
     let centroids: Vec<Vec<f32>> = (0..NLIST).map(|l| q.centroid(l).to_vec()).collect();
     drop((snap, index));
     let seg = std::fs::read_dir(&path)

@@ -9,6 +9,7 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
+    /// Squared Euclidean distance, the only one (see above).
     L2,
 }
 
@@ -25,6 +26,7 @@ pub struct Config {
     pub nbits: usize,
     /// Lists probed per query when the caller does not say.
     pub nprobe: usize,
+    /// The distance; only L2 (the Hellinger transform makes it right for histograms).
     pub metric: Metric,
     /// Keep each vector's exact values (sparse) beside its code, for
     /// re-ranking and exact search (`create --refine`; always on for images).
@@ -71,8 +73,10 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The dimension of Chromatica's colour histograms (8 × 12 × 12 Lab bins).
     pub const DEFAULT_DIM: usize = 1152;
 
+    /// The configuration of a preset, at [`Config::DEFAULT_DIM`]; adjust fields from there.
     pub fn preset(p: Preset) -> Config {
         let (m, nbits, nlist, nprobe) = match p {
             Preset::Memory => (8, 8, 100, 10),

@@ -2,10 +2,9 @@
 //! turning it into a Chromatica index without re-training or re-encoding:
 //! the coarse centroids, the PQ codebooks, every list's codes and every id
 //! are taken as they are. faiss packs PQ codes as Chromatica does (sub-code
-//! j in bits j·nbits.., least significant bit first, see
-//! [`crate::quantizer::codes`]), and its residual encoding and distance are
-//! those of [`crate::quantizer`], so search gives faiss's neighbours and
-//! distances.
+//! j in bits j·nbits.., least significant bit first), and its residual
+//! encoding and distance are Chromatica's, so search gives faiss's
+//! neighbours and distances.
 //!
 //! # Byte layout
 //!
@@ -72,24 +71,33 @@ pub const MAX_TABLE_BYTES: u64 = 2 << 30;
 /// of the lists are non-empty).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SizeEncoding {
+    /// One size per list.
     Full,
+    /// Only the non-empty lists, as (list, size) pairs.
     Sparse,
 }
 
 /// faiss's direct map (id → position), which the file may carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DirectMap {
+    /// No id look-up table.
     None,
+    /// An id → position array.
     Array,
+    /// An id → position hash table.
     Hashtable,
 }
 
 /// Everything an `IndexIVFPQ` file holds that Chromatica keeps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaissIvfPq {
+    /// Vector dimension.
     pub dim: usize,
+    /// Inverted lists.
     pub nlist: usize,
+    /// Sub-quantizers per vector.
     pub m: usize,
+    /// Bits per sub-quantizer code.
     pub nbits: usize,
     /// faiss's `nprobe` when the file was written.
     pub nprobe: usize,
@@ -103,7 +111,9 @@ pub struct FaissIvfPq {
     pub codes: Vec<u8>,
     /// One per vector, in the order of `codes`.
     pub ids: Vec<u64>,
+    /// How the file stored the list sizes.
     pub sizes: SizeEncoding,
+    /// The direct map the file carried (dropped on import).
     pub direct_map: DirectMap,
 }
 
@@ -135,6 +145,7 @@ impl FaissIvfPq {
         }
     }
 
+    /// Bytes per PQ code: `ceil(m × nbits / 8)`.
     pub fn code_size(&self) -> usize {
         (self.m * self.nbits).div_ceil(8)
     }
@@ -149,7 +160,7 @@ impl FaissIvfPq {
     }
 
     /// The quantizers (term 2 computed here) and the encoded vectors.
-    pub fn into_parts(self) -> Result<(Quantizers, Encoded)> {
+    pub(crate) fn into_parts(self) -> Result<(Quantizers, Encoded)> {
         let lists = self.lists();
         let config = self.config();
         let q = Quantizers::from_parts(&config, self.coarse, self.codebooks, 0, 0)?;
@@ -159,10 +170,15 @@ impl FaissIvfPq {
 
 /// What [`import`] did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ImportReport {
+    /// The configuration the new index got from the faiss file.
     pub config: Config,
+    /// Vectors imported.
     pub vectors: usize,
+    /// How the faiss file stored its list sizes.
     pub sizes: SizeEncoding,
+    /// The direct map the faiss file carried (not imported).
     pub direct_map: DirectMap,
 }
 
@@ -170,20 +186,17 @@ pub struct ImportReport {
 /// not exist or be an empty directory. A file that cannot be imported is
 /// refused before anything is written. The directory is checked here, before
 /// the (possibly long) parse, and again with the writer lock held when the
-/// index is created ([`Index::create_encoded`]): if another process created
+/// index is created: if another process created
 /// an index there meanwhile, the import fails and removes nothing of it; if
 /// writing fails, only what this import wrote is removed.
 pub fn import(file: &Path, dir: &Path) -> Result<(Index, ImportReport)> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => {
-            return Err(Error::InvalidInput(format!("{}: exists and is not a directory", dir.display())));
+            return Err(Error::invalid_argument("dir", format!("{}: exists and is not a directory", dir.display())));
         }
         Ok(_) => {
             if std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.next().is_some() {
-                return Err(Error::InvalidInput(format!(
-                    "{}: exists and is not empty; give a new or empty directory for the index",
-                    dir.display()
-                )));
+                return Err(Error::DirectoryNotEmpty(dir.to_owned()));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

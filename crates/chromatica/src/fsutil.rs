@@ -108,7 +108,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temporary name beside `path`: `.<name>.<pid>-<n>.tmp`.
 fn temp_beside(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::InvalidInput(format!("{}: not a file name", path.display())))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid_argument("path", format!("{}: not a file name", path.display())))?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(path.with_file_name(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id())))
 }
@@ -138,7 +140,10 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std:
     })
 }
 
-/// [`write_atomic`] of a byte string.
+/// Writes `contents` to `path` atomically: into a new temporary file beside
+/// it, made durable, then renamed over `path`, so that a reader (or a
+/// crash) sees the old file or the new one, never part of one. A symbolic
+/// link at `path` is replaced, not followed.
 pub fn write_atomic_bytes(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic(path, |w| w.write_all(contents))
 }

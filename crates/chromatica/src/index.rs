@@ -51,7 +51,9 @@ struct Writer {
 
 /// What `delete` did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct DeleteReport {
+    /// Ids that were live and are now deleted.
     pub deleted: usize,
     /// File number of the tombstone file.
     pub tombstones: u64,
@@ -59,8 +61,11 @@ pub struct DeleteReport {
 
 /// What `compact` (or an automatic merge) did.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CompactReport {
+    /// Segment files before the merge.
     pub segments_before: usize,
+    /// Segment files after it.
     pub segments_after: usize,
     /// Deleted vectors physically dropped.
     pub dropped: u64,
@@ -68,6 +73,7 @@ pub struct CompactReport {
 
 /// What `add` did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct AddReport {
     /// The ids given to the batch when the caller gave none (else the span
     /// from the smallest to one past the largest given id).
@@ -150,7 +156,7 @@ impl Index {
     /// The emptiness check runs with the writer lock held: of two processes
     /// creating (or importing) into one directory at once, one gets the
     /// index and the other an error, and neither removes the other's files.
-    pub fn create_in(path: PathBuf, storage: Arc<dyn Storage>, config: Config) -> Result<Index> {
+    pub(crate) fn create_in(path: PathBuf, storage: Arc<dyn Storage>, config: Config) -> Result<Index> {
         config.validate()?;
         let guard = storage.lock_writer()?;
         let names = storage.list()?;
@@ -171,7 +177,7 @@ impl Index {
     /// together. Everything is checked before anything is written. Without
     /// the exact vectors there is no refine store, so the quantizers' config
     /// must have neither `refine` nor `auto_train`.
-    pub fn create_encoded(path: impl AsRef<Path>, quantizers: Quantizers, vectors: Encoded) -> Result<Index> {
+    pub(crate) fn create_encoded(path: impl AsRef<Path>, quantizers: Quantizers, vectors: Encoded) -> Result<Index> {
         let c = quantizers.config;
         c.validate()?;
         if c.refine || c.auto_train {
@@ -239,7 +245,7 @@ impl Index {
     }
 
     /// [`Index::open`] or [`Index::open_read_only`] over any storage backend.
-    pub fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
+    pub(crate) fn open_in(path: PathBuf, storage: Arc<dyn Storage>, writable: bool) -> Result<Index> {
         // Look before locking: the lock file must not appear in a directory
         // that holds no index.
         if recovery::latest_manifest(&*storage)?.is_none() {
@@ -283,7 +289,7 @@ impl Index {
     }
 
     /// [`Index::recover`] over any storage backend.
-    pub fn recover_in(storage: &dyn Storage) -> Result<RecoverReport> {
+    pub(crate) fn recover_in(storage: &dyn Storage) -> Result<RecoverReport> {
         if recovery::latest_manifest(storage)?.is_none() {
             return Err(Error::NotAnIndex(storage.describe("").into()));
         }
@@ -315,10 +321,12 @@ impl Index {
         next
     }
 
+    /// The directory the index lives in, as given to open or create.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The configuration the index was created with (fixed for its life).
     pub fn config(&self) -> Config {
         self.snapshot().manifest.config
     }
@@ -334,10 +342,12 @@ impl Index {
         self.snapshot().vectors()
     }
 
+    /// Whether the index holds no live vector.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether quantizers exist; until then search is exact (with a refine store) or fails with [`Error::NotTrained`].
     pub fn is_trained(&self) -> bool {
         self.snapshot().quantizers.is_some()
     }
@@ -363,7 +373,7 @@ impl Index {
                     None => Ok(w),
                 }
             }
-            None => Err(Error::InvalidInput(format!("{}: index is open read-only", self.path.display()))),
+            None => Err(Error::ReadOnly(self.path.clone())),
         }
     }
 
@@ -663,8 +673,8 @@ impl Index {
     }
 
     /// Reads every byte of the index at `path` and checks every checksum and
-    /// invariant (see [`crate::verify`]). Takes no lock and changes nothing.
-    pub fn verify(path: impl AsRef<Path>) -> Result<crate::verify::VerifyReport> {
+    /// invariant of its files, and lists leftovers. Takes no lock and changes nothing.
+    pub fn verify(path: impl AsRef<Path>) -> Result<crate::VerifyReport> {
         let path = path.as_ref();
         check_dir(path)?;
         crate::verify::verify(&FsStorage::new(path))
@@ -739,7 +749,7 @@ fn make_dir(path: &Path) -> Result<bool> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => Ok(false),
-            _ => Err(Error::InvalidInput(format!("{}: exists and is not a directory", path.display()))),
+            _ => Err(Error::invalid_argument("path", format!("{}: exists and is not a directory", path.display()))),
         },
         Err(e) => Err(Error::io(path, e)),
     }
@@ -764,10 +774,7 @@ fn refuse_non_empty(path: &Path) -> Result<()> {
 }
 
 fn not_empty(path: &Path) -> Error {
-    Error::InvalidInput(format!(
-        "{}: exists, is not a chromatica index and is not empty; give a new or empty directory for the index",
-        path.display()
-    ))
+    Error::DirectoryNotEmpty(path.to_owned())
 }
 
 fn check_dir(path: &Path) -> Result<()> {

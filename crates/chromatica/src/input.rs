@@ -40,7 +40,9 @@ pub fn check_rows(data: &[f32], dim: usize, what: &str, first_row: usize) -> Res
 /// so that an input larger than memory can be checked and added in one
 /// commit: a slice ([`Rows`]) or a vector file.
 pub trait VectorSource {
+    /// Values per row.
     fn dim(&self) -> usize;
+    /// Rows available.
     fn rows(&self) -> usize;
     /// Rows `start .. start + count`, row-major: borrowed from the source,
     /// or read into `buf` (cleared first).
@@ -49,7 +51,9 @@ pub trait VectorSource {
 
 /// A row-major slice as a [`VectorSource`].
 pub struct Rows<'a> {
+    /// The rows, `rows × dim` values.
     pub data: &'a [f32],
+    /// Values per row.
     pub dim: usize,
 }
 

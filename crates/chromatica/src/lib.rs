@@ -7,9 +7,9 @@
 //!
 //! # Colour search in an application
 //!
-//! [`images::ImageIndex`] is the colour workflow: it keeps an index in
-//! step with folders of images (new files added, changed ones re-indexed,
-//! deleted ones removed) and searches it by colours, by an example image or
+//! `images::ImageIndex` (feature `images`, on by default) is the colour
+//! workflow: it keeps an index in step with folders of images (new files
+//! added, changed ones re-indexed, deleted ones removed) and searches it by colours, by an example image or
 //! by a histogram, each result carrying its file, distance and dominant
 //! colours. The index trains itself once it is large enough (until then
 //! search is exact) and re-ranks candidates exactly.
@@ -38,39 +38,47 @@
 //! Vectors of any other kind go through [`Index`] directly: create, train,
 //! add, search, delete, compact.
 
+// Every public item is documented. With `testing` on, the engine's inside
+// becomes reachable too; it is not held to that (it is not the stable API).
+#![cfg_attr(not(feature = "testing"), warn(missing_docs))]
+
+// The public surface: the colour workflow (`images`, `color`), the vector
+// and id files (`vecio`), the faiss import, and the root re-exports below.
+// Everything else is the engine's inside; what tests and fuzz targets need
+// of it is re-exported by `testing` (off by default), not from here.
 pub mod color;
-pub mod config;
-pub mod distance;
-pub mod error;
+pub(crate) mod config;
+pub(crate) mod distance;
+pub(crate) mod error;
 pub mod faiss_import;
-pub mod format;
-pub mod fsutil;
+pub(crate) mod format;
+pub(crate) mod fsutil;
 #[cfg(feature = "images")]
 pub mod images;
 mod index;
-pub mod input;
-pub mod quantizer;
-pub mod read;
+pub(crate) mod input;
+pub(crate) mod quantizer;
+pub(crate) mod read;
 mod recovery;
-pub mod report;
+pub(crate) mod report;
 mod simd;
-pub mod storage;
+pub(crate) mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vecio;
-pub mod verify;
-pub mod write;
+pub(crate) mod verify;
+pub(crate) mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
 pub use format::segment::Record;
-pub use index::{
-    adaptive_nlist, AddReport, CompactReport, DeleteReport, Encoded, Index, AUTO_TRAIN_MIN, RETRAIN_GROWTH,
-};
-pub use input::{Rows, VectorSource, MAX_ABS_VALUE};
+pub use fsutil::write_atomic_bytes;
+pub use index::{AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN};
+pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};
 pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
-pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot};
+pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot, DEFAULT_CANDIDATES};
 pub use recovery::RecoverReport;
-pub use report::{Inspection, MemoryReport};
+pub use report::{DiskBytes, Inspection, ListStats, MemoryReport, SegmentInfo, TombstoneInfo};
+pub use verify::VerifyReport;
 pub use write::MergePolicy;

@@ -121,8 +121,9 @@ pub(crate) fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Res
     Ok(removed)
 }
 
-/// What [`recover`] did.
+/// What [`Index::recover`](crate::Index::recover) did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct RecoverReport {
     /// The generation the index now opens at: the kept state, committed
     /// anew one past the newest generation that was moved aside.

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 /// Bytes an index uses, on disk and in memory.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct MemoryReport {
+    /// Live vectors: stored minus those hidden by tombstones.
     pub vectors: u64,
     /// What the same vectors cost as flat float32 (dim × 4 bytes each).
     pub flat_f32_bytes: u64,
@@ -37,8 +39,11 @@ pub struct MemoryReport {
     pub resident_heap_bytes: u64,
     /// Segment bytes mapped (resident only once read).
     pub mapped_bytes: u64,
+    /// `code_bytes / vectors`.
     pub code_bytes_per_vector: f64,
+    /// `disk_bytes / vectors`.
     pub disk_bytes_per_vector: f64,
+    /// `resident_heap_bytes / vectors`.
     pub resident_bytes_per_vector: f64,
     /// flat_f32_bytes / code_bytes.
     pub compression_codes_only: f64,
@@ -48,34 +53,53 @@ pub struct MemoryReport {
 
 /// Size distribution of the inverted lists.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct ListStats {
+    /// Inverted lists in the index.
     pub nlist: usize,
+    /// Lists that hold no live vector.
     pub empty: usize,
+    /// Live vectors in the smallest list.
     pub min: u64,
+    /// Live vectors in the largest list.
     pub max: u64,
+    /// Mean live vectors per list.
     pub mean: f64,
+    /// Median list size.
     pub p50: u64,
+    /// 90th-percentile list size.
     pub p90: u64,
+    /// 99th-percentile list size.
     pub p99: u64,
     /// n·Σ size² / (Σ size)²: 1 when lists are even (faiss's imbalance factor).
     pub imbalance: f64,
 }
 
+/// One segment file of the current state, as `inspect` lists it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct SegmentInfo {
+    /// File name inside the index directory.
     pub file: String,
+    /// Vectors stored in it, deleted ones included.
     pub vectors: u64,
+    /// File size in bytes.
     pub bytes: u64,
     /// Manifest generation that added the segment.
     pub generation: u64,
     /// Vectors of this segment hidden by tombstones (dropped at the next merge).
     pub deleted: u64,
+    /// Bytes per stored id: 4 when every id of the segment fits, else 8.
     pub id_width: usize,
 }
 
+/// One tombstone file (a committed delete), as `inspect` lists it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct TombstoneInfo {
+    /// File name inside the index directory.
     pub file: String,
+    /// Ids it deletes.
     pub ids: u64,
     /// Manifest generation of the delete; it hides ids in older segments.
     pub generation: u64,
@@ -83,34 +107,55 @@ pub struct TombstoneInfo {
 
 /// Disk bytes by kind.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct DiskBytes {
+    /// PQ codes, fast-scan padding included.
     pub codes: u64,
+    /// Stored ids.
     pub ids: u64,
+    /// The quantizer file: coarse centroids and PQ codebooks.
     pub quantizers: u64,
     /// Exact vectors kept for re-ranking (the refine store).
     pub refine: u64,
     /// Paths, sizes and modification times of indexed files.
     pub records: u64,
+    /// Headers, list directories, padding, tombstones and the manifest.
     pub metadata: u64,
+    /// Every file of the index.
     pub total: u64,
 }
 
 /// Everything `chromatica inspect` shows.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct Inspection {
+    /// On-disk format version of the files (FORMAT.md).
     pub format_version: u32,
+    /// Manifest generation: one more with every commit.
     pub generation: u64,
+    /// The configuration the index was created with.
     pub config: Config,
+    /// Bytes per PQ code: `ceil(m × nbits / 8)`.
     pub code_size: usize,
+    /// Whether quantizers exist (otherwise search is exact over the refine store).
     pub trained: bool,
+    /// Vectors the quantizers were trained on.
     pub train_points: u64,
+    /// Live vectors.
     pub vectors: u64,
+    /// Stored vectors hidden by tombstones, until compaction drops them.
     pub deleted: u64,
+    /// The id the next `add` without explicit ids gives its first vector.
     pub next_id: u64,
+    /// The segment files, in manifest order.
     pub segments: Vec<SegmentInfo>,
+    /// The tombstone files, in manifest order.
     pub tombstones: Vec<TombstoneInfo>,
+    /// How evenly the vectors spread over the lists.
     pub lists: ListStats,
+    /// Bytes used on disk and in memory.
     pub memory: MemoryReport,
+    /// Disk bytes by kind.
     pub disk_bytes: DiskBytes,
 }
 
@@ -127,7 +172,7 @@ fn file_len(storage: &dyn Storage, name: &str) -> u64 {
 }
 
 impl Snapshot {
-    pub fn memory_report(&self, storage: &dyn Storage) -> MemoryReport {
+    pub(crate) fn memory_report(&self, storage: &dyn Storage) -> MemoryReport {
         let c = &self.manifest.config;
         let n = self.vectors();
         let code_bytes: u64 = self.segments.iter().map(|s| s.code_bytes() as u64).sum();
@@ -177,7 +222,7 @@ impl Snapshot {
         }
     }
 
-    pub fn list_stats(&self) -> ListStats {
+    pub(crate) fn list_stats(&self) -> ListStats {
         let nlist = self.manifest.config.nlist;
         let mut sizes: Vec<u64> =
             (0..nlist).map(|l| self.segments.iter().map(|s| s.list_len(l) as u64).sum()).collect();
@@ -198,7 +243,7 @@ impl Snapshot {
         }
     }
 
-    pub fn inspect(&self, storage: &dyn Storage) -> Inspection {
+    pub(crate) fn inspect(&self, storage: &dyn Storage) -> Inspection {
         let memory = self.memory_report(storage);
         let segments = self
             .manifest

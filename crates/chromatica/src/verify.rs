@@ -11,13 +11,19 @@ use crate::storage::Storage;
 use serde::Serialize;
 use std::collections::HashSet;
 
+/// What [`Index::verify`](crate::Index::verify) checked, once every check passed.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
+    /// The manifest generation that was checked.
     pub generation: u64,
     /// Files read in full and found sound.
     pub files: usize,
+    /// Bytes of those files.
     pub bytes: u64,
+    /// Live vectors.
     pub vectors: u64,
+    /// Stored vectors hidden by tombstones.
     pub deleted: u64,
     /// Files an interrupted write left behind; the next writer open removes
     /// them. They are not part of the index and are not errors.

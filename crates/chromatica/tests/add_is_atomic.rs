@@ -5,8 +5,9 @@
 //! command line (131,072 rows), at a small dimension to stay fast, and under
 //! an injected I/O error at every write and sync of a multi-batch add.
 
-use chromatica::storage::{write_file, Storage};
+use chromatica::testing::storage::{write_file, Storage};
 use chromatica::testing::{data::*, files::dir_contents, MemStorage};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Index, Rows, SearchParams, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,14 +73,14 @@ fn a_multi_batch_add_is_one_commit() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     let index = index(&dir);
-    let generation = index.snapshot().manifest.generation;
+    let generation = index.snapshot().manifest().generation;
     let data = clustered(N, DIM, 4);
     let report = index.add_from(&Rows { data: &data, dim: DIM }, None, BATCH).unwrap();
     assert_eq!(report.ids, 10..10 + N as u64);
     assert_eq!(report.segments.len(), 2);
     let snap = index.snapshot();
-    assert_eq!(snap.manifest.generation, generation + 1, "one commit for both batches");
-    let counts: Vec<u64> = snap.manifest.segments.iter().map(|s| s.vectors).collect();
+    assert_eq!(snap.manifest().generation, generation + 1, "one commit for both batches");
+    let counts: Vec<u64> = snap.manifest().segments.iter().map(|s| s.vectors).collect();
     assert_eq!(counts, [10, BATCH as u64, 1]);
     drop(index);
     let index = Index::open(&dir).unwrap();
@@ -124,7 +125,7 @@ fn an_io_error_anywhere_in_a_multi_batch_add_leaves_none_or_all() {
                 failures += 1;
             }
         }
-        chromatica::verify::verify(&m).unwrap();
+        chromatica::testing::verify::verify(&m).unwrap();
     }
     assert!(failures >= 6, "only {failures} failure points: three segments and a manifest");
 }

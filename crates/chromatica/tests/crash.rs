@@ -10,8 +10,9 @@
 //!
 //! `CHROMATICA_CRASH_ITERS` sets the number of random workloads (default 50).
 
-use chromatica::storage::{write_file, Storage};
 use chromatica::testing::model::*;
+use chromatica::testing::storage::{write_file, Storage};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::testing::{MemStorage, Rng};
 use chromatica::{Error, Index, MergePolicy, Neighbor, SearchParams, TrainOptions};
 use std::path::PathBuf;
@@ -140,10 +141,10 @@ fn reopen_after_crash(m: &MemStorage, acked: &Model, inflight: Option<&Model>, c
         }
     };
     let snap = index.snapshot();
-    assert_eq!(snap.manifest.next_id, model.next_id, "{ctx}: next_id after the crash");
+    assert_eq!(snap.manifest().next_id, model.next_id, "{ctx}: next_id after the crash");
     assert_eq!(snap.vectors(), model.live.len() as u64, "{ctx}: live count after the crash");
     verify_clean(m, ctx);
-    assert_no_leftovers(&m.list().unwrap(), &snap.manifest, ctx);
+    assert_no_leftovers(&m.list().unwrap(), snap.manifest(), ctx);
     (index, model)
 }
 
@@ -317,7 +318,7 @@ fn io_error_at_every_write_and_sync() {
                     }
                 }
                 assert_eq!(live_ids(&index), model.live_ids(), "{ctx}: after op {i} ({})", op.kind());
-                assert_eq!(index.snapshot().manifest.next_id, model.next_id, "{ctx}: next_id after op {i}");
+                assert_eq!(index.snapshot().manifest().next_id, model.next_id, "{ctx}: next_id after op {i}");
             }
             m.fail_at(None);
             if !hit {
@@ -326,7 +327,8 @@ fn io_error_at_every_write_and_sync() {
             }
             // The running index is sound; an absorbed failure may leave files
             // for the next writer open to remove.
-            let r = chromatica::verify::verify(&m).unwrap_or_else(|e| panic!("{ctx}: verify before the crash: {e}"));
+            let r = chromatica::testing::verify::verify(&m)
+                .unwrap_or_else(|e| panic!("{ctx}: verify before the crash: {e}"));
             leftovers += u64::from(!r.leftovers.is_empty());
             drop(index);
             m.crash();
@@ -390,7 +392,7 @@ fn crash_during_create_and_train() {
             train(&index).unwrap_or_else(|e| panic!("{ctx}: training again failed: {e}"));
         }
         verify_clean(&m, &ctx);
-        assert_no_leftovers(&m.list().unwrap(), &index.snapshot().manifest, &ctx);
+        assert_no_leftovers(&m.list().unwrap(), index.snapshot().manifest(), &ctx);
         index.add(&data[..DIM * 10], None).unwrap();
         assert_eq!(live_ids(&index), (0..10).collect::<Vec<u64>>());
     }
@@ -414,7 +416,7 @@ fn crash_during_create_and_train() {
         let index = Index::open_in(path(), Arc::new(m.clone()), true).unwrap();
         assert!(index.is_trained(), "{ctx}: training lost in the crash");
         verify_clean(&m, &ctx);
-        assert_no_leftovers(&m.list().unwrap(), &index.snapshot().manifest, &ctx);
+        assert_no_leftovers(&m.list().unwrap(), index.snapshot().manifest(), &ctx);
     }
     eprintln!(
         "create/train crash test: {total} crash points ({absent} left no index, {untrained} an untrained one, \
@@ -502,7 +504,7 @@ fn snapshot_outlives_compaction_in_memory() {
     // are copied as they are, and only deleted vectors are dropped.
     assert_eq!(all_hits(|q, p| index.search(q, p)), before);
     assert_eq!(live_ids(&index), model.live_ids());
-    assert_no_leftovers(&names, &index.snapshot().manifest, "after compact");
+    assert_no_leftovers(&names, index.snapshot().manifest(), "after compact");
 }
 
 /// On the filesystem: a read-only handle opened before a compaction
@@ -517,7 +519,7 @@ fn reader_outlives_compaction_on_disk() {
     let model = busy_index(&writer, 12);
     let reader = Index::open_read_only(&dir).unwrap();
     let before = all_hits(|q, p| reader.search(q, p));
-    let gen = reader.snapshot().manifest.generation;
+    let gen = reader.snapshot().manifest().generation;
     let segs = |d: &std::path::Path| -> Vec<String> {
         std::fs::read_dir(d)
             .unwrap()
@@ -533,10 +535,10 @@ fn reader_outlives_compaction_on_disk() {
     assert!(!old.contains(&now[0]));
     // Still searching the unlinked files, with the old results.
     assert_eq!(all_hits(|q, p| reader.search(q, p)), before);
-    assert_eq!(reader.snapshot().manifest.generation, gen);
+    assert_eq!(reader.snapshot().manifest().generation, gen);
     reader.refresh().unwrap();
-    assert!(reader.snapshot().manifest.generation > gen);
-    assert_eq!(reader.snapshot().segments.len(), 1);
+    assert!(reader.snapshot().manifest().generation > gen);
+    assert_eq!(reader.snapshot().segments().len(), 1);
     assert_eq!(live_ids(&reader), model.live_ids());
     assert_eq!(all_hits(|q, p| reader.search(q, p)), all_hits(|q, p| writer.search(q, p)));
     assert_eq!(all_hits(|q, p| reader.search(q, p)), before);
@@ -554,10 +556,10 @@ struct SlowList<S: Storage> {
 }
 
 impl<S: Storage> Storage for SlowList<S> {
-    fn create(&self, name: &str) -> chromatica::Result<Box<dyn chromatica::storage::StorageFile>> {
+    fn create(&self, name: &str) -> chromatica::Result<Box<dyn chromatica::testing::storage::StorageFile>> {
         self.inner.create(name)
     }
-    fn map(&self, name: &str) -> chromatica::Result<chromatica::storage::Bytes> {
+    fn map(&self, name: &str) -> chromatica::Result<chromatica::testing::storage::Bytes> {
         self.inner.map(name)
     }
     fn rename(&self, from: &str, to: &str) -> chromatica::Result<()> {
@@ -630,7 +632,7 @@ fn readers_race_a_writer(writer_storage: Arc<dyn Storage>, reader_storage: Arc<d
                 Some((index, at, gen)) if !round.is_multiple_of(8) => {
                     refreshes += 1;
                     index.refresh().map_err(|e| format!("refresh: {e}")).and_then(|()| {
-                        let g = index.snapshot().manifest.generation;
+                        let g = index.snapshot().manifest().generation;
                         if g < gen {
                             return Err(format!("refresh went back from generation {gen} to {g}"));
                         }
@@ -644,7 +646,7 @@ fn readers_race_a_writer(writer_storage: Arc<dyn Storage>, reader_storage: Arc<d
                         .map_err(|e| format!("open_read_only: {e}"))
                         .and_then(|index| {
                             let at = position(&index, 0)?;
-                            let g = index.snapshot().manifest.generation;
+                            let g = index.snapshot().manifest().generation;
                             Ok((index, at, g))
                         })
                 }
@@ -682,8 +684,10 @@ fn readers_race_a_writer_on_disk() {
     let index = Index::create(&dir, config(4)).unwrap();
     index.train(&vectors(&mut Rng::mixed(1004), 600), &TrainOptions::default(), &mut |_| ()).unwrap();
     drop(index);
-    let fs = chromatica::storage::FsStorage::new(&dir);
-    let slow =
-        SlowList { inner: chromatica::storage::FsStorage::new(&dir), pause: std::time::Duration::from_micros(300) };
+    let fs = chromatica::testing::storage::FsStorage::new(&dir);
+    let slow = SlowList {
+        inner: chromatica::testing::storage::FsStorage::new(&dir),
+        pause: std::time::Duration::from_micros(300),
+    };
     readers_race_a_writer(Arc::new(fs), Arc::new(slow), 150, "on disk");
 }

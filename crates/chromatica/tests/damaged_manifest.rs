@@ -6,7 +6,8 @@
 //! keeping the damaged files aside; the lost generation's file numbers are
 //! never reused.
 
-use chromatica::storage::{MemStorage, Storage};
+use chromatica::testing::storage::{MemStorage, Storage};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Error, Index};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,14 +33,14 @@ fn two_manifests() -> (MemStorage, u64) {
     let m = MemStorage::new();
     let index = Index::create_in(PathBuf::from("mem"), Arc::new(m.clone()), config()).unwrap();
     index.add(&rows(5, 1), None).unwrap();
-    let older = m.contents(&manifest(index.snapshot().manifest.generation)).unwrap();
-    let old_gen = index.snapshot().manifest.generation;
+    let older = m.contents(&manifest(index.snapshot().manifest().generation)).unwrap();
+    let old_gen = index.snapshot().manifest().generation;
     index.add(&rows(7, 2), None).unwrap(); // the acknowledged add
-    let g = index.snapshot().manifest.generation;
+    let g = index.snapshot().manifest().generation;
     drop(index);
     assert_eq!(g, old_gen + 1);
     // Put the retired manifest back, as if the cleanup never ran.
-    chromatica::storage::write_file(&m, &manifest(old_gen), &older).unwrap();
+    chromatica::testing::storage::write_file(&m, &manifest(old_gen), &older).unwrap();
     m.sync_dir().unwrap();
     (m, g)
 }
@@ -56,7 +57,7 @@ fn every_flip_of_the_newest_manifest_refuses_writers_and_warns_readers() {
     for byte in 0..len {
         let m = MemStorage::new();
         for name in pristine.list().unwrap() {
-            chromatica::storage::write_file(&m, &name, &pristine.contents(&name).unwrap()).unwrap();
+            chromatica::testing::storage::write_file(&m, &name, &pristine.contents(&name).unwrap()).unwrap();
         }
         m.sync_dir().unwrap();
         m.flip_bit(&manifest(g), byte, (byte % 8) as u8);
@@ -87,7 +88,7 @@ fn recover_rolls_back_explicitly_and_keeps_the_damaged_files_aside() {
     let newest = m.contents(&manifest(g)).unwrap();
     let seg_of_lost = {
         let r = open(&m, false).unwrap();
-        r.snapshot().manifest.segments.last().unwrap().file
+        r.snapshot().manifest().segments.last().unwrap().file
     };
     m.flip_bit(&manifest(g), 30, 0);
     let report = Index::recover_in(&m).unwrap();
@@ -123,10 +124,10 @@ fn recover_on_disk_and_verify_say_the_same() {
     let dir = t.path().join("idx");
     let index = Index::create(&dir, config()).unwrap();
     index.add(&rows(5, 1), None).unwrap();
-    let old = index.snapshot().manifest.generation;
+    let old = index.snapshot().manifest().generation;
     let older = std::fs::read(dir.join(manifest(old))).unwrap();
     index.add(&rows(7, 2), None).unwrap();
-    let g = index.snapshot().manifest.generation;
+    let g = index.snapshot().manifest().generation;
     drop(index);
     std::fs::write(dir.join(manifest(old)), older).unwrap();
     let mut bytes = std::fs::read(dir.join(manifest(g))).unwrap();

@@ -2,7 +2,7 @@
 //! (`tests/fixtures/emd/make_fixtures.py` made them): colour queries against
 //! histograms, histograms against histograms, tied masses.
 
-use chromatica::color::transport::{centroid_bound, emd_lab, EmdQuery};
+use chromatica::testing::color::{centroid_bound, emd_lab, EmdQuery};
 use serde_json::Value;
 
 type Points = Vec<([f64; 3], f64)>;

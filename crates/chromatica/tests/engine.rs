@@ -3,6 +3,7 @@
 //! crash safety (over `MemStorage`) and the memory report.
 
 use chromatica::testing::{data::*, files::dir_contents, reference::*, MemStorage};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Error, Index, Neighbor, SearchParams, TrainOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ fn train(index: &Index, data: &[f32], seed: u64) {
 }
 
 fn params(k: usize, nprobe: usize) -> SearchParams {
-    SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) }
+    SearchParams::new(k).nprobe(nprobe)
 }
 
 /// Error message, checked to be one line.
@@ -100,12 +101,12 @@ fn recall_against_exact_search() {
 
 /// ‖x − (c_l + decode(code))‖² for every stored vector of the probed lists.
 fn brute_force_adc(snap: &chromatica::Snapshot, x: &[f32], nprobe: usize) -> Vec<(f64, u64)> {
-    let q = snap.quantizers.as_deref().unwrap();
+    let q = snap.quantizers().unwrap();
     let c = q.config;
     let mut y = vec![0f32; c.dim];
     let mut out = Vec::new();
     for (_, l) in probed_lists(q, x, nprobe) {
-        for seg in &snap.segments {
+        for seg in snap.segments() {
             let (codes, ids) = seg.list(l).unwrap();
             assert_eq!(codes.len(), ids.len() * c.code_size());
             for (i, code) in codes.chunks_exact(c.code_size()).enumerate() {
@@ -247,7 +248,7 @@ fn input_errors_name_the_problem() {
     err_contains(index.search(&[], &SearchParams::new(5)), "no queries");
     err_contains(index.search(&data[..d], &SearchParams::new(0)), "k must be at least 1");
     let e = err_contains(index.search(&data[..d], &params(5, 0)), "nprobe must be between 1 and nlist (8), got 0");
-    assert!(matches!(e, Error::Config(_)));
+    assert!(matches!(e, Error::InvalidArgument { name: "nprobe", .. }), "{e:?}");
     err_contains(index.search(&data[..d], &params(5, 9)), "nprobe must be between 1 and nlist (8), got 9");
     index.search(&data[..d], &params(5, 8)).unwrap();
 }
@@ -394,7 +395,7 @@ fn reopen_gives_identical_results_and_ids_continue() {
     assert_eq!(index.len(), 2500);
     let info = index.inspect();
     assert_eq!(info.segments.len(), 5, "each add makes a segment");
-    assert_eq!(index.snapshot().segments.len(), 5);
+    assert_eq!(index.snapshot().segments().len(), 5);
     assert_eq!(info.segments.iter().map(|s| s.vectors).collect::<Vec<_>>(), vec![2, 998, 1000, 2, 498]);
     assert_eq!(info.next_id, 100_499);
     assert_eq!(info.generation, 7);
@@ -560,7 +561,7 @@ fn searches_run_while_adding() {
                     let mut runs = 0;
                     let mut last = 0;
                     while !done.load(std::sync::atomic::Ordering::Acquire) || runs < 5 {
-                        let p = SearchParams { nprobe: Some(1 + t), ..SearchParams::new(10 + t) };
+                        let p = SearchParams::new(10 + t).nprobe(1 + t);
                         let res: Vec<Vec<Neighbor>> = index.search(queries, &p).unwrap();
                         assert_eq!(res.len(), 20);
                         assert_sorted(&res);
@@ -586,7 +587,7 @@ fn searches_run_while_adding() {
     // The snapshot taken before the adds still sees the old state.
     assert_eq!(old.vectors(), 1000);
     assert_eq!(old.search(&queries, &SearchParams::new(10)).unwrap(), old_results);
-    let everything = old.search(&queries[..d], &SearchParams { nprobe: Some(8), ..SearchParams::new(10_000) }).unwrap();
+    let everything = old.search(&queries[..d], &SearchParams::new(10_000).nprobe(8)).unwrap();
     assert_eq!(everything[0].len(), 1000);
     assert!(everything[0].iter().all(|n| n.id < 1000));
     assert_eq!(index.snapshot().search(&queries[..d], &params(10_000, 8)).unwrap()[0].len(), 6000);
@@ -656,7 +657,7 @@ fn crash_keeps_acknowledged_adds_and_failed_adds_change_nothing() {
     let (mut index, data) = mem_index(&st);
     let d = 16;
     let queries = clustered(10, d, 82);
-    let p = SearchParams { nprobe: Some(4), ..SearchParams::new(20) };
+    let p = SearchParams::new(20).nprobe(4);
     let batch = |i: usize| &data[(600 + i * 50) * d..(650 + i * 50) * d];
 
     // Operations of one add.
@@ -722,7 +723,7 @@ fn failed_add_then_restart_without_crash() {
     let (mut index, data) = mem_index(&st);
     let d = 16;
     let queries = clustered(10, d, 83);
-    let p = SearchParams { nprobe: Some(4), ..SearchParams::new(20) };
+    let p = SearchParams::new(20).nprobe(4);
     let before = st.ops();
     index.add(&data[600 * d..650 * d], None).unwrap();
     let ops = st.ops() - before;
@@ -836,7 +837,7 @@ fn flipped_bit_is_detected() {
     let len = st.contents(&seg).unwrap().len();
     st.flip_bit(&seg, len - 700, 3);
     let r = Index::open_in(PathBuf::from("mem"), Arc::new(st.clone()), false)
-        .and_then(|i| i.search(&q, &SearchParams { nprobe: Some(4), ..SearchParams::new(5) }));
+        .and_then(|i| i.search(&q, &SearchParams::new(5).nprobe(4)));
     let e = err_contains(r, "checksum mismatch");
     assert!(matches!(e, Error::Corrupt { .. }));
     assert!(msg(&e).contains(&seg), "{e}");

@@ -109,7 +109,7 @@ fn an_index_built_by_faiss_searches_the_same_after_import() {
     for nprobe in [1, 10, 100] {
         space.set_index_parameter(&index, "nprobe", nprobe as f64).unwrap();
         let theirs = index.search(&queries, k).unwrap();
-        let params = SearchParams { nprobe: Some(nprobe), ..SearchParams::new(k) };
+        let params = SearchParams::new(k).nprobe(nprobe);
         let hits = ours.search(&queries, &params).unwrap();
         for (q, row) in hits.iter().enumerate() {
             let mine: Vec<(u64, f32)> = row.iter().map(|h| (h.id, h.distance)).collect();
@@ -127,7 +127,7 @@ fn an_index_built_by_faiss_searches_the_same_after_import() {
     let dir = tmp.path().join("imported");
     Index::verify(&dir).unwrap();
     let again = Index::open_read_only(&dir).unwrap();
-    let hits = again.search(&queries[..100 * D], &SearchParams { nprobe: Some(10), ..SearchParams::new(k) }).unwrap();
+    let hits = again.search(&queries[..100 * D], &SearchParams::new(k).nprobe(10)).unwrap();
     space.set_index_parameter(&index, "nprobe", 10f64).unwrap();
     let theirs = index.search(&queries[..100 * D], k).unwrap();
     for (q, row) in hits.iter().enumerate() {

@@ -4,6 +4,7 @@
 //! with a deadline, so a hang fails the test instead of stalling it.
 #![cfg(unix)]
 
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Index};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -34,7 +35,7 @@ fn index_with_one_segment(t: &tempfile::TempDir) -> (PathBuf, String, u64) {
     let dir = t.path().join("idx");
     let index = Index::create(&dir, config()).unwrap();
     let r = index.add(&[0.25; DIM * 3], None).unwrap();
-    let g = index.snapshot().manifest.generation;
+    let g = index.snapshot().manifest().generation;
     (dir, format!("{:016x}.seg", r.segments[0]), g)
 }
 
@@ -73,7 +74,8 @@ fn a_fifo_in_place_of_a_live_segment_is_refused_and_reported() {
     for writable in [true, false] {
         let d = dir.clone();
         let e = within("open", move || {
-            Index::open_in(d.clone(), std::sync::Arc::new(chromatica::storage::FsStorage::new(d)), writable).map(drop)
+            Index::open_in(d.clone(), std::sync::Arc::new(chromatica::testing::storage::FsStorage::new(d)), writable)
+                .map(drop)
         })
         .unwrap_err();
         let e = one_line(e);

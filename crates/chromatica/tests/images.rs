@@ -4,8 +4,8 @@
 //! search by colours, by example image and by histogram, and safe decoding
 //! (non-regular files, pixel limit, large JPEGs at reduced size).
 
-use chromatica::color::{area_resize, histogram_of_pixels, target_size, MAX_SIDE};
 use chromatica::images::{self, ImageIndex, ImageLimits, Query, SearchOptions, SyncOptions, SyncSummary};
+use chromatica::testing::color::{area_resize, histogram_of_pixels, target_size, MAX_SIDE};
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

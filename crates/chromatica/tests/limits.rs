@@ -16,7 +16,12 @@ fn check(index: &Index, live: usize, what: &str) {
     for k in HUGE {
         for rerank in [None, Some(Rerank::Off)] {
             for candidates in [None, Some(1 << 40), Some(usize::MAX)] {
-                let params = SearchParams { rerank, candidates, ..SearchParams::new(k) };
+                let params = {
+                    let mut p = SearchParams::new(k);
+                    p.rerank = rerank;
+                    p.candidates = candidates;
+                    p
+                };
                 let hits = index.search(&q, &params).unwrap_or_else(|e| panic!("{what}, k {k}: {e}"));
                 assert_eq!(hits.len(), 2);
                 for h in &hits {
@@ -24,14 +29,14 @@ fn check(index: &Index, live: usize, what: &str) {
                 }
                 if params.nprobe.is_none() && rerank.is_none() {
                     // Exhaustive enough at this size: every live vector.
-                    let all = index.search(&q, &SearchParams { nprobe: Some(index.config().nlist), ..params }).unwrap();
+                    let all = index.search(&q, &params.nprobe(index.config().nlist)).unwrap();
                     assert_eq!(all[0].len(), live, "{what}, k {k}");
                 }
             }
         }
     }
     // Candidates alone, with a small k.
-    let params = SearchParams { candidates: Some(1 << 40), ..SearchParams::new(3) };
+    let params = SearchParams::new(3).candidates(1 << 40);
     assert_eq!(index.search(&q, &params).unwrap()[0].len(), 3.min(live));
 }
 
@@ -59,7 +64,7 @@ fn an_empty_index_returns_nothing_for_any_k() {
     let index = Index::create(tmp.path().join("i"), Config { refine: true, ..config(8, 4, 2, 8, 2) }).unwrap();
     index.train(&clustered(600, 8, 1), &TrainOptions::default(), &mut |_| ()).unwrap();
     for k in HUGE {
-        let hits = index.search(&clustered(1, 8, 3), &SearchParams { candidates: Some(k), ..SearchParams::new(k) });
+        let hits = index.search(&clustered(1, 8, 3), &SearchParams::new(k).candidates(k));
         assert_eq!(hits.unwrap(), vec![vec![]]);
     }
 }

@@ -5,6 +5,7 @@
 //! succeeds safely or fails with a one-line error naming the file.
 #![cfg(unix)]
 
+use chromatica::testing::SnapshotInternals;
 use chromatica::{Config, Index};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -32,11 +33,11 @@ fn assert_untouched(p: &Path) {
 }
 
 fn generation(dir: &Path) -> u64 {
-    Index::open_read_only(dir).unwrap().snapshot().manifest.generation
+    Index::open_read_only(dir).unwrap().snapshot().manifest().generation
 }
 
 fn next_file(dir: &Path) -> u64 {
-    Index::open_read_only(dir).unwrap().snapshot().manifest.next_file
+    Index::open_read_only(dir).unwrap().snapshot().manifest().next_file
 }
 
 #[test]

@@ -6,8 +6,10 @@
 //! decoders before its manifest gets a name, so whatever slips past the
 //! first (here: quantizers made elsewhere) is refused with nothing written.
 
+use chromatica::testing::Encoded;
 use chromatica::testing::{data::config, files::dir_contents, Rng};
-use chromatica::{Config, Encoded, Error, Index, SearchParams, TrainOptions, MAX_ABS_VALUE};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
+use chromatica::{Config, Error, Index, SearchParams, TrainOptions, MAX_ABS_VALUE};
 
 /// The shape: dim 16, nlist 8, m 4, nbits 8, nprobe 2.
 fn shape(refine: bool) -> Config {
@@ -31,12 +33,12 @@ fn rows_of_rand_times_1e20_are_refused_and_retrain_still_opens() {
     let data = scaled(2000, 16, 1.0, 1);
     index.train(&data, &TrainOptions::default(), &mut |_| ()).unwrap();
     index.add(&data, None).unwrap();
-    let (generation, before) = (index.snapshot().manifest.generation, dir_contents(&dir));
+    let (generation, before) = (index.snapshot().manifest().generation, dir_contents(&dir));
     let e = index.add(&scaled(2000, 16, 1e20, 2), None).unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     let m = e.to_string();
     assert!(m.contains("row 0") && m.contains("column 0") && m.contains("limit of ±1e15"), "{m}");
-    assert_eq!(index.snapshot().manifest.generation, generation, "the refused add committed");
+    assert_eq!(index.snapshot().manifest().generation, generation, "the refused add committed");
     assert_eq!(dir_contents(&dir), before, "the refused add wrote a file");
     assert_eq!(index.len(), 2000);
     index.retrain(&TrainOptions::default()).unwrap();
@@ -97,7 +99,11 @@ fn values_at_the_limit_in_the_largest_dimension_stay_finite() {
     let index = Index::open(&dir).unwrap();
     Index::verify(&dir).unwrap();
     let rerank = Some(chromatica::Rerank::Off);
-    for params in [SearchParams::new(4), SearchParams { rerank, ..SearchParams::new(4) }] {
+    for params in [SearchParams::new(4), {
+        let mut p = SearchParams::new(4);
+        p.rerank = rerank;
+        p
+    }] {
         let hits = index.search(&data[..dim], &params).unwrap();
         assert_eq!(hits[0].len(), 4);
         assert!(hits[0].iter().all(|h| h.distance.is_finite()), "{:?}", hits[0]);
@@ -115,7 +121,7 @@ fn a_commit_whose_files_open_would_reject_is_refused() {
     let c = config(16, 2, 4, 2, 2);
     let coarse = vec![0.5; 2 * 16];
     let codebooks = vec![1e30; 4 * 16];
-    let q = chromatica::quantizer::Quantizers::from_parts(&c, coarse, codebooks, 10, 1).unwrap();
+    let q = chromatica::testing::quantizer::Quantizers::from_parts(&c, coarse, codebooks, 10, 1).unwrap();
     let vectors = Encoded { lists: vec![0, 1], codes: vec![0; 2], ids: vec![3, 4] };
     let e = Index::create_encoded(&dir, q, vectors).err().expect("the commit must be refused");
     assert!(matches!(e, Error::WouldNotOpen(_)), "{e}");

@@ -3,10 +3,12 @@
 //! EMD re-ranking, and records that follow their vectors through deletes and
 //! merges.
 
-use chromatica::color::emd::Sinkhorn;
+use chromatica::color::Sinkhorn;
 use chromatica::color::{hellinger, histogram_of_pixels};
+use chromatica::testing::distance;
 use chromatica::testing::MemStorage;
-use chromatica::{distance, Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
+use chromatica::testing::{IndexInternals, SnapshotInternals};
+use chromatica::{Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -61,7 +63,7 @@ fn rerank_gives_exact_distances_and_better_recall() {
     let (mut hits_pq, mut hits_exact) = (0, 0);
     for x in queries.chunks_exact(d) {
         let truth: Vec<u64> = exact_top(&base, x, 10, &ids).into_iter().map(|e| e.1).collect();
-        let pq = index.search(x, &SearchParams { rerank: Some(Rerank::Off), ..SearchParams::new(10) }).unwrap();
+        let pq = index.search(x, &SearchParams::new(10).rerank(Rerank::Off)).unwrap();
         let re = index.search(x, &SearchParams::new(10)).unwrap(); // refine index: L2 re-rank by default
         hits_pq += pq[0].iter().filter(|nb| truth.contains(&nb.id)).count();
         hits_exact += re[0].iter().filter(|nb| truth.contains(&nb.id)).count();
@@ -77,7 +79,7 @@ fn rerank_gives_exact_distances_and_better_recall() {
     // nprobe 2 of 8 lists bounds what stage 1 can find (measured 0.796).
     assert!(r_exact >= 0.75, "recall@10 with re-ranking {r_exact}");
     // Probing every list with every vector a candidate is exact search.
-    let all = SearchParams { nprobe: Some(8), candidates: Some(n), ..SearchParams::new(10) };
+    let all = SearchParams::new(10).nprobe(8).candidates(n);
     for x in queries.chunks_exact(d).take(10) {
         let got: Vec<u64> = index.search(x, &all).unwrap()[0].iter().map(|nb| nb.id).collect();
         let want: Vec<u64> = exact_top(&base, x, 10, &ids).into_iter().map(|e| e.1).collect();
@@ -110,7 +112,7 @@ fn untrained_refine_index_searches_exactly() {
     // Without a refine store there is nothing to search before training.
     let plain = Index::create(dir.path().join("p"), small(false)).unwrap();
     assert!(matches!(plain.add(&base, None), Err(chromatica::Error::NotTrained)));
-    assert!(plain.search(&base[..d], &SearchParams { rerank: Some(Rerank::L2), ..SearchParams::new(1) }).is_err());
+    assert!(plain.search(&base[..d], &SearchParams::new(1).rerank(Rerank::L2)).is_err());
 }
 
 #[test]
@@ -126,7 +128,7 @@ fn auto_train_index_trains_itself_and_keeps_every_vector() {
     let second = index.add_records(&base[5000 * d..], None, &records(n + 500 - 5000, 5000)).unwrap();
     assert!(second.trained.is_some(), "{:?}", second.merge_error);
     assert!(index.is_trained());
-    assert_eq!(index.config().nlist, chromatica::adaptive_nlist(n + 500));
+    assert_eq!(index.config().nlist, chromatica::testing::adaptive_nlist(n + 500));
     assert_eq!(index.len(), (n + 500) as u64);
     let snap = index.snapshot();
     assert_eq!(snap.live_ids().unwrap(), (0..(n + 500) as u64).collect::<Vec<_>>());
@@ -157,15 +159,15 @@ fn retrain_is_all_or_nothing_at_every_crash_point() {
     };
     let (storage, index) = make();
     let before_ids = index.snapshot().live_ids().unwrap();
-    let before_q = index.snapshot().manifest.quantizer_file;
+    let before_q = index.snapshot().manifest().quantizer_file;
     let s0 = storage.syncs();
     index.retrain(&TrainOptions { seed: 99, ..TrainOptions::default() }).unwrap();
     let syncs = storage.syncs() - s0;
     assert!(syncs >= 4);
-    assert_ne!(index.snapshot().manifest.quantizer_file, before_q);
+    assert_ne!(index.snapshot().manifest().quantizer_file, before_q);
     assert_eq!(index.snapshot().live_ids().unwrap(), before_ids);
-    assert_eq!(index.snapshot().segments.len(), 1);
-    assert!(index.snapshot().manifest.tombstones.is_empty());
+    assert_eq!(index.snapshot().segments().len(), 1);
+    assert!(index.snapshot().manifest().tombstones.is_empty());
     let mut outcomes = [0usize; 2];
     for k in 0..syncs {
         let (storage, index) = make();
@@ -177,8 +179,8 @@ fn retrain_is_all_or_nothing_at_every_crash_point() {
         let back = Index::open_in(PathBuf::from("mem"), Arc::new(storage.clone()), true).unwrap();
         let snap = back.snapshot();
         assert_eq!(snap.live_ids().unwrap(), before_ids, "crash point {k}");
-        outcomes[usize::from(snap.manifest.quantizer_file != before_q)] += 1;
-        chromatica::verify::verify(&storage).unwrap();
+        outcomes[usize::from(snap.manifest().quantizer_file != before_q)] += 1;
+        chromatica::testing::verify::verify(&storage).unwrap();
         for x in base.chunks_exact(d).skip(100).step_by(111) {
             let hit = &back.search(x, &SearchParams::new(1)).unwrap()[0][0];
             assert_eq!(hit.distance, 0.0);
@@ -203,13 +205,13 @@ fn records_follow_their_vectors_through_deletes_and_merges() {
     index.delete(&[5, 150, 399]).unwrap();
     index.compact().unwrap();
     let snap = index.snapshot();
-    assert_eq!(snap.segments.len(), 1);
+    assert_eq!(snap.segments().len(), 1);
     let mut seen = 0;
     snap.for_each_live(|si, p, id| {
-        let rec = snap.segments[si].record(p).unwrap().unwrap();
+        let rec = snap.segments()[si].record(p).unwrap().unwrap();
         assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
         assert_eq!(
-            snap.segments[si].refine(p).unwrap().to_sparse().len(),
+            snap.segments()[si].refine(p).unwrap().to_sparse().len(),
             base[id as usize * d..(id as usize + 1) * d].iter().filter(|v| **v != 0.0).count()
         );
         seen += 1;
@@ -233,13 +235,12 @@ fn emd_rerank_orders_colour_histograms_by_colour_distance() {
     let config = Config { refine: true, ..Config::default() };
     let index = Index::create(dir.path().join("i"), config).unwrap();
     index.add(&base, None).unwrap();
-    let emd = SearchParams { rerank: Some(Rerank::Emd(Sinkhorn::default())), ..SearchParams::new(5) };
+    let emd = SearchParams::new(5).rerank(Rerank::Emd(Sinkhorn::default()));
     let got: Vec<u64> = index.search(&solid([255, 0, 0]), &emd).unwrap()[0].iter().map(|nb| nb.id).collect();
     assert_eq!(got[0], 0, "red finds red first: {got:?}");
     let pos = |id: u64| got.iter().position(|&g| g == id).unwrap();
     assert!(pos(4) < pos(1) && pos(1) < pos(2), "near-red, then orange, before blue: {got:?}");
-    let bad =
-        SearchParams { rerank: Some(Rerank::Emd(Sinkhorn { epsilon: 0.0, iterations: 50 })), ..SearchParams::new(5) };
+    let bad = SearchParams::new(5).rerank(Rerank::Emd(Sinkhorn { epsilon: 0.0, iterations: 50 }));
     assert!(index.search(&solid([0, 0, 255]), &bad).is_err());
 }
 
@@ -256,8 +257,8 @@ fn inspect_splits_disk_bytes_by_kind() {
     let i = index.inspect();
     let b = &i.disk_bytes;
     let snap = index.snapshot();
-    let refine: u64 = snap.segments.iter().map(|s| s.refine_bytes() as u64).sum();
-    let records: u64 = snap.segments.iter().map(|s| s.record_bytes() as u64).sum();
+    let refine: u64 = snap.segments().iter().map(|s| s.refine_bytes() as u64).sum();
+    let records: u64 = snap.segments().iter().map(|s| s.record_bytes() as u64).sum();
     assert!(refine > 0 && records > 0);
     assert_eq!((b.refine, b.records), (refine, records));
     assert_eq!(b.codes + b.ids + b.quantizers + b.refine + b.records + b.metadata, b.total);

@@ -2,6 +2,7 @@
 //! file or any directory, and `create` refuses a folder that holds anything
 //! (issue 10, item 10).
 
+use chromatica::testing::SnapshotInternals;
 use chromatica::{Config, Index};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,7 @@ fn writers_remove_only_the_formats_leftovers_and_skip_directories() {
     let index = Index::create(&dir, config()).unwrap();
     index.add(&[0.5; 8], None).unwrap();
     drop(index);
-    let g = Index::open_read_only(&dir).unwrap().snapshot().manifest.generation;
+    let g = Index::open_read_only(&dir).unwrap().snapshot().manifest().generation;
     // A user's files, and directories with names of ours.
     std::fs::write(dir.join("notes.tmp"), b"mine").unwrap();
     std::fs::write(dir.join("0000000000000001.seg.tmp"), b"mine too").unwrap();

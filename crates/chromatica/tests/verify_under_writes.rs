@@ -6,7 +6,8 @@
 //! middle of `verify`, at its n-th file read, for every n; then a bounded
 //! loop on disk with a real writer thread adding, compacting and retraining.
 
-use chromatica::storage::{Bytes, MemStorage, Storage, StorageFile};
+use chromatica::testing::storage::{Bytes, MemStorage, Storage, StorageFile};
+use chromatica::testing::IndexInternals;
 use chromatica::{Config, Index, TrainOptions};
 use parking_lot::Mutex;
 use std::path::PathBuf;
@@ -90,7 +91,7 @@ fn busy() -> MemStorage {
 fn verify_survives_a_commit_at_every_file_it_reads() {
     // How many files one quiet verify reads: every one is a race point.
     let probe = Racing { inner: busy(), maps: AtomicUsize::new(0), at: usize::MAX, hook: Mutex::new(None) };
-    let quiet = chromatica::verify::verify(&probe).unwrap();
+    let quiet = chromatica::testing::verify::verify(&probe).unwrap();
     let points = probe.maps.load(Ordering::SeqCst);
     assert!(points >= 6, "{points}");
     for at in 0..points {
@@ -102,7 +103,7 @@ fn verify_survives_a_commit_at_every_file_it_reads() {
             index.compact().unwrap();
         });
         let racing = Racing { inner: m, maps: AtomicUsize::new(0), at, hook: Mutex::new(Some(HookBox(hook))) };
-        let r = chromatica::verify::verify(&racing)
+        let r = chromatica::testing::verify::verify(&racing)
             .unwrap_or_else(|e| panic!("commit at read {at} of {points}: a healthy index was called broken: {e}"));
         assert!(racing.hook.lock().is_none(), "the hook did not run at read {at}");
         // It verified either the state before the commit or the one after.

@@ -143,7 +143,7 @@ pub fn write_contact_sheet(
     entries: &[SheetEntry],
     limits: &ImageLimits,
 ) -> Result<()> {
-    chromatica::fsutil::write_atomic_bytes(out, render(title, query_image, query_palette, entries, limits).as_bytes())
+    chromatica::write_atomic_bytes(out, render(title, query_image, query_palette, entries, limits).as_bytes())
 }
 
 #[cfg(test)]

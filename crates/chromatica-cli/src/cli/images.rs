@@ -6,7 +6,7 @@
 use super::html::{self, SheetEntry};
 use super::progress::bar;
 use super::terminal;
-use chromatica::color::emd::Sinkhorn;
+use chromatica::color::Sinkhorn;
 use chromatica::color::{image_histogram_with, to_hex, HIST_DIM};
 use chromatica::images::{
     dominant_colors, DominantColor, ImageIndex, ImageLimits, Query, SearchOptions, SearchResults, SyncEvent,
@@ -21,7 +21,7 @@ use std::time::Instant;
 /// `--max-pixels` as decoding limits.
 pub fn limits(max_pixels: Option<u64>) -> Result<ImageLimits> {
     match max_pixels {
-        Some(0) => Err(Error::InvalidInput("--max-pixels must be at least 1".into())),
+        Some(0) => Err(Error::invalid_argument("--max-pixels", "--max-pixels must be at least 1")),
         Some(n) => Ok(ImageLimits::with_max_pixels(n)),
         None => Ok(ImageLimits::default()),
     }
@@ -63,7 +63,7 @@ pub fn summary_line(s: &SyncSummary) -> String {
 /// (drawn only on a terminal) and each problem as a warning line there.
 pub fn sync(dir: &Path, inputs: &[PathBuf], options: &SyncOptions) -> Result<(ImageIndex, SyncSummary)> {
     if inputs.is_empty() {
-        return Err(Error::InvalidInput("give at least one folder or image to index".into()));
+        return Err(Error::invalid_argument("INPUTS", "give at least one folder or image to index"));
     }
     // A missing input must not create the index.
     for input in inputs {
@@ -133,11 +133,17 @@ impl RerankArgs<'_> {
             Some("emd") => Some("emd"),
             Some("none") | Some("off") => Some("none"),
             Some(other) => {
-                return Err(Error::InvalidInput(format!("--rerank {other:?}: expected l2, emd or none")));
+                return Err(Error::invalid_argument(
+                    "--rerank",
+                    format!("--rerank {other:?}: expected l2, emd or none"),
+                ));
             }
         };
         if emd_options && rerank != Some("emd") {
-            return Err(Error::InvalidInput("--emd-epsilon and --emd-iterations need --rerank emd".into()));
+            return Err(Error::invalid_argument(
+                "--emd-epsilon",
+                "--emd-epsilon and --emd-iterations need --rerank emd",
+            ));
         }
         Ok(match rerank {
             None => None,
@@ -161,6 +167,9 @@ fn rerank_name(r: Rerank) -> &'static str {
         Rerank::Off => "none",
         Rerank::L2 => "l2",
         Rerank::Emd(_) => "emd",
+        // `Rerank` is non-exhaustive: a kind added later prints as such
+        // until this command learns its name.
+        _ => "other",
     }
 }
 
@@ -183,10 +192,10 @@ pub struct SearchArgs<'a> {
 pub fn search(a: SearchArgs<'_>) -> Result<()> {
     let t0 = Instant::now();
     if a.k == 0 {
-        return Err(Error::InvalidInput("--k must be at least 1".into()));
+        return Err(Error::invalid_argument("--k", "--k must be at least 1"));
     }
     if a.candidates == Some(0) {
-        return Err(Error::InvalidInput("--candidates must be at least 1".into()));
+        return Err(Error::invalid_argument("--candidates", "--candidates must be at least 1"));
     }
     let pool = super::thread_pool(a.threads)?;
     let mut options = SearchOptions::default().k(a.k).limits(limits(a.max_pixels)?);

@@ -252,14 +252,14 @@ const THREADS_PER_CORE: usize = 4;
 /// [`THREADS_PER_CORE`] per available core.
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     if threads == Some(0) {
-        return Err(Error::InvalidInput("--threads must be at least 1".into()));
+        return Err(Error::invalid_argument("--threads", "--threads must be at least 1"));
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let n = threads.map_or(0, |t| t.min(THREADS_PER_CORE * cores));
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start {n} threads: {e}")))
+        .map_err(|e| Error::invalid_argument("--threads", format!("cannot start {n} threads: {e}")))
 }
 
 pub fn run(cli: Cli) -> Result<()> {

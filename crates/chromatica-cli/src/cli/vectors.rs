@@ -2,8 +2,8 @@
 //! in full before anything is written, so a bad file changes nothing.
 
 use super::progress::bar;
-use chromatica::input::{check_dim, check_vectors};
 use chromatica::vecio::{self, VectorFile};
+use chromatica::{check_dim, check_vectors};
 use chromatica::{Config, Error, Index, Preset, Result, SearchParams, TrainOptions, TrainStep};
 use rand::SeedableRng;
 use std::path::Path;
@@ -55,9 +55,9 @@ pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64, kmean
         #[cfg(feature = "faiss")]
         super::KMeans::Faiss => chromatica::KMeansBackend::Faiss,
         #[cfg(not(feature = "faiss"))]
-        super::KMeans::Faiss => return Err(Error::InvalidInput(
-            "--kmeans faiss: this build lacks the faiss feature (build with `cargo build --release --features faiss`)"
-                .into(),
+        super::KMeans::Faiss => return Err(Error::invalid_argument(
+            "--kmeans",
+            "--kmeans faiss: this build lacks the faiss feature (build with `cargo build --release --features faiss`)",
         )),
     };
     let index = Index::open(dir)?;
@@ -67,7 +67,7 @@ pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64, kmean
     let c = index.config();
     let file = open_vectors(vectors, &c, "training vectors")?;
     if sample == Some(0) {
-        return Err(Error::InvalidInput("--sample must be at least 1".into()));
+        return Err(Error::invalid_argument("--sample", "--sample must be at least 1"));
     }
     let cap = sample.unwrap_or(256 * c.nlist.max(c.ksub()));
     let n = cap.min(file.len());
@@ -90,6 +90,7 @@ pub fn train(dir: &Path, vectors: &Path, sample: Option<usize>, seed: u64, kmean
     let report = index.train(&data, &opts, &mut |step| match step {
         TrainStep::Coarse { i, .. } => pb.set_position(i as u64),
         TrainStep::Pq { j, .. } => pb.set_position((opts.coarse_niter + j) as u64),
+        _ => {}
     });
     pb.finish_and_clear();
     let report = report?;
@@ -162,7 +163,7 @@ pub fn search(
     let index = super::open_read_only(dir)?;
     let c = index.config();
     if k == 0 {
-        return Err(Error::InvalidInput("--k must be at least 1".into()));
+        return Err(Error::invalid_argument("--k", "--k must be at least 1"));
     }
     if let Some(p) = nprobe {
         c.check_nprobe(p)?;
@@ -175,7 +176,11 @@ pub fn search(
     // No query has more results than the index has live vectors: the
     // output has min(k, live) columns, so no k can make it outgrow that.
     let k = k.min(usize::try_from(index.len()).unwrap_or(usize::MAX).max(1));
-    let params = SearchParams { nprobe, ..SearchParams::new(k) };
+    let params = {
+        let mut p = SearchParams::new(k);
+        p.nprobe = nprobe;
+        p
+    };
     let pb = bar(file.len() as u64, "searching");
     let t = Instant::now();
     let (mut ids, mut dists) = (Vec::new(), Vec::new());
@@ -236,10 +241,10 @@ impl IdsFormat {
         match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("ivecs") => Ok(IdsFormat::Ivecs),
             Some("npy") => Ok(IdsFormat::Npy),
-            _ => Err(Error::InvalidInput(format!(
-                "{}: --out must end in .ivecs (int32 ids) or .npy (int64 ids)",
-                out.display()
-            ))),
+            _ => Err(Error::invalid_argument(
+                "--out",
+                format!("{}: --out must end in .ivecs (int32 ids) or .npy (int64 ids)", out.display()),
+            )),
         }
     }
 

@@ -76,7 +76,8 @@ pub fn p(path: &Path) -> &str {
 /// The prefixes error messages start with (`chromatica::Error`'s Display):
 /// a message wrapped twice would carry one twice ("invalid input: invalid
 /// input: …").
-pub const PREFIXES: [&str; 4] = ["error: ", "invalid input: ", "invalid configuration: ", "nothing was committed: "];
+pub const PREFIXES: [&str; 5] =
+    ["error: ", "invalid input: ", "invalid argument: ", "invalid configuration: ", "nothing was committed: "];
 
 /// Every failure `fails` sees is checked with this.
 pub fn assert_no_doubled_prefix(line: &str) {

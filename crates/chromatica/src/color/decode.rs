@@ -240,7 +240,7 @@ fn decode<R: BufRead + Seek>(path: &Path, mut reader: R, limits: &ImageLimits, f
     }
     let format = probe.with_guessed_format().map_err(cannot_read)?.format();
     let Some(format) = format else {
-        return Err(Error::bad_file(path, "cannot read image: not a recognised image format"));
+        return Err(Error::unsupported(path, "cannot read image: not a recognised image format"));
     };
     if let (ImageFormat::Jpeg, Some(fit)) = (format, fit) {
         if let Some(img) = scaled_jpeg(path, &mut reader, limits, fit)? {
@@ -279,7 +279,7 @@ pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
 }
 
 /// Reads and decodes an image file and shrinks it so that its longer side
-/// is at most `max_side` (see [`fit_within`]). The format is recognised
+/// is at most `max_side` (the longer side scaled to `max_side`, the other in proportion). The format is recognised
 /// from the bytes (JPEG, PNG, WebP, BMP, TIFF, GIF), falling back to the
 /// extension; GIF gives its first frame; alpha is dropped; 16-bit and float
 /// images become 8-bit.

@@ -64,7 +64,9 @@ const MAX_EPSILON_USED: f32 = 1e20;
 /// `epsilon` is in units of the ground cost, which lies in `[0, 1]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sinkhorn {
+    /// Entropic regularisation, in units of the ground cost (smaller is closer to exact EMD, slower to converge).
     pub epsilon: f32,
+    /// Sinkhorn iterations.
     pub iterations: usize,
 }
 
@@ -76,26 +78,27 @@ impl Default for Sinkhorn {
 
 impl Sinkhorn {
     /// Checks epsilon is finite and at least [`MIN_EPSILON`] (so > 0) and
-    /// iterations in `1..=10_000`; `Error::InvalidInput` with a one-line
+    /// iterations in `1..=10_000`; `Error::InvalidArgument` with a one-line
     /// message otherwise.
     pub fn validate(&self) -> Result<()> {
         let eps = self.epsilon;
         if !eps.is_finite() {
-            return Err(Error::InvalidInput(format!("sinkhorn epsilon must be finite, got {eps}")));
+            return Err(Error::invalid_argument("epsilon", format!("sinkhorn epsilon must be finite, got {eps}")));
         }
         if eps <= 0.0 {
-            return Err(Error::InvalidInput(format!("sinkhorn epsilon must be > 0, got {eps}")));
+            return Err(Error::invalid_argument("epsilon", format!("sinkhorn epsilon must be > 0, got {eps}")));
         }
         if eps < MIN_EPSILON {
-            return Err(Error::InvalidInput(format!(
-                "sinkhorn epsilon {eps} is too small: it must be at least {MIN_EPSILON}"
-            )));
+            return Err(Error::invalid_argument(
+                "epsilon",
+                format!("sinkhorn epsilon {eps} is too small: it must be at least {MIN_EPSILON}"),
+            ));
         }
         if !(1..=MAX_ITERATIONS).contains(&self.iterations) {
-            return Err(Error::InvalidInput(format!(
-                "sinkhorn iterations must be in 1..={MAX_ITERATIONS}, got {}",
-                self.iterations
-            )));
+            return Err(Error::invalid_argument(
+                "iterations",
+                format!("sinkhorn iterations must be in 1..={MAX_ITERATIONS}, got {}", self.iterations),
+            ));
         }
         Ok(())
     }
@@ -110,6 +113,7 @@ impl Sinkhorn {
 /// [`sinkhorn_distance`] evaluates the same formula on the fly for the
 /// entries it needs (bit-identical to this matrix, and faster than gathering
 /// scattered entries from 5.3 MB).
+#[cfg(any(test, feature = "testing"))]
 pub fn ground_cost() -> &'static [f32] {
     static COST: OnceLock<Vec<f32>> = OnceLock::new();
     COST.get_or_init(|| {
@@ -139,6 +143,7 @@ fn scaled_centres() -> &'static [[f32; 3]] {
 
 /// The ground cost between two scaled centres, clamped to 1 against
 /// rounding at the corners.
+#[cfg(any(test, feature = "testing"))]
 #[inline(always)]
 fn pair_cost(p: &[f32; 3], q: &[f32; 3]) -> f32 {
     let (d0, d1, d2) = (p[0] - q[0], p[1] - q[1], p[2] - q[2]);
@@ -1071,7 +1076,10 @@ mod tests {
             params(0.05, MAX_ITERATIONS + 1),
         ] {
             match bad.validate() {
-                Err(Error::InvalidInput(msg)) => assert!(!msg.contains('\n') && msg.contains("sinkhorn"), "{msg}"),
+                Err(Error::InvalidArgument { name, what }) => {
+                    assert!(name == "epsilon" || name == "iterations", "{name}");
+                    assert!(!what.contains('\n') && what.contains("sinkhorn"), "{what}");
+                }
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }

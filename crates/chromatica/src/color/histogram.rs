@@ -65,10 +65,8 @@ pub(crate) fn l1_normalised(hist: &[f64; HIST_DIM]) -> Vec<f32> {
 
 /// The L1-normalised 1152-bin soft histogram of 8-bit sRGB pixels (before
 /// the Hellinger square root). An empty iterator gives all zeros, the only
-/// case where the result does not sum to 1; [`image_histogram`] rejects
+/// case where the result does not sum to 1; `image_histogram` rejects
 /// images without pixels before it gets here.
-///
-/// [`image_histogram`]: super::image_histogram
 pub fn histogram_of_pixels(pixels: impl Iterator<Item = [u8; 3]>) -> Vec<f32> {
     let mut hist = [0.0f64; HIST_DIM];
     for rgb in pixels {

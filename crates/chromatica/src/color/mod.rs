@@ -9,16 +9,20 @@
 //! `rgb2lab` (D65, 2°), checked against `shared/testdata/srgb_to_lab.csv`.
 
 #[cfg(feature = "images")]
-mod decode;
+pub(crate) mod decode;
 #[cfg(feature = "images")]
-mod downscale;
-pub mod emd;
-mod histogram;
+pub(crate) mod downscale;
+pub(crate) mod emd;
+pub(crate) mod histogram;
 mod lab;
-mod palette;
-mod query;
-mod spread;
-pub mod transport;
+pub(crate) mod palette;
+pub(crate) mod query;
+// The exact EMD and the swatch layout serve the benchmarks and the tests,
+// not the product.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod spread;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod transport;
 
 #[cfg(feature = "images")]
 pub use decode::{
@@ -26,11 +30,9 @@ pub use decode::{
     DEFAULT_MAX_PIXELS, MAX_DECODE_BYTES,
 };
 #[cfg(feature = "images")]
-pub use downscale::{area_resize, fit_within, target_size, MAX_SIDE};
-pub use histogram::{
-    bin_centers_lab, hellinger, histogram_of_pixels, A_BINS, A_RANGE, B_BINS, B_RANGE, HIST_DIM, L_BINS, L_RANGE,
-};
+pub use downscale::MAX_SIDE;
+pub use emd::{Sinkhorn, MIN_EPSILON};
+pub use histogram::{bin_centers_lab, hellinger, histogram_of_pixels, HIST_DIM};
 pub use lab::{lab_to_srgb, srgb_to_lab};
 pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_MIN_SHARE, PALETTE_RADIUS};
 pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};
-pub use spread::spread_points;

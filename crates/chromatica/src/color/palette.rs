@@ -40,7 +40,7 @@ fn bin_centers() -> &'static [[f64; 3]] {
     CENTERS.get_or_init(bin_centers_lab)
 }
 
-/// Up to `n` colours of an L1 histogram (as [`image_histogram`] gives,
+/// Up to `n` colours of an L1 histogram (as `image_histogram` gives,
 /// before the Hellinger transform) with their shares, largest first.
 ///
 /// The heaviest bin not yet taken gathers every untaken bin within
@@ -61,8 +61,6 @@ fn bin_centers() -> &'static [[f64; 3]] {
 /// assert_eq!(palette[0].rgb, [230, 25, 75]);
 /// assert!((palette[0].share - 0.75).abs() < 1e-6);
 /// ```
-///
-/// [`image_histogram`]: super::image_histogram
 pub fn dominant_colors(hist: &[f32], n: usize) -> Vec<DominantColor> {
     let centers = bin_centers();
     let mut bins: Vec<(usize, f64)> =

@@ -14,6 +14,7 @@ pub const MAX_QUERY_COLORS: usize = 16;
 /// [`parse_color_query`] the shares are non-negative and sum to 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColorQuery {
+    /// Each colour as sRGB bytes with its share.
     pub colors: Vec<([u8; 3], f32)>,
 }
 

@@ -84,10 +84,7 @@ impl ImageIndex {
             Err(Error::NotAnIndex(_)) => {
                 let empty = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.next().is_none();
                 if !empty {
-                    return Err(Error::InvalidInput(format!(
-                        "{}: is not a chromatica index and is not empty; give a new or empty directory for the index",
-                        dir.display()
-                    )));
+                    return Err(Error::DirectoryNotEmpty(dir.to_owned()));
                 }
                 (Index::create(dir, image_config())?, true)
             }

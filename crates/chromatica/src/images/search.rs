@@ -213,10 +213,10 @@ impl ImageIndex {
     /// one snapshot of the index.
     pub fn search_prepared(&self, query: &PreparedQuery, options: &SearchOptions) -> Result<SearchResults> {
         if options.k == 0 {
-            return Err(Error::InvalidInput("k must be at least 1".into()));
+            return Err(Error::invalid_argument("k", "k must be at least 1"));
         }
         if options.candidates == Some(0) {
-            return Err(Error::InvalidInput("candidates must be at least 1".into()));
+            return Err(Error::invalid_argument("candidates", "candidates must be at least 1"));
         }
         let snap = self.index.snapshot();
         let config = snap.manifest.config;

@@ -53,6 +53,7 @@ impl SyncOptions {
 
 /// A file or folder a sync could not use, and why.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct SyncProblem {
     /// The file or folder.
     pub path: PathBuf,
@@ -207,7 +208,7 @@ impl ImageIndex {
         let t0 = Instant::now();
         let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.as_ref().to_owned()).collect();
         if inputs.is_empty() {
-            return Err(Error::InvalidInput("give at least one folder or image to index".into()));
+            return Err(Error::invalid_argument("inputs", "give at least one folder or image to index"));
         }
         let mut summary = SyncSummary::default();
         let found = walk(&inputs, options.follow_links)?;

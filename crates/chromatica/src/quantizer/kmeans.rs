@@ -26,7 +26,7 @@ const ASSIGN_BLOCK: usize = 256;
 /// Relative perturbation applied when splitting a cluster (as faiss).
 const SPLIT_EPS: f32 = 1.0 / 1024.0;
 
-/// Which k-means implementation [`kmeans`] runs.
+/// Which k-means implementation training runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KMeansBackend {
     /// This module's pure-Rust k-means: bit-for-bit reproducible.
@@ -61,7 +61,9 @@ impl Default for KMeansParams {
     }
 }
 
-/// Result of [`kmeans`].
+/// Result of [`kmeans`]. The objective and the points used are for the
+/// tests and benchmarks; training reads only the centroids.
+#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
 pub struct KMeansOutput {
     /// `k × d` centroids, row-major: those after the last update.
     pub centroids: Vec<f32>,
@@ -173,7 +175,7 @@ fn run(
     sparse: Option<&SparseRows>,
 ) -> Result<KMeansOutput> {
     if d == 0 {
-        return Err(Error::InvalidInput("k-means: the dimension must be at least 1".into()));
+        return Err(Error::invalid_argument("d", "k-means: the dimension must be at least 1"));
     }
     if !data.len().is_multiple_of(d) {
         return Err(Error::InvalidInput(format!(
@@ -182,17 +184,20 @@ fn run(
         )));
     }
     if k == 0 {
-        return Err(Error::InvalidInput("k-means: k must be at least 1".into()));
+        return Err(Error::invalid_argument("k", "k-means: k must be at least 1"));
     }
     let n = data.len() / d;
     if n < k {
         return Err(Error::InvalidInput(format!("k-means needs at least {k} points, got {n}")));
     }
     if k > u32::MAX as usize {
-        return Err(Error::InvalidInput(format!("k-means: k = {k} does not fit in 32 bits")));
+        return Err(Error::invalid_argument("k", format!("k-means: k = {k} does not fit in 32 bits")));
     }
     if params.max_points_per_centroid == 0 {
-        return Err(Error::InvalidInput("k-means: max_points_per_centroid must be at least 1".into()));
+        return Err(Error::invalid_argument(
+            "max_points_per_centroid",
+            "k-means: max_points_per_centroid must be at least 1",
+        ));
     }
 
     #[cfg(feature = "faiss")]
@@ -769,10 +774,17 @@ mod tests {
         let p = KMeansParams::default();
         let msg = |r: Result<KMeansOutput>| match r {
             Err(Error::InvalidInput(m)) => m,
+            Err(Error::InvalidArgument { what, .. }) => what,
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("expected an error"),
         };
         let data = [0f32; 12];
+        let arg = |r: Result<KMeansOutput>| match r {
+            Err(Error::InvalidArgument { name, .. }) => name,
+            other => panic!("expected an invalid argument, got {:?}", other.err()),
+        };
+        assert_eq!(arg(kmeans(&data, 0, 2, &p, &mut |_| {})), "d");
+        assert_eq!(arg(kmeans(&data, 3, 0, &p, &mut |_| {})), "k");
         assert!(msg(kmeans(&data, 0, 2, &p, &mut |_| {})).contains("dimension must be at least 1"));
         assert!(
             msg(kmeans(&data, 5, 2, &p, &mut |_| {})).contains("data length 12 is not a multiple of the dimension 5")

@@ -65,6 +65,7 @@ pub struct TrainOptions {
     pub coarse_niter: usize,
     /// Lloyd iterations of each PQ sub-quantizer: 25, faiss `Clustering`'s default.
     pub niter: usize,
+    /// Cap on the training points sampled per centroid (faiss uses 256).
     pub max_points_per_centroid: usize,
     /// The k-means that trains the coarse quantizer and every PQ
     /// sub-quantizer.
@@ -86,9 +87,11 @@ impl Default for TrainOptions {
 
 /// What training reports besides the quantizers.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct TrainReport {
     /// Warnings about thin training data, one line each.
     pub warnings: Vec<String>,
+    /// Training points actually used after sampling.
     pub train_points: usize,
     /// Mean squared distance of a training point to its coarse centroid.
     pub coarse_mse: f64,
@@ -98,11 +101,22 @@ pub struct TrainReport {
 
 /// Steps of training, for progress display.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum TrainStep {
     /// Coarse k-means iteration `i` of `of` done.
-    Coarse { i: usize, of: usize },
+    Coarse {
+        /// Iterations done.
+        i: usize,
+        /// Iterations in all.
+        of: usize,
+    },
     /// Sub-quantizer `j` of `of` trained.
-    Pq { j: usize, of: usize },
+    Pq {
+        /// Sub-quantizers done.
+        j: usize,
+        /// Sub-quantizers in all (`m`).
+        of: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -260,6 +274,8 @@ impl Quantizers {
         }
     }
 
+    // Only the tests and benchmarks ask this.
+    #[cfg(any(test, feature = "testing"))]
     /// Centroid of list `l`.
     pub fn centroid(&self, l: usize) -> &[f32] {
         let d = self.config.dim;

@@ -18,14 +18,17 @@ use std::sync::Arc;
 
 pub use search::{Location, Neighbor, Rerank, SearchParams, DEFAULT_CANDIDATES};
 
+/// One committed state of an index, from [`Index::snapshot`](crate::Index::snapshot):
+/// searching it gives the same answers however the index is written to
+/// afterwards, and holding it keeps its files mapped.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub manifest: Manifest,
-    pub quantizers: Option<Arc<Quantizers>>,
-    pub segments: Vec<Arc<SegmentView>>,
+    pub(crate) manifest: Manifest,
+    pub(crate) quantizers: Option<Arc<Quantizers>>,
+    pub(crate) segments: Vec<Arc<SegmentView>>,
     /// Deleted id → generation of its newest tombstone. A stored vector is
     /// hidden when its id's tombstone is newer than its segment.
-    pub deleted: HashMap<u64, u64>,
+    pub(crate) deleted: HashMap<u64, u64>,
 }
 
 /// Decides, for one segment, whether a stored id is deleted.
@@ -46,7 +49,7 @@ impl Snapshot {
     /// Opens what `manifest` names. Files already open in `previous` are
     /// shared rather than opened again. Cost: O(nlist) per segment, never
     /// O(vectors).
-    pub fn load(storage: &dyn Storage, manifest: Manifest, previous: Option<&Snapshot>) -> Result<Snapshot> {
+    pub(crate) fn load(storage: &dyn Storage, manifest: Manifest, previous: Option<&Snapshot>) -> Result<Snapshot> {
         let c = manifest.config;
         let quantizers = match (manifest.quantizer_file, previous) {
             (None, _) => None,
@@ -116,12 +119,24 @@ impl Snapshot {
     }
 
     /// Live vectors: stored minus deleted.
+    /// The generation of this state: the number of its manifest, one more
+    /// with every commit.
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+
+    /// How many segment files this state reads (compaction makes it one).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Live vectors: stored minus those hidden by tombstones.
     pub fn vectors(&self) -> u64 {
         self.manifest.stored_vectors() - self.manifest.deleted_vectors()
     }
 
     /// The deletion filter for segment `i` (an index into `segments`).
-    pub fn hider(&self, i: usize) -> Hider<'_> {
+    pub(crate) fn hider(&self, i: usize) -> Hider<'_> {
         Hider {
             deleted: (!self.deleted.is_empty()).then_some(&self.deleted),
             segment_generation: self.manifest.segments[i].generation,
@@ -130,7 +145,7 @@ impl Snapshot {
 
     /// Calls `f(segment index, position, id)` for every live vector, list
     /// by list.
-    pub fn for_each_live(&self, mut f: impl FnMut(usize, usize, u64)) -> Result<()> {
+    pub(crate) fn for_each_live(&self, mut f: impl FnMut(usize, usize, u64)) -> Result<()> {
         for (si, seg) in self.segments.iter().enumerate() {
             let hide = self.hider(si);
             for l in 0..self.manifest.config.nlist {
@@ -148,7 +163,7 @@ impl Snapshot {
 
     /// Up to `max` live vectors (dense, n × dim) drawn at random (seeded)
     /// from the refine store: the training sample for re-training.
-    pub fn sample_live(&self, max: usize, seed: u64) -> Result<Vec<f32>> {
+    pub(crate) fn sample_live(&self, max: usize, seed: u64) -> Result<Vec<f32>> {
         use rand::SeedableRng;
         let mut at = Vec::with_capacity(self.vectors() as usize);
         self.for_each_live(|si, p, _| at.push((si, p)))?;

@@ -36,6 +36,7 @@ impl Location {
 /// One result.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Neighbor {
+    /// The vector's id.
     pub id: u64,
     /// Squared L2 (estimated from the PQ code, or exact after re-ranking),
     /// or the EMD when re-ranking by EMD.
@@ -48,6 +49,7 @@ pub struct Neighbor {
 
 /// How stage 2 re-ranks stage 1's candidates.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Rerank {
     /// Stage 1 only: distances estimated from the PQ codes.
     Off,
@@ -62,8 +64,11 @@ pub enum Rerank {
 /// Candidates stage 1 hands to stage 2 unless told otherwise.
 pub const DEFAULT_CANDIDATES: usize = 200;
 
-/// Per-call search options.
+/// Per-call search options: `SearchParams::new(k)`, then the setters for
+/// what differs from the index's defaults (more options may be added, so
+/// the struct cannot be built literally outside the crate).
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct SearchParams {
     /// Results per query (at least 1). Fewer come back if the index holds
     /// fewer: k is capped at the live vectors, so any k is safe (the
@@ -79,8 +84,28 @@ pub struct SearchParams {
 }
 
 impl SearchParams {
+    /// `k` results per query, everything else the index's default.
     pub fn new(k: usize) -> SearchParams {
         SearchParams { k, nprobe: None, rerank: None, candidates: None }
+    }
+
+    /// Probes `nprobe` lists instead of the index's default (1..=nlist).
+    pub fn nprobe(mut self, nprobe: usize) -> SearchParams {
+        self.nprobe = Some(nprobe);
+        self
+    }
+
+    /// Re-ranks the candidates this way instead of the index's default.
+    pub fn rerank(mut self, rerank: Rerank) -> SearchParams {
+        self.rerank = Some(rerank);
+        self
+    }
+
+    /// Hands `candidates` from the approximate stage to re-ranking
+    /// (default [`DEFAULT_CANDIDATES`]).
+    pub fn candidates(mut self, candidates: usize) -> SearchParams {
+        self.candidates = Some(candidates);
+        self
     }
 }
 
@@ -127,14 +152,20 @@ impl Snapshot {
     pub fn search(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<Neighbor>>> {
         let c = self.manifest.config;
         if params.k == 0 {
-            return Err(Error::InvalidInput("k must be at least 1".into()));
+            return Err(Error::invalid_argument("k", "k must be at least 1"));
         }
         let nprobe = params.nprobe.unwrap_or(c.nprobe);
-        c.check_nprobe(nprobe)?;
+        if nprobe == 0 || nprobe > c.nlist {
+            return Err(Error::invalid_argument(
+                "nprobe",
+                format!("nprobe must be between 1 and nlist ({}), got {nprobe}", c.nlist),
+            ));
+        }
         let rerank = params.rerank.unwrap_or(if c.refine { Rerank::L2 } else { Rerank::Off });
         if !c.refine && rerank != Rerank::Off {
-            return Err(Error::InvalidInput(
-                "re-ranking needs the refine store (create the index with --refine)".into(),
+            return Err(Error::invalid_argument(
+                "rerank",
+                "re-ranking needs the refine store (create the index with --refine)",
             ));
         }
         if self.quantizers.is_none() && !c.refine {
@@ -144,16 +175,19 @@ impl Snapshot {
             s.validate()?;
             // The ground cost is between the 1152 colour bins.
             if c.dim != crate::color::HIST_DIM {
-                return Err(Error::InvalidInput(format!(
-                    "EMD re-ranking compares colour histograms of {} bins; this index has dimension {}",
-                    crate::color::HIST_DIM,
-                    c.dim
-                )));
+                return Err(Error::invalid_argument(
+                    "rerank",
+                    format!(
+                        "EMD re-ranking compares colour histograms of {} bins; this index has dimension {}",
+                        crate::color::HIST_DIM,
+                        c.dim
+                    ),
+                ));
             }
         }
         let candidates = params.candidates.unwrap_or(DEFAULT_CANDIDATES);
         if candidates == 0 {
-            return Err(Error::InvalidInput("candidates must be at least 1".into()));
+            return Err(Error::invalid_argument("candidates", "candidates must be at least 1"));
         }
         // No search returns more than the live vectors: capping k and the
         // candidates there bounds every buffer they size by the index.
@@ -319,19 +353,17 @@ impl Snapshot {
 
     /// The record (path, size, mtime) of a result, if its segment has records.
     pub fn record(&self, at: Location) -> Result<Option<crate::format::segment::Record>> {
-        let seg = self
-            .segments
-            .get(at.segment as usize)
-            .ok_or_else(|| Error::InvalidInput(format!("location {at:?} does not belong to this snapshot")))?;
+        let seg = self.segments.get(at.segment as usize).ok_or_else(|| {
+            Error::invalid_argument("at", format!("location {at:?} does not belong to this snapshot"))
+        })?;
         Ok(seg.record(at.position as usize)?.map(|r| r.to_record()))
     }
 
     /// The exact stored vector of a result (refine store), dense.
     pub fn vector(&self, at: Location) -> Result<Vec<f32>> {
-        let seg = self
-            .segments
-            .get(at.segment as usize)
-            .ok_or_else(|| Error::InvalidInput(format!("location {at:?} does not belong to this snapshot")))?;
+        let seg = self.segments.get(at.segment as usize).ok_or_else(|| {
+            Error::invalid_argument("at", format!("location {at:?} does not belong to this snapshot"))
+        })?;
         let mut v = vec![0f32; self.manifest.config.dim];
         for (k, x) in seg.refine(at.position as usize)?.iter() {
             v[k] = x;

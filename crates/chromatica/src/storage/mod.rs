@@ -104,6 +104,7 @@ impl Debug for Bytes {
 }
 
 /// Writes `bytes` to `name` and makes the file durable (not yet its name).
+#[cfg(any(test, feature = "testing"))]
 pub fn write_file(storage: &dyn Storage, name: &str, bytes: &[u8]) -> Result<()> {
     let mut f = storage.create(name)?;
     f.write_all(bytes)?;

@@ -88,7 +88,7 @@ pub fn write_ivecs(path: &Path, rows: &[i32], k: usize) -> Result<()> {
 
 /// Writes `data` (n × dim, row-major) as `.fvecs`, atomically like
 /// [`write_ivecs`]. Note that zero rows make a zero-byte file, which
-/// [`VectorFile::open`] rejects as empty.
+/// [`VectorFile::open`](crate::vecio::VectorFile::open) rejects as empty.
 pub fn write_fvecs(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     let header = row_header(path, data.len(), dim, "dim", MAX_FVECS_DIM)?;
     write_rows(path, data, dim, header, f32::to_le_bytes)
@@ -112,12 +112,15 @@ fn write_rows<T: Copy>(path: &Path, values: &[T], width: usize, header: [u8; 4],
 }
 
 /// Validates `len = n × width` for a writer and returns the row header.
-fn row_header(path: &Path, len: usize, width: usize, name: &str, max: usize) -> Result<[u8; 4]> {
+fn row_header(path: &Path, len: usize, width: usize, name: &'static str, max: usize) -> Result<[u8; 4]> {
     if width == 0 || !len.is_multiple_of(width) {
         return Err(shape_error(path, len, width, name));
     }
     if width > max {
-        return Err(Error::InvalidInput(format!("{}: {name} = {width} exceeds the limit of {max}", path.display())));
+        return Err(Error::invalid_argument(
+            name,
+            format!("{}: {name} = {width} exceeds the limit of {max}", path.display()),
+        ));
     }
     // width <= max <= i32::MAX.
     Ok((width as i32).to_le_bytes())

@@ -4,9 +4,9 @@
 //! These files are user input. Every malformed file gives a one-line error
 //! that names the path and the problem (and the row, where there is one);
 //! nothing here panics or reads out of bounds, whatever the bytes are.
-//! Files are read through the crate's one memory map
-//! ([`crate::fsutil::map_file`], which also refuses FIFOs and devices) and
-//! written atomically through [`crate::fsutil::write_atomic`].
+//! Files are read through the crate's one memory map (which also refuses
+//! FIFOs and devices) and written atomically, like
+//! [`write_atomic_bytes`](crate::write_atomic_bytes).
 //!
 //! Formats:
 //! - `.fvecs`: each row is an `int32` LE dimension, then that many `float32` LE.
@@ -31,7 +31,7 @@ use std::path::Path;
 pub fn read_ids(path: &Path) -> Result<Vec<u64>> {
     let kind = lower_extension(path);
     if !matches!(kind.as_deref(), Some("npy") | Some("ivecs")) {
-        return Err(Error::bad_file(
+        return Err(Error::unsupported(
             path,
             format!("{}: id files must be .npy or .ivecs", describe_extension(kind.as_deref())),
         ));
@@ -101,8 +101,8 @@ fn format_shape(shape: &[usize]) -> String {
     }
 }
 
-fn shape_error(path: &Path, len: usize, width: usize, name: &str) -> Error {
-    Error::InvalidInput(format!("{}: cannot write {len} values as rows of {name} = {width}", path.display()))
+fn shape_error(path: &Path, len: usize, width: usize, name: &'static str) -> Error {
+    Error::invalid_argument(name, format!("{}: cannot write {len} values as rows of {name} = {width}", path.display()))
 }
 
 #[cfg(test)]

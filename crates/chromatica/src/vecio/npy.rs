@@ -50,7 +50,7 @@ pub(super) struct NpyHeader {
 impl NpyHeader {
     pub(super) fn check_c_order(&self, path: &Path) -> Result<()> {
         if self.fortran_order {
-            return Err(Error::bad_file(
+            return Err(Error::unsupported(
                 path,
                 "Fortran-order arrays (fortran_order: True) are not supported; save the array in C order",
             ));
@@ -102,7 +102,7 @@ pub(super) fn parse_npy_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader> {
             (12, usize::try_from(len).unwrap_or(usize::MAX))
         }
         _ => {
-            return Err(Error::bad_file(
+            return Err(Error::unsupported(
                 path,
                 format!("unsupported .npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"),
             ))
@@ -135,7 +135,7 @@ pub(super) fn parse_npy_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader> {
     let missing = |key: &str| bad(format!("missing key '{key}'"));
     let descr = match descr.ok_or_else(|| missing("descr"))? {
         PyValue::Str(s) => s,
-        _ => return Err(Error::bad_file(path, "unsupported dtype: structured (record) arrays are not supported")),
+        _ => return Err(Error::unsupported(path, "unsupported dtype: structured (record) arrays are not supported")),
     };
     let fortran_order = match fortran_order.ok_or_else(|| missing("fortran_order"))? {
         PyValue::Bool(b) => b,
@@ -161,7 +161,7 @@ pub(super) fn read_ids(path: &Path, bytes: &[u8]) -> Result<Vec<u64>> {
     let dtype = match parse_descr(&header.descr) {
         Some(d) if matches!(d.kind, b'i' | b'u') && matches!(d.size, 1 | 2 | 4 | 8) => d,
         _ => {
-            return Err(Error::bad_file(
+            return Err(Error::unsupported(
                 path,
                 format!(
                     "unsupported dtype: expected an integer dtype (i1, i2, i4, i8, u1, u2, u4, u8), got {}",

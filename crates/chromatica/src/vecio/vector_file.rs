@@ -45,7 +45,7 @@ impl VectorFile {
             Some("fvecs") => Kind::Fvecs,
             Some("npy") => Kind::Npy,
             other => {
-                return Err(Error::bad_file(
+                return Err(Error::unsupported(
                     path,
                     format!("{}: vector files must be .fvecs or .npy", describe_extension(other)),
                 ))
@@ -68,7 +68,7 @@ impl VectorFile {
                 let header = parse_npy_header(path, bytes)?;
                 let dtype = parse_descr(&header.descr);
                 if !dtype.is_some_and(|d| d.kind == b'f' && d.size == 4 && d.little_endian) {
-                    return Err(Error::bad_file(
+                    return Err(Error::unsupported(
                         path,
                         format!("unsupported dtype: expected float32 ('<f4'), got {}", quoted(&header.descr)),
                     ));
@@ -126,13 +126,16 @@ impl VectorFile {
         let end = match start.checked_add(count) {
             Some(end) if end <= self.rows => end,
             _ => {
-                return Err(Error::InvalidInput(format!(
-                    "{}: rows {}..{} requested but the file has {} rows",
-                    self.path.display(),
-                    start,
-                    start.saturating_add(count),
-                    self.rows
-                )))
+                return Err(Error::invalid_argument(
+                    "count",
+                    format!(
+                        "{}: rows {}..{} requested but the file has {} rows",
+                        self.path.display(),
+                        start,
+                        start.saturating_add(count),
+                        self.rows
+                    ),
+                ))
             }
         };
         // `open` established data_offset + rows * stride == map.len(), so

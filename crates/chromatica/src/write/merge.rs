@@ -20,8 +20,11 @@ use std::borrow::Cow;
 /// level holding `merge_factor` or more segments is merged into one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MergePolicy {
+    /// Whether `add` merges at all (off: only `compact` merges).
     pub enabled: bool,
+    /// Segments of one level that trigger its merge.
     pub merge_factor: usize,
+    /// Segments smaller than this many vectors count as this size.
     pub min_level: u64,
     /// Segments within this many log₂ units of a level's largest share it.
     pub level_log_size: f64,

@@ -262,6 +262,7 @@ impl Drop for Pending<'_> {
 }
 
 /// Commits one batch (vectors in input order) as a new segment.
+#[cfg(any(test, feature = "testing"))]
 pub fn commit_segment(storage: &dyn Storage, current: &Snapshot, batch: Batch) -> Result<Snapshot> {
     let mut pending = Pending::new(storage, current)?;
     pending.add_segment(batch)?;

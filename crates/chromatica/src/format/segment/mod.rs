@@ -19,7 +19,9 @@ mod tests;
 mod view;
 mod writer;
 
-pub use refine_records::{RecordRef, RefineRef};
+#[cfg(any(test, feature = "testing"))]
+pub use refine_records::RecordRef;
+pub use refine_records::RefineRef;
 pub use view::{Expect, Ids, SegmentView};
 pub use writer::{encode, SegmentInput};
 
@@ -84,6 +86,7 @@ pub struct Record {
     /// Stored losslessly: on Unix as the path's raw bytes, so names that
     /// are not UTF-8 survive (FORMAT.md, "Records").
     pub path: PathBuf,
+    /// File size in bytes when it was indexed.
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,

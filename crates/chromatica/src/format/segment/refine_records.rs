@@ -19,7 +19,7 @@ impl RefineRef<'_> {
     pub fn iter(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
         self.dims.iter().zip(self.values).map(|(d, v)| (d.get() as usize, v.get()))
     }
-    pub fn to_sparse(&self) -> Sparse {
+    pub fn to_sparse(self) -> Sparse {
         self.dims.iter().zip(self.values).map(|(d, v)| (d.get(), v.get())).collect()
     }
 }
@@ -33,7 +33,7 @@ pub struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
-    pub fn to_record(&self) -> Record {
+    pub fn to_record(self) -> Record {
         Record { path: self.path.to_owned(), size: self.size, mtime_ns: self.mtime_ns }
     }
 }

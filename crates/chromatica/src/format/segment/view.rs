@@ -34,6 +34,8 @@ impl Ids<'_> {
             Ids::Wide(v) => v.len(),
         }
     }
+    // Only the tests and benchmarks ask this.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -198,6 +200,8 @@ impl SegmentView {
     pub fn has_records(&self) -> bool {
         self.layout.records.is_some()
     }
+    // Only the tests and benchmarks ask this.
+    #[cfg(any(test, feature = "testing"))]
     /// Codes are stored in fast-scan blocks.
     pub fn fast_scan(&self) -> bool {
         self.layout.fast_scan
@@ -289,6 +293,7 @@ impl SegmentView {
         (self.layout.ids + p * self.layout.id_width) as u64
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The id at position `p`.
     pub fn id(&self, p: usize) -> Result<u64> {
         self.check_position(p)?;
