@@ -42,7 +42,7 @@ pub fn run(index: &Path, op: &str) -> Result<()> {
     };
     let t = Instant::now();
     let idx = Index::open(index)?;
-    let (vectors, segments_before) = (idx.len(), idx.snapshot().segments.len());
+    let (vectors, segments_before) = (idx.len(), idx.snapshot().segment_count());
     let result = match op {
         "compact" => idx.compact().map(|_| ()),
         "retrain" => idx.retrain(&TrainOptions::default()).map(|_| ()),
@@ -58,7 +58,7 @@ pub fn run(index: &Path, op: &str) -> Result<()> {
     result?;
     let res = json!({
         "op": op, "vectors": vectors, "segments_before": segments_before,
-        "segments_after": idx.snapshot().segments.len(), "seconds": seconds,
+        "segments_after": idx.snapshot().segment_count(), "seconds": seconds,
         "disk_before": disk_before, "disk_after": dir_bytes(index)?,
         "baseline_rss": base.total, "peak_rss": end.peak,
         "peak_anon": peak_anon.load(Ordering::Relaxed).max(end.anon),

@@ -134,7 +134,8 @@ fn a_commit_whose_files_open_would_reject_is_refused() {
     // the lock file (removing a lock another process may be waiting on is
     // not safe), and an index can still be made in it.
     std::fs::create_dir(&dir).unwrap();
-    let q = chromatica::quantizer::Quantizers::from_parts(&c, vec![0.5; 2 * 16], vec![1e30; 4 * 16], 10, 1).unwrap();
+    let q = chromatica::testing::quantizer::Quantizers::from_parts(&c, vec![0.5; 2 * 16], vec![1e30; 4 * 16], 10, 1)
+        .unwrap();
     let vectors = Encoded { lists: vec![0, 1], codes: vec![0; 2], ids: vec![3, 4] };
     let e = Index::create_encoded(&dir, q, vectors).err().expect("the commit must be refused");
     assert!(matches!(e, Error::WouldNotOpen(_)), "{e}");

@@ -7,10 +7,11 @@
 //! reopen), or for an absorbed best-effort failure the new state; the
 //! reopened index then compacts or re-trains fine.
 
-use chromatica::storage::{write_file, Storage};
 use chromatica::testing::model::{assert_no_leftovers, live_ids, verify_clean};
+use chromatica::testing::storage::{write_file, Storage};
 use chromatica::testing::tiny::{record, vectors};
 use chromatica::testing::MemStorage;
+use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Error, Index, MergePolicy, SearchParams, TrainOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,8 +85,8 @@ fn reopen(m: &MemStorage, ctx: &str) -> (Index, u64) {
     let index = open(m);
     verify_clean(m, ctx);
     let snap = index.snapshot();
-    assert_no_leftovers(&m.list().unwrap(), &snap.manifest, ctx);
-    (index, snap.manifest.generation)
+    assert_no_leftovers(&m.list().unwrap(), &snap.manifest(), ctx);
+    (index, snap.manifest().generation)
 }
 
 #[test]
@@ -96,7 +97,7 @@ fn crash_and_io_error_at_every_point_of_streamed_compact_and_retrain() {
         let t = template(c);
         let (before_ids, before_hits, before_gen) = {
             let index = open(&t);
-            (live_ids(&index), hits(&index, c), index.snapshot().manifest.generation)
+            (live_ids(&index), hits(&index, c), index.snapshot().manifest().generation)
         };
         for retrain in [false, true] {
             let what = if retrain { "retrain" } else { "compact" };
@@ -106,7 +107,7 @@ fn crash_and_io_error_at_every_point_of_streamed_compact_and_retrain() {
             let (s0, c0) = (m.syncs(), m.ops());
             run(&index, retrain).unwrap();
             let (syncs, calls) = (m.syncs() - s0, m.ops() - c0);
-            assert_eq!(index.snapshot().segments.len(), 1, "{what}: one segment after");
+            assert_eq!(index.snapshot().segment_count(), 1, "{what}: one segment after");
             assert_eq!(live_ids(&index), before_ids);
             if !retrain {
                 assert_eq!(hits(&index, c), before_hits, "a compaction changed search results");
@@ -138,14 +139,14 @@ fn crash_and_io_error_at_every_point_of_streamed_compact_and_retrain() {
                 m.fail_at(Some(k));
                 let res = run(&index, retrain);
                 m.fail_at(None);
-                let generation = index.snapshot().manifest.generation;
+                let generation = index.snapshot().manifest().generation;
                 match res {
                     Err(e) => {
                         assert!(!matches!(e, Error::Poisoned(_)), "{ctx}: poisoned: {e}");
                         assert!(e.to_string().contains("injected I/O error"), "{ctx}: {e}");
                         assert_eq!(generation, before_gen, "{ctx}");
                         // Everything the failed operation wrote is removed.
-                        assert_no_leftovers(&m.list().unwrap(), &index.snapshot().manifest, &ctx);
+                        assert_no_leftovers(&m.list().unwrap(), &index.snapshot().manifest(), &ctx);
                         io_errors += 1;
                     }
                     Ok(()) => {
@@ -172,5 +173,5 @@ fn crash_and_io_error_at_every_point_of_streamed_compact_and_retrain() {
 
 /// Sound, though an absorbed failure may leave files for the next open.
 fn verify_clean_or_leftovers(m: &MemStorage, ctx: &str) {
-    chromatica::verify::verify(m).unwrap_or_else(|e| panic!("{ctx}: verify: {e}"));
+    chromatica::testing::verify::verify(m).unwrap_or_else(|e| panic!("{ctx}: verify: {e}"));
 }
