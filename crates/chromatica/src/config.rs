@@ -8,6 +8,7 @@ use serde::Serialize;
 /// make L2 the right distance, and the ADC decomposition relies on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Metric {
     /// Squared Euclidean distance, the only one (see above).
     L2,
@@ -43,6 +44,7 @@ pub struct Config {
 
 /// The three presets of the design note.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Preset {
     /// m 8, nbits 8, nlist 100, nprobe 10: 8-byte codes.
     Memory,

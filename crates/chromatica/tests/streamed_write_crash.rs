@@ -85,7 +85,7 @@ fn reopen(m: &MemStorage, ctx: &str) -> (Index, u64) {
     let index = open(m);
     verify_clean(m, ctx);
     let snap = index.snapshot();
-    assert_no_leftovers(&m.list().unwrap(), &snap.manifest(), ctx);
+    assert_no_leftovers(&m.list().unwrap(), snap.manifest(), ctx);
     (index, snap.manifest().generation)
 }
 
@@ -146,7 +146,7 @@ fn crash_and_io_error_at_every_point_of_streamed_compact_and_retrain() {
                         assert!(e.to_string().contains("injected I/O error"), "{ctx}: {e}");
                         assert_eq!(generation, before_gen, "{ctx}");
                         // Everything the failed operation wrote is removed.
-                        assert_no_leftovers(&m.list().unwrap(), &index.snapshot().manifest(), &ctx);
+                        assert_no_leftovers(&m.list().unwrap(), index.snapshot().manifest(), &ctx);
                         io_errors += 1;
                     }
                     Ok(()) => {

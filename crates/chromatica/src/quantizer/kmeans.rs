@@ -28,6 +28,7 @@ const SPLIT_EPS: f32 = 1.0 / 1024.0;
 
 /// Which k-means implementation training runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KMeansBackend {
     /// This module's pure-Rust k-means: bit-for-bit reproducible.
     #[default]
