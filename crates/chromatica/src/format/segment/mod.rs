@@ -19,9 +19,7 @@ mod tests;
 mod view;
 mod writer;
 
-#[cfg(any(test, feature = "testing"))]
-pub use refine_records::RecordRef;
-pub use refine_records::RefineRef;
+pub use refine_records::{RecordRef, RefineRef};
 pub use view::{Expect, Ids, SegmentView};
 pub use writer::{encode, SegmentInput};
 
