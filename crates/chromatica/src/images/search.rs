@@ -6,7 +6,6 @@ use crate::color::{
     dominant_colors, hellinger, image_histogram_with, parse_color_query, query_histogram, ColorQuery, DominantColor,
     ImageLimits, DEFAULT_SHARPEN, HIST_DIM,
 };
-use crate::read::DEFAULT_CANDIDATES;
 use crate::{Error, Rerank, Result, SearchParams};
 use std::path::PathBuf;
 
@@ -105,7 +104,7 @@ pub struct SearchOptions {
     /// Inverted lists to probe; `None`: the index's default.
     pub nprobe: Option<usize>,
     /// Candidates the PQ scan hands to the re-ranking; `None`:
-    /// [`DEFAULT_CANDIDATES`].
+    /// [`DEFAULT_CANDIDATES`](crate::DEFAULT_CANDIDATES).
     pub candidates: Option<usize>,
     /// How candidates are re-ranked; `None`: the index's default (exact L2
     /// on the refine store).
@@ -212,24 +211,16 @@ impl ImageIndex {
     /// pool) and resolves each result's file and dominant colours, all from
     /// one snapshot of the index.
     pub fn search_prepared(&self, query: &PreparedQuery, options: &SearchOptions) -> Result<SearchResults> {
-        if options.k == 0 {
-            return Err(Error::invalid_argument("k", "k must be at least 1"));
-        }
-        if options.candidates == Some(0) {
-            return Err(Error::invalid_argument("candidates", "candidates must be at least 1"));
-        }
         let snap = self.index.snapshot();
         let config = snap.manifest.config;
-        if let Some(p) = options.nprobe {
-            config.check_nprobe(p)?;
-        }
         let params = SearchParams {
             k: options.k,
             nprobe: options.nprobe,
             rerank: options.rerank,
             candidates: options.candidates,
         };
-        let found = snap.search(&query.vector, &params)?;
+        let plan = snap.plan(&params)?;
+        let found = snap.search_planned(&query.vector, &plan)?;
         let mut hits = Vec::new();
         for nb in found.into_iter().next().unwrap_or_default() {
             let path = snap.record(nb.location)?.map(|r| r.path);
@@ -247,9 +238,9 @@ impl ImageIndex {
         Ok(SearchResults {
             query_colors: query.colors.clone(),
             hits,
-            rerank: options.rerank.unwrap_or(if config.refine { Rerank::L2 } else { Rerank::Off }),
-            nprobe: options.nprobe.unwrap_or(config.nprobe),
-            candidates: options.candidates.unwrap_or(DEFAULT_CANDIDATES),
+            rerank: plan.rerank,
+            nprobe: plan.nprobe,
+            candidates: plan.candidates,
             exact: snap.quantizers.is_none(),
         })
     }

@@ -138,10 +138,13 @@ struct Work {
 }
 
 /// What one search call does, resolved and checked once for all queries.
-struct Plan {
+pub(crate) struct Plan {
     k: usize,
-    nprobe: usize,
-    rerank: Rerank,
+    pub(crate) nprobe: usize,
+    pub(crate) rerank: Rerank,
+    /// Candidates for stage 2 as asked or defaulted (before the cap at the
+    /// live vectors), for callers that report the settings used.
+    pub(crate) candidates: usize,
     /// How many results stage 1 keeps.
     keep: usize,
 }
@@ -150,6 +153,13 @@ impl Snapshot {
     /// Searches each row of `queries` (n × dim). Queries run in parallel on
     /// the current rayon pool; results are nearest first.
     pub fn search(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<Neighbor>>> {
+        let plan = self.plan(params)?;
+        self.search_planned(queries, &plan)
+    }
+
+    /// Checks `params` against this index and resolves its defaults: the
+    /// one place search settings are validated.
+    pub(crate) fn plan(&self, params: &SearchParams) -> Result<Plan> {
         let c = self.manifest.config;
         if params.k == 0 {
             return Err(Error::invalid_argument("k", "k must be at least 1"));
@@ -192,17 +202,22 @@ impl Snapshot {
         // No search returns more than the live vectors: capping k and the
         // candidates there bounds every buffer they size by the index.
         let live = usize::try_from(self.vectors()).unwrap_or(usize::MAX).max(1);
-        let (k, candidates) = (params.k.min(live), candidates.min(live));
-        let keep = if rerank == Rerank::Off { k } else { k.max(candidates) };
-        let plan = Plan { k, nprobe, rerank, keep };
+        let k = params.k.min(live);
+        let keep = if rerank == Rerank::Off { k } else { k.max(candidates.min(live)) };
+        Ok(Plan { k, nprobe, rerank, candidates, keep })
+    }
+
+    /// [`search`](Self::search) with settings already checked by [`plan`](Self::plan).
+    pub(crate) fn search_planned(&self, queries: &[f32], plan: &Plan) -> Result<Vec<Vec<Neighbor>>> {
+        let c = self.manifest.config;
         crate::input::check_vectors(queries, c.dim, "queries")?;
         let d = c.dim;
         if queries.len() == d {
-            return self.search_batch(queries, &plan, &mut Scratch::default());
+            return self.search_batch(queries, plan, &mut Scratch::default());
         }
         let batches: Vec<Vec<Vec<Neighbor>>> = queries
             .par_chunks(QUERY_BATCH * d)
-            .map_init(Scratch::default, |s, xs| self.search_batch(xs, &plan, s))
+            .map_init(Scratch::default, |s, xs| self.search_batch(xs, plan, s))
             .collect::<Result<_>>()?;
         Ok(batches.into_iter().flatten().collect())
     }
