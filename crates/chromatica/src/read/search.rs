@@ -143,7 +143,9 @@ pub(crate) struct Plan {
     pub(crate) nprobe: usize,
     pub(crate) rerank: Rerank,
     /// Candidates for stage 2 as asked or defaulted (before the cap at the
-    /// live vectors), for callers that report the settings used.
+    /// live vectors), for callers that report the settings used; only the
+    /// image layer reports them, so a build without it never reads this.
+    #[cfg_attr(not(feature = "images"), allow(dead_code))]
     pub(crate) candidates: usize,
     /// How many results stage 1 keeps.
     keep: usize,
