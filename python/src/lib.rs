@@ -171,6 +171,20 @@ fn ids_arg(ids: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
     Ok(s.iter().map(|&i| i as u64).collect())
 }
 
+/// The library reports an unreadable image as a bad file (ValueError); a
+/// missing or forbidden one is told apart here, by kind, before decoding.
+fn check_image_path(path: &std::path::Path) -> PyResult<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(PyFileNotFoundError::new_err(format!("{}: no such file", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(PyPermissionError::new_err(format!("{}: permission denied", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A positive count argument (k, nprobe, candidates): ValueError naming it.
 fn positive(name: &str, v: i64) -> PyResult<usize> {
     if v < 1 {
@@ -265,7 +279,7 @@ impl Index {
     /// Creates a new, empty, untrained index in `path` (missing or an empty
     /// directory). Unset shape arguments come from `preset` ("memory", the
     /// default: dim 1152, nlist 100, m 8, nbits 8, nprobe 10; "accuracy";
-    /// "speed").
+    /// "speed"); an unset nprobe is also capped at nlist.
     #[staticmethod]
     #[pyo3(signature = (path, dim=None, nlist=None, m=None, nbits=None, nprobe=None, preset=None, refine=false, fast_scan=false))]
     fn create(
@@ -289,7 +303,8 @@ impl Index {
         c.nlist = nlist.unwrap_or(c.nlist);
         c.m = m.unwrap_or(c.m);
         c.nbits = nbits.unwrap_or(c.nbits);
-        c.nprobe = nprobe.unwrap_or(c.nprobe);
+        // An unset nprobe is the preset's, capped at nlist.
+        c.nprobe = nprobe.unwrap_or(c.nprobe.min(c.nlist));
         c.refine = refine;
         c.fast_scan = fast_scan;
         let p = path.clone();
@@ -800,6 +815,7 @@ impl ImageLibrary {
         candidates: Option<i64>,
         rerank: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
+        check_image_path(&path)?;
         self.run_search(py, Query::Image(path), k, nprobe, candidates, rerank)
     }
 
@@ -873,6 +889,7 @@ impl ImageLibrary {
 /// not Hellinger-transformed), as float32 of shape (1152,).
 #[pyfunction]
 fn histogram<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    check_image_path(&path)?;
     let h = py.detach(move || images::histogram(&path)).map_err(to_py)?;
     Ok(h.into_pyarray(py))
 }
