@@ -31,8 +31,10 @@ from ._native import (
     LockedError,
     __version__,
     dominant_colors,
+    get_num_threads,
     hellinger,
     histogram,
+    set_num_threads,
 )
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "LockedError",
     "__version__",
     "dominant_colors",
+    "get_num_threads",
     "hellinger",
     "histogram",
+    "set_num_threads",
 ]

@@ -234,3 +234,14 @@ def hellinger(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 def dominant_colors(histogram: npt.NDArray[np.float32], n: int = 5) -> List[Tuple[str, float]]:
     """The ``n`` dominant colours of a 1152-bin histogram: ``[("#rrggbb", share), ...]``."""
+
+def set_num_threads(n: int) -> None:
+    """Threads each computing call (train, add, search, compact, retrain, indexing) uses, as ``faiss.omp_set_num_threads``.
+
+    Each calling Python thread gets its own pool of ``n`` threads (four
+    threads searching with ``n=1`` use four cores). 0 restores the default:
+    one shared pool of a thread per core (or ``RAYON_NUM_THREADS``).
+    """
+
+def get_num_threads() -> int:
+    """Threads a computing call of this thread uses now."""

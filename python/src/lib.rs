@@ -27,8 +27,12 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 create_exception!(_native, ChromaticaError, PyException, "Base class of the errors that have no closer built-in kind.");
 create_exception!(
@@ -225,13 +229,15 @@ fn compact_report(py: Python<'_>, r: &CompactReport) -> PyResult<Py<PyAny>> {
     Ok(d.into_any().unbind())
 }
 
-/// The rows of an `add`, handed to the library a batch at a time; between
-/// batches it takes the GIL for a moment to run Python's signal handlers,
-/// so Ctrl-C (KeyboardInterrupt) abandons the add: the library removes
-/// the batches written and the index stays at its last commit.
+/// The rows of an `add`, handed to the library a batch at a time. The add
+/// runs on a worker thread while the calling thread waits with the GIL
+/// released, waking every 50 ms to run Python's signal handlers: Ctrl-C
+/// (KeyboardInterrupt) sets `cancel`, the next batch read fails, and the
+/// library removes the batches written, so the index stays at its last
+/// commit.
 struct Interruptible<'a> {
     rows: Rows<'a>,
-    interrupted: Mutex<Option<PyErr>>,
+    cancel: &'a AtomicBool,
 }
 
 impl VectorSource for Interruptible<'_> {
@@ -242,11 +248,110 @@ impl VectorSource for Interruptible<'_> {
         self.rows.rows()
     }
     fn read<'a>(&'a self, start: usize, count: usize, buf: &'a mut Vec<f32>) -> chromatica::Result<&'a [f32]> {
-        if let Err(e) = Python::attach(|py| py.check_signals()) {
-            *self.interrupted.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::InvalidInput("interrupted".into()));
         }
         self.rows.read(start, count, buf)
+    }
+}
+
+/// Threads per computing call set by `set_num_threads` (0: rayon's global
+/// pool, one thread per core).
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This Python thread's pool of `NUM_THREADS` threads. Each calling
+    /// thread has its own, as each OpenMP caller of faiss has its own team:
+    /// four Python threads searching with one thread each use four cores.
+    static POOL: RefCell<Option<(usize, Arc<rayon::ThreadPool>)>> = const { RefCell::new(None) };
+}
+
+/// The pool computing calls of this thread run on (`None`: the global one).
+fn pool() -> PyResult<Option<Arc<rayon::ThreadPool>>> {
+    let n = NUM_THREADS.load(Ordering::Relaxed);
+    if n == 0 {
+        return Ok(None);
+    }
+    POOL.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some((size, p)) = cell.as_ref() {
+            if *size == n {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let p = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| ChromaticaError::new_err(format!("cannot start {n} threads: {e}")))?;
+        let p = Arc::new(p);
+        *cell = Some((n, p.clone()));
+        Ok(Some(p))
+    })
+}
+
+/// Runs `f` with the GIL released, on the pool `set_num_threads` chose.
+fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
+    let pool = pool()?;
+    Ok(py.detach(move || match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }))
+}
+
+/// Runs `f` on a scoped thread (on the chosen pool) while this thread waits
+/// with the GIL released, checking Python's signals every 50 ms; a signal
+/// handler's exception (KeyboardInterrupt) sets `cancel` and is returned
+/// once `f` has stopped.
+fn run_interruptible<T: Send>(py: Python<'_>, cancel: &AtomicBool, f: impl FnOnce() -> T + Send) -> PyResult<T> {
+    let pool = pool()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let r = match pool {
+                Some(p) => p.install(f),
+                None => f(),
+            };
+            let _ = tx.send(r);
+        });
+        let mut interrupted = None;
+        let mut rx = rx;
+        loop {
+            // The receiver is Send but not Sync: it goes into the closure and back.
+            let (got, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(50)), rx));
+            rx = back;
+            match got {
+                Ok(r) => break interrupted.map_or(Ok(r), Err),
+                Err(RecvTimeoutError::Timeout) => {
+                    if interrupted.is_none() {
+                        if let Err(e) = py.check_signals() {
+                            cancel.store(true, Ordering::Relaxed);
+                            interrupted = Some(e);
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(ChromaticaError::new_err("the worker thread stopped without a result"))
+                }
+            }
+        }
+    })
+}
+
+/// Sets the threads each computing call (train, add, search, compact,
+/// retrain, indexing) uses, as `faiss.omp_set_num_threads`: each calling
+/// Python thread gets a pool of `n` threads. 0 restores the default: one
+/// shared pool of a thread per core (or `RAYON_NUM_THREADS`).
+#[pyfunction]
+fn set_num_threads(n: usize) {
+    NUM_THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The threads a computing call of this thread uses now.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    match NUM_THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n,
     }
 }
 
@@ -341,7 +446,7 @@ impl Index {
         let m = matrix(x, "x", index.config().dim, false)?;
         let data = m.slice();
         let opts = TrainOptions { seed, ..TrainOptions::default() };
-        let report = py.detach(|| index.train(data, &opts, &mut |_| ())).map_err(to_py)?;
+        let report = run(py, || index.train(data, &opts, &mut |_| ()))?.map_err(to_py)?;
         train_report(py, &report)
     }
 
@@ -365,12 +470,10 @@ impl Index {
                 return Err(PyValueError::new_err(format!("{} ids for {} rows of x", ids.len(), m.rows)));
             }
         }
-        let source = Interruptible { rows: Rows { data: m.slice(), dim: m.cols }, interrupted: Mutex::new(None) };
-        let result = py.detach(|| index.add_from(&source, ids.as_deref(), ADD_BATCH_ROWS));
-        if let Some(e) = source.interrupted.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
-        let report = result.map_err(to_py)?;
+        let cancel = AtomicBool::new(false);
+        let source = Interruptible { rows: Rows { data: m.slice(), dim: m.cols }, cancel: &cancel };
+        let report = run_interruptible(py, &cancel, || index.add_from(&source, ids.as_deref(), ADD_BATCH_ROWS))?
+            .map_err(to_py)?;
         if let Some(w) = &report.merge_error {
             PyErr::warn(
                 py,
@@ -422,23 +525,22 @@ impl Index {
             ))
         })?;
         let data = m.slice();
-        let (d, i) = py
-            .detach(|| -> chromatica::Result<(Vec<f32>, Vec<i64>)> {
-                let mut d = vec![f32::INFINITY; entries];
-                let mut i = vec![-1i64; entries];
-                if nq > 0 {
-                    chromatica::check_vectors(data, dim, "queries")?;
-                    let hits = index.search(data, &params)?;
-                    for (q, row) in hits.iter().enumerate() {
-                        for (j, n) in row.iter().take(k).enumerate() {
-                            d[q * k + j] = n.distance;
-                            i[q * k + j] = n.id as i64;
-                        }
+        let (d, i) = run(py, || -> chromatica::Result<(Vec<f32>, Vec<i64>)> {
+            let mut d = vec![f32::INFINITY; entries];
+            let mut i = vec![-1i64; entries];
+            if nq > 0 {
+                chromatica::check_vectors(data, dim, "queries")?;
+                let hits = index.search(data, &params)?;
+                for (q, row) in hits.iter().enumerate() {
+                    for (j, n) in row.iter().take(k).enumerate() {
+                        d[q * k + j] = n.distance;
+                        i[q * k + j] = n.id as i64;
                     }
                 }
-                Ok((d, i))
-            })
-            .map_err(to_py)?;
+            }
+            Ok((d, i))
+        })?
+        .map_err(to_py)?;
         let d = Array2::from_shape_vec((nq, k), d).expect("nq × k").into_pyarray(py);
         let i = Array2::from_shape_vec((nq, k), i).expect("nq × k").into_pyarray(py);
         Ok((d.into_any(), i.into_any()))
@@ -449,14 +551,14 @@ impl Index {
     fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
         let index = self.get()?;
         let ids = ids_arg(ids)?;
-        let r = py.detach(|| index.delete(&ids)).map_err(to_py)?;
+        let r = run(py, || index.delete(&ids))?.map_err(to_py)?;
         Ok(r.deleted)
     }
 
     /// Merges every segment into one and drops deleted vectors.
     fn compact(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let index = self.get()?;
-        let r = py.detach(|| index.compact()).map_err(to_py)?;
+        let r = run(py, || index.compact())?.map_err(to_py)?;
         compact_report(py, &r)
     }
 
@@ -466,7 +568,7 @@ impl Index {
     fn retrain(&self, py: Python<'_>, seed: u64) -> PyResult<Py<PyAny>> {
         let index = self.get()?;
         let opts = TrainOptions { seed, ..TrainOptions::default() };
-        let r = py.detach(|| index.retrain(&opts)).map_err(to_py)?;
+        let r = run(py, || index.retrain(&opts))?.map_err(to_py)?;
         train_report(py, &r)
     }
 
@@ -716,7 +818,7 @@ impl ImageLibrary {
         if let Some(r) = rerank_arg(rerank)? {
             opts = opts.rerank(r);
         }
-        let found = py.detach(|| lib.search(&query, &opts)).map_err(to_py)?;
+        let found = run(py, || lib.search(&query, &opts))?.map_err(to_py)?;
         let out = PyList::empty(py);
         for h in &found.hits {
             let d = PyDict::new(py);
@@ -760,7 +862,7 @@ impl ImageLibrary {
             None => Progress::new(py, pyo3::types::PyBool::new(py, true).as_any())?,
         };
         let opts = SyncOptions::default().follow_links(follow_links);
-        let result = py.detach(|| lib.sync(&folders, &opts, &|e| progress.event(&e)));
+        let result = run(py, || lib.sync(&folders, &opts, &|e| progress.event(&e)))?;
         progress.finish(py);
         sync_summary(py, &result.map_err(to_py)?)
     }
@@ -942,6 +1044,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(histogram, m)?)?;
     m.add_function(wrap_pyfunction!(hellinger, m)?)?;
     m.add_function(wrap_pyfunction!(dominant_colors, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add("Error", py.get_type::<ChromaticaError>())?;
     m.add("CorruptIndexError", py.get_type::<CorruptIndexError>())?;
     m.add("LockedError", py.get_type::<LockedError>())?;
