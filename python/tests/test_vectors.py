@@ -225,3 +225,27 @@ def test_corruption_is_corrupt_index_error(tmp_path, data):
 def test_clustered_helper_is_contiguous_float32():
     x = clustered(10, 4)
     assert x.dtype == np.float32 and x.flags.c_contiguous
+
+
+def _hwm_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_contiguous_float32_is_read_in_place(tmp_path):
+    """A 276 MB query array: the search's peak memory grows by far less than
+    one copy of it (the peak is reset just before the call)."""
+    x = np.ones((60000, 1152), np.float32)
+    with chromatica.Index.create(tmp_path / "idx", dim=1152, nlist=1, m=8, refine=True) as index:
+        index.add(x[:10] * np.arange(10, dtype=np.float32)[:, None])
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+        before = _hwm_bytes()
+        D, I = index.search(x, 1)
+        grown = _hwm_bytes() - before
+        assert (I[:, 0] == 1).all()
+        assert grown < x.nbytes / 3, (grown, x.nbytes)
