@@ -115,3 +115,11 @@ def test_histogram_hellinger_dominant_colors(tmp_path):
         chromatica.histogram(tmp_path / "not.png")
     with pytest.raises(FileNotFoundError):
         chromatica.histogram(tmp_path / "missing.png")
+
+
+def test_tqdm_progress_when_installed(tmp_path, photos, capsys):
+    pytest.importorskip("tqdm")
+    with chromatica.ImageLibrary(tmp_path / "lib") as lib:
+        lib.index([photos / "yellow"], progress=True)
+    err = capsys.readouterr().err
+    assert "indexing" in err and "8/8" in err, err
