@@ -123,7 +123,10 @@ fn matrix<'py>(x: &Bound<'py, PyAny>, name: &str, dim: usize, allow_1d: bool) ->
         [c] if allow_1d => (1, *c),
         _ => {
             let want = if allow_1d { "1-D (dim,) or 2-D (n, dim)" } else { "2-D (n, dim)" };
-            return Err(PyValueError::new_err(format!("{name} must be {want}, got shape {shape:?}")));
+            // Python's spelling of a shape: (3,), (2, 5), ().
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+            return Err(PyValueError::new_err(format!("{name} must be {want}, got shape {shape}")));
         }
     };
     if !untyped.is_c_contiguous() {

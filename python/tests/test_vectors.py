@@ -143,7 +143,7 @@ def test_bad_inputs_name_the_problem(tmp_path, data):
             index.add(xb[::2])
         with pytest.raises(ValueError, match="31 columns.*dimension 32"):
             index.search(np.ascontiguousarray(xq[:, :31]), 1)
-        with pytest.raises(ValueError, match="2-D"):
+        with pytest.raises(ValueError, match=r"2-D \(n, dim\), got shape \(32,\)"):
             index.add(xq[0])
         with pytest.raises(ValueError, match="shape"):
             index.search(xq.reshape(5, 10, 32), 1)
