@@ -8,6 +8,9 @@ import pytest
 from chromatica import Index
 from chromatica.compat import AnnIndex
 
+# Small training sets on purpose; the library warns that they are small.
+pytestmark = pytest.mark.filterwarnings("ignore:.*training points are few:UserWarning")
+
 
 def histograms(n, seed=0, dim=1152):
     """Sparse, non-negative rows that sum to 1, like colour histograms."""
