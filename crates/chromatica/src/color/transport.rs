@@ -1,3 +1,4 @@
+#![cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
 //! The exact Earth Mover's Distance between two discrete distributions, by
 //! the transportation simplex.
 //!
@@ -45,6 +46,10 @@
 
 use super::histogram::{bin_centers_lab, HIST_DIM};
 use crate::error::{Error, Result};
+
+/// The largest fuzz a query may have, in ΔE: beyond it every colour of the
+/// Lab gamut is within reach of every other and the distance says nothing.
+pub const MAX_FUZZ: f64 = 100.0;
 
 /// Masses and leftovers below this (relative to a total of 1) count as zero:
 /// far below f32 resolution, where the histograms come from.
@@ -418,20 +423,33 @@ pub fn centroid_bound(a: &[([f64; 3], f64)], b: &[([f64; 3], f64)]) -> f64 {
 }
 
 /// A query's side of many EMDs against stored histograms: the query's masses
-/// (colour points or histogram bins) with their ΔE to every bin centre,
-/// computed once, so each histogram costs only its solve.
+/// (colour points or histogram bins) with their ground distance to every bin
+/// centre, computed once, so each histogram costs only its solve.
+///
+/// The ground distance is ΔE76, or with a fuzz `f` (how far a colour may
+/// stray for free) `max(0, ΔE76 − f)`.
 #[derive(Debug)]
 pub struct EmdQuery {
     weights: Vec<f64>,
     mean: [f64; 3],
-    /// `m × HIST_DIM`: ΔE from query mass i to bin centre j.
+    /// `m × HIST_DIM`: ground distance from query mass i to bin centre j.
     costs: Vec<f64>,
-    /// Per bin, the ΔE to the nearest query mass.
+    /// Per bin, the ground distance to the nearest query mass.
     nearest: Vec<f64>,
+    /// ΔE a colour may stray at no cost (0: plain ΔE76).
+    fuzz: f64,
+    /// A histogram query's masses by bin (dense, [`HIST_DIM`]): with the
+    /// metric ground distance the EMD depends only on the difference of the
+    /// two histograms, so shared mass is cancelled before solving.
+    hist: Option<Vec<f64>>,
     solver: Transport,
     cost: Vec<f64>,
     masses: Vec<f64>,
     bins: Vec<usize>,
+    diff: Vec<f64>,
+    pos: Vec<(usize, f64)>,
+    neg: Vec<(usize, f64)>,
+    col_min: Vec<f64>,
 }
 
 impl EmdQuery {
@@ -463,10 +481,16 @@ impl EmdQuery {
             mean,
             costs,
             nearest,
+            fuzz: 0.0,
+            hist: None,
             solver: Transport::default(),
             cost: Vec::new(),
             masses: Vec::new(),
             bins: Vec::new(),
+            diff: Vec::new(),
+            pos: Vec::new(),
+            neg: Vec::new(),
+            col_min: Vec::new(),
         })
     }
 
@@ -478,7 +502,118 @@ impl EmdQuery {
         }
         let points: Vec<([f64; 3], f64)> =
             v.iter().zip(centres()).filter(|(x, _)| **x != 0.0).map(|(&x, &c)| (c, f64::from(x).powi(2))).collect();
-        EmdQuery::from_points(&points)
+        let mut q = EmdQuery::from_points(&points)?;
+        let mut hist: Vec<f64> = v.iter().map(|&x| f64::from(x).powi(2)).collect();
+        let t: f64 = hist.iter().sum();
+        hist.iter_mut().for_each(|x| *x /= t);
+        q.hist = Some(hist);
+        Ok(q)
+    }
+
+    /// The same query with a fuzz: the ground distance becomes
+    /// `max(0, ΔE76 − fuzz)`, so a colour within `fuzz` ΔE of a query colour
+    /// matches it fully. Errors (one line) unless `0 ≤ fuzz ≤` [`MAX_FUZZ`].
+    pub fn with_fuzz(mut self, fuzz: f64) -> Result<EmdQuery> {
+        if !(fuzz.is_finite() && (0.0..=MAX_FUZZ).contains(&fuzz)) {
+            return Err(Error::invalid_argument("fuzz", format!("fuzz must be between 0 and {MAX_FUZZ} ΔE, got {fuzz}")));
+        }
+        if fuzz == 0.0 {
+            return Ok(self);
+        }
+        let extra = fuzz - self.fuzz;
+        self.costs.iter_mut().for_each(|c| *c = (*c - extra).max(0.0));
+        self.nearest.iter_mut().for_each(|c| *c = (*c - extra).max(0.0));
+        self.fuzz = fuzz;
+        // Not a metric any more: shared mass may no longer be cancelled.
+        self.hist = None;
+        Ok(self)
+    }
+
+    /// The fuzz in ΔE (see [`EmdQuery::with_fuzz`]).
+    pub fn fuzz(&self) -> f64 {
+        self.fuzz
+    }
+
+    /// The exact EMD to a stored histogram (as [`EmdQuery::distance`]) if
+    /// it can be at most `limit`; `None` when a lower bound already passes
+    /// `limit` (the histogram cannot be nearer than what is held), which
+    /// skips most solves of a top-k search.
+    pub fn distance_within(&mut self, hellinger: impl Iterator<Item = (usize, f32)> + Clone, limit: f64) -> Option<f64> {
+        if self.hist.is_some() {
+            return self.reduced_within(hellinger, limit);
+        }
+        if self.lower_bound(hellinger.clone()) > limit || self.query_side_bound(hellinger.clone()) > limit {
+            return None;
+        }
+        Some(self.distance(hellinger))
+    }
+
+    /// Histogram against histogram: the EMD of the positive part of their
+    /// difference against its negative part, times its mass (equal to the
+    /// EMD of the two for a metric ground distance: an optimal plan leaves
+    /// shared mass in place). Bounded first by both nearest-mass bounds of
+    /// the reduced problem.
+    fn reduced_within(&mut self, hellinger: impl Iterator<Item = (usize, f32)>, limit: f64) -> Option<f64> {
+        let hist = self.hist.as_ref().expect("a histogram query");
+        self.masses.clear();
+        self.bins.clear();
+        for (j, v) in hellinger {
+            if v != 0.0 && j < HIST_DIM {
+                self.bins.push(j);
+                self.masses.push(f64::from(v) * f64::from(v));
+            }
+        }
+        let t: f64 = self.masses.iter().sum();
+        if !(t > 0.0 && t.is_finite()) {
+            return if limit == f64::INFINITY { Some(f64::INFINITY) } else { None };
+        }
+        self.diff.clear();
+        self.diff.extend_from_slice(hist);
+        for (&j, &m) in self.bins.iter().zip(&self.masses) {
+            self.diff[j] -= m / t;
+        }
+        self.pos.clear();
+        self.neg.clear();
+        for (j, &d) in self.diff.iter().enumerate() {
+            if d > MASS_EPS {
+                self.pos.push((j, d));
+            } else if d < -MASS_EPS {
+                self.neg.push((j, -d));
+            }
+        }
+        let sp: f64 = self.pos.iter().map(|p| p.1).sum();
+        let sn: f64 = self.neg.iter().map(|p| p.1).sum();
+        if self.pos.is_empty() || self.neg.is_empty() || sp + sn < 1e-9 {
+            return Some(0.0);
+        }
+        let scale = (sp + sn) / 2.0;
+        let c = centres();
+        let (m, n) = (self.pos.len(), self.neg.len());
+        self.cost.clear();
+        self.col_min.clear();
+        self.col_min.resize(n, f64::INFINITY);
+        let mut row_bound = 0.0;
+        for &(i, wi) in &self.pos {
+            let mut rmin = f64::INFINITY;
+            for (k, &(j, _)) in self.neg.iter().enumerate() {
+                let d = delta_e(c[i], c[j]);
+                self.cost.push(d);
+                rmin = rmin.min(d);
+                self.col_min[k] = self.col_min[k].min(d);
+            }
+            row_bound += wi / sp * rmin;
+        }
+        let col_bound: f64 = self.neg.iter().zip(&self.col_min).map(|(p, c)| p.1 / sn * c).sum();
+        if scale * row_bound.max(col_bound) > limit {
+            return None;
+        }
+        let s = &mut self.solver;
+        s.supply.clear();
+        s.supply.extend(self.pos.iter().map(|p| p.1 / sp));
+        s.demand.clear();
+        s.demand.extend(self.neg.iter().map(|p| p.1 / sn));
+        debug_assert_eq!(self.cost.len(), m * n);
+        Some(scale * s.solve(&self.cost))
     }
 
     /// The query's Lab mean.
@@ -515,7 +650,8 @@ impl EmdQuery {
             return 0.0;
         }
         let mean = mean.map(|x| x / t);
-        (near / t).max(delta_e(mean, self.mean))
+        // Every unit moved costs at least its ΔE less the fuzz.
+        (near / t).max(delta_e(mean, self.mean) - self.fuzz)
     }
 
     /// A second lower bound, costlier (query masses × non-zeros): the cost

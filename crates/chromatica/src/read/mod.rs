@@ -2,6 +2,7 @@
 //! manifest, quantizers and mapped segments), immutable and shared by
 //! reference count, so searches never wait for writers.
 
+pub(crate) mod emd_search;
 pub mod fastscan;
 pub mod search;
 pub mod topk;

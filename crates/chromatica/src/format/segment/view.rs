@@ -60,6 +60,11 @@ pub struct SegmentView {
     /// (start, count, crc, first code slot) per list.
     pub(super) lists: Vec<(usize, usize, u32, usize)>,
     verified: Vec<AtomicBool>,
+    /// Per position, the Lab mean of the colour distribution behind the
+    /// refine store's vector (squares of a Hellinger vector), derived on the
+    /// first EMD search and kept while the segment is open (12 bytes a
+    /// vector; nothing stored on disk).
+    pub(super) lab_means: std::sync::OnceLock<Vec<[f32; 3]>>,
 }
 
 /// What the manifest says a segment must look like.
@@ -171,6 +176,7 @@ impl SegmentView {
             ids_crc: h.ids_crc.get(),
             section_crcs,
             verified: (0..nlist).map(|_| AtomicBool::new(false)).collect(),
+            lab_means: std::sync::OnceLock::new(),
             lists,
             layout,
             bytes,
