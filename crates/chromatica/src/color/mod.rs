@@ -37,4 +37,4 @@ pub use query::{
     parse_color_query, parse_excluded, query_histogram, ColorQuery, Excluded, DEFAULT_EXCLUDE_RADIUS,
     DEFAULT_EXCLUDE_SHARE, DEFAULT_SHARPEN, MAX_QUERY_COLORS,
 };
-pub use transport::MAX_FUZZ;
+pub use transport::{emd_lab, MAX_FUZZ};

@@ -220,6 +220,10 @@ impl SegmentView {
     pub fn refine_bytes(&self) -> usize {
         self.layout.refine.map_or(0, |(s, _, v, nnz)| v + 4 * nnz - s)
     }
+    /// Heap bytes of the Lab means kept for EMD search (0 until the first).
+    pub fn lab_mean_bytes(&self) -> usize {
+        self.lab_means.get().map_or(0, |m| m.len() * std::mem::size_of::<[f32; 3]>())
+    }
     /// Bytes of the records section (0 without one).
     pub fn record_bytes(&self) -> usize {
         self.layout.records.map_or(0, |(s, _, _, b, len)| b + len - s)
