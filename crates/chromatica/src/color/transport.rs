@@ -828,6 +828,85 @@ mod tests {
         }
     }
 
+    /// A random stored (Hellinger) histogram: `len` random bins of the grid.
+    fn grid_hist(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<f32>> {
+        prop::collection::vec((0usize..HIST_DIM, 0.01f32..1.0), len).prop_map(|bins| {
+            let mut v = vec![0f32; HIST_DIM];
+            for (j, m) in bins {
+                v[j] += m;
+            }
+            let t: f32 = v.iter().sum();
+            v.iter().map(|m| (m / t).sqrt()).collect()
+        })
+    }
+
+    fn nz(v: &[f32]) -> impl Iterator<Item = (usize, f32)> + Clone + '_ {
+        v.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, &x)| (j, x))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        #[test]
+        fn cancelling_shared_mass_keeps_the_emd(a in grid_hist(1..=60), b in grid_hist(1..=60), share in 0.0f32..1.0) {
+            // Histogram queries solve the difference of the two histograms
+            // (metric ground distance); the full problem must agree. Mixing
+            // b into a makes much mass shared.
+            let mixed: Vec<f32> = a.iter().zip(&b).map(|(x, y)| ((1.0 - share) * x * x + share * y * y).sqrt()).collect();
+            for q in [&a, &mixed] {
+                let mut e = EmdQuery::from_hellinger(q).unwrap();
+                let full = e.distance(nz(&b));
+                let reduced = e.distance_within(nz(&b), f64::INFINITY).unwrap();
+                prop_assert!((full - reduced).abs() < 1e-6 * full.max(1.0), "full {} reduced {}", full, reduced);
+            }
+            let mut same = EmdQuery::from_hellinger(&a).unwrap();
+            prop_assert!(same.distance_within(nz(&a), f64::INFINITY).unwrap() < 1e-6);
+        }
+
+        #[test]
+        fn bounded_distance_skips_only_what_is_farther(x in points(1..=16), h in grid_hist(1..=60),
+                                                       q in grid_hist(1..=60), frac in 0.0f64..1.5) {
+            for mut e in [EmdQuery::from_points(&x).unwrap(), EmdQuery::from_hellinger(&q).unwrap()] {
+                let d = e.distance(nz(&h));
+                let limit = d * frac;
+                match e.distance_within(nz(&h), limit) {
+                    Some(got) => prop_assert!((got - d).abs() < 1e-6 * d.max(1.0), "{} vs {}", got, d),
+                    None => prop_assert!(d > limit - 1e-9, "skipped {} within {}", d, limit),
+                }
+                prop_assert!(e.lower_bound(nz(&h)) <= d + 1e-9);
+                prop_assert!(e.query_side_bound(nz(&h)) <= d + 1e-9);
+            }
+        }
+
+        #[test]
+        fn fuzz_is_the_emd_of_clipped_distances(x in points(1..=8), h in grid_hist(1..=40), fuzz in 0.0f64..40.0) {
+            let mut e = EmdQuery::from_points(&x).unwrap().with_fuzz(fuzz).unwrap();
+            let got = e.distance(nz(&h));
+            // The same LP solved from scratch on max(0, ΔE − fuzz) costs.
+            let b: Vec<([f64; 3], f64)> = nz(&h).map(|(j, v)| (centres()[j], f64::from(v) * f64::from(v))).collect();
+            let cost: Vec<f64> = x.iter().flat_map(|&(p, _)| b.iter().map(move |&(q, _)| (delta_e(p, q) - fuzz).max(0.0))).collect();
+            let wa: Vec<f64> = x.iter().map(|p| p.1).collect();
+            let wb: Vec<f64> = b.iter().map(|p| p.1).collect();
+            let want = Transport::default().emd(&wa, &wb, &cost).unwrap();
+            prop_assert!((got - want).abs() < 1e-6 * want.max(1.0), "{} vs {}", got, want);
+            prop_assert!(e.lower_bound(nz(&h)) <= got + 1e-9, "bound {} > {}", e.lower_bound(nz(&h)), got);
+            prop_assert!(e.query_side_bound(nz(&h)) <= got + 1e-9);
+            prop_assert!(got <= EmdQuery::from_points(&x).unwrap().distance(nz(&h)) + 1e-9, "fuzz never costs more");
+            match e.distance_within(nz(&h), got * 0.5) {
+                Some(d) => prop_assert!((d - got).abs() < 1e-6 * got.max(1.0)),
+                None => prop_assert!(got > 0.0),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_fuzz_is_one_line_error() {
+        for f in [-0.1, f64::NAN, f64::INFINITY, 100.5] {
+            let e = EmdQuery::from_points(&[([50.0, 0.0, 0.0], 1.0)]).unwrap().with_fuzz(f).unwrap_err().to_string();
+            assert!(e.contains("fuzz must be between 0 and 100") && !e.contains('\n'), "{e}");
+        }
+    }
+
     #[test]
     fn one_point_each_is_the_distance() {
         let d = emd_lab(&[([50.0, 0.0, 0.0], 1.0)], &[([50.0, 3.0, 4.0], 2.0)]).unwrap();
