@@ -143,7 +143,9 @@ enum Stage2 {
     /// The library's exact-EMD search (what `images` runs by default):
     /// the candidates solved exactly, then with `scan` every stored
     /// histogram by lower bounds.
-    Library { scan: bool },
+    Library {
+        scan: bool,
+    },
 }
 
 #[derive(Clone, Debug)]

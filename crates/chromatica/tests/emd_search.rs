@@ -42,15 +42,8 @@ fn masses(h: &[f32]) -> Points {
 /// A trained index (nlist 16, PQ 48 × 6 bits) holding every histogram,
 /// id = row.
 fn build(dir: &Path, hists: &[Vec<f32>]) -> ImageIndex {
-    let config = Config {
-        dim: 1152,
-        nlist: 16,
-        m: 48,
-        nbits: 6,
-        nprobe: 4,
-        refine: true,
-        ..chromatica::images::image_config()
-    };
+    let config =
+        Config { dim: 1152, nlist: 16, m: 48, nbits: 6, nprobe: 4, refine: true, ..chromatica::images::image_config() };
     let ix = Index::create(dir, config).unwrap();
     let data: Vec<f32> = hists
         .iter()
@@ -188,7 +181,10 @@ fn bad_options_are_one_line_errors() {
         (SearchOptions::default().fuzz(-1.0), "fuzz must be between 0 and 100"),
         (SearchOptions::default().fuzz(f32::NAN), "fuzz must be between"),
         (SearchOptions::default().fuzz(101.0), "fuzz must be between"),
-        (SearchOptions::default().exclude(vec![Excluded { max_share: 1.0, ..ok }]), "share must be at least 0 and below 1"),
+        (
+            SearchOptions::default().exclude(vec![Excluded { max_share: 1.0, ..ok }]),
+            "share must be at least 0 and below 1",
+        ),
         (SearchOptions::default().exclude(vec![Excluded { max_share: -0.1, ..ok }]), "share must be"),
         (SearchOptions::default().exclude(vec![Excluded { radius: 0.0, ..ok }]), "radius must be above 0"),
         (SearchOptions::default().exclude(vec![Excluded { radius: f32::INFINITY, ..ok }]), "radius must be"),

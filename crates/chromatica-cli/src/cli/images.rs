@@ -34,7 +34,7 @@ pub fn state_line(index: &ImageIndex, summary: &SyncSummary) -> String {
     let i = index.index();
     if i.is_trained() {
         format!(
-            "{} vectors, trained{} (IVF-PQ, nlist {}), approximate search re-ranked exactly",
+            "{} vectors, trained{} (IVF-PQ, nlist {}), approximate search re-ranked by exact EMD",
             i.len(),
             if summary.trained_now { " during this run" } else { "" },
             i.config().nlist

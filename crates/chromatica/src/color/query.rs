@@ -167,10 +167,7 @@ pub fn parse_excluded(spec: &str, radius: f32) -> Result<Vec<Excluded>> {
     }
     let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
     if entries.len() > MAX_QUERY_COLORS {
-        return Err(invalid(format!(
-            "{} excluded colours, at most {MAX_QUERY_COLORS} are allowed",
-            entries.len()
-        )));
+        return Err(invalid(format!("{} excluded colours, at most {MAX_QUERY_COLORS} are allowed", entries.len())));
     }
     let mut out = Vec::with_capacity(entries.len());
     for (k, &entry) in entries.iter().enumerate() {

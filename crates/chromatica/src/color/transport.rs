@@ -515,7 +515,10 @@ impl EmdQuery {
     /// matches it fully. Errors (one line) unless `0 ≤ fuzz ≤` [`MAX_FUZZ`].
     pub fn with_fuzz(mut self, fuzz: f64) -> Result<EmdQuery> {
         if !(fuzz.is_finite() && (0.0..=MAX_FUZZ).contains(&fuzz)) {
-            return Err(Error::invalid_argument("fuzz", format!("fuzz must be between 0 and {MAX_FUZZ} ΔE, got {fuzz}")));
+            return Err(Error::invalid_argument(
+                "fuzz",
+                format!("fuzz must be between 0 and {MAX_FUZZ} ΔE, got {fuzz}"),
+            ));
         }
         if fuzz == 0.0 {
             return Ok(self);
@@ -538,7 +541,11 @@ impl EmdQuery {
     /// it can be at most `limit`; `None` when a lower bound already passes
     /// `limit` (the histogram cannot be nearer than what is held), which
     /// skips most solves of a top-k search.
-    pub fn distance_within(&mut self, hellinger: impl Iterator<Item = (usize, f32)> + Clone, limit: f64) -> Option<f64> {
+    pub fn distance_within(
+        &mut self,
+        hellinger: impl Iterator<Item = (usize, f32)> + Clone,
+        limit: f64,
+    ) -> Option<f64> {
         if self.hist.is_some() {
             return self.reduced_within(hellinger, limit);
         }

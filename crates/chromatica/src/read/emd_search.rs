@@ -60,11 +60,8 @@ impl Exclusions {
         }
         let total: f64 = r.clone().map(|(_, v)| f64::from(v) * f64::from(v)).sum();
         self.0.iter().any(|(mask, max)| {
-            let near: f64 = r
-                .clone()
-                .filter(|&(j, _)| j < HIST_DIM && mask[j])
-                .map(|(_, v)| f64::from(v) * f64::from(v))
-                .sum();
+            let near: f64 =
+                r.clone().filter(|&(j, _)| j < HIST_DIM && mask[j]).map(|(_, v)| f64::from(v) * f64::from(v)).sum();
             near > max * total
         })
     }
