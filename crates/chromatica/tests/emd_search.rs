@@ -22,7 +22,7 @@ fn histograms(seed: u64) -> Vec<Vec<f32>> {
     let mut rng = Rng::new(seed);
     (0..N)
         .map(|_| {
-            let k = 1 + rng.below(4) as usize;
+            let k = 1 + rng.below(4);
             let colours: Vec<[u8; 3]> = (0..k).map(|_| [0, 0, 0].map(|_: u8| rng.below(256) as u8)).collect();
             let mut px = Vec::new();
             for _ in 0..48 {

@@ -142,6 +142,7 @@ impl Excluded {
     }
 
     /// Per bin of the histogram, whether its centre lies within the radius.
+    #[cfg_attr(not(feature = "images"), allow(dead_code))]
     pub(crate) fn mask(&self) -> Vec<bool> {
         let lab = srgb_to_lab(self.rgb);
         super::histogram::bin_centers_lab()

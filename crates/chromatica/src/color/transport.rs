@@ -397,7 +397,7 @@ pub fn delta_e(x: [f64; 3], y: [f64; 3]) -> f64 {
 /// The exact EMD with ΔE76 ground distance between two weighted sets of Lab
 /// colours (each normalised to sum 1), e.g. a colour query and the non-zero
 /// bins of a histogram at [`super::bin_centers_lab`]. Errors as
-/// [`Transport::emd`].
+/// `Transport::emd` (empty sides, negative or non-finite masses, zero totals).
 pub fn emd_lab(a: &[([f64; 3], f64)], b: &[([f64; 3], f64)]) -> Result<f64> {
     let cost: Vec<f64> = a.iter().flat_map(|&(x, _)| b.iter().map(move |&(y, _)| delta_e(x, y))).collect();
     let wa: Vec<f64> = a.iter().map(|p| p.1).collect();

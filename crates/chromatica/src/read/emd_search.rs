@@ -158,7 +158,7 @@ impl Snapshot {
                         let m = means[p];
                         let cb = ((0..3).map(|d| (f64::from(m[d]) - qm[d]).powi(2)).sum::<f64>()).sqrt() - fuzz;
                         // f32 means: a small relative margin; NaN (no mass) never passes.
-                        if !(cb * (1.0 - 1e-5) <= limit) || hide.hides(id) {
+                        if cb.is_nan() || cb * (1.0 - 1e-5) > limit || hide.hides(id) {
                             continue;
                         }
                         let loc = Location { segment: si as u32, position: p as u32 }.pack();

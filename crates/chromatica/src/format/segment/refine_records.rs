@@ -87,6 +87,7 @@ impl SegmentView {
     /// the refine store's Hellinger values, normalised, at the bin centres
     /// `centres`), by position: computed on first use and kept. A vector
     /// without mass has mean NaN (never within any bound).
+    #[cfg_attr(not(feature = "images"), allow(dead_code))]
     pub fn lab_means(&self, centres: &[[f64; 3]]) -> Result<&[[f32; 3]]> {
         if let Some(m) = self.lab_means.get() {
             return Ok(m);
