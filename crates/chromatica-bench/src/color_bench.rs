@@ -448,22 +448,22 @@ pub fn run(a: ColorArgs<'_>) -> Result<()> {
         let library = if image {
             vec![
                 Mode {
-                    name: "default: exact EMD of 200 PQ (bounds, shared mass cancelled)".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: false },
-                    candidates: 200,
-                },
-                Mode {
-                    name: "exact EMD of 100 PQ (bounds, shared mass cancelled)".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: false },
-                    candidates: 100,
-                },
-                Mode {
-                    name: "exact EMD of 200 PQ, then bound scan of all".into(),
+                    name: "default: exact EMD of 200 PQ, then bound scan of all".into(),
                     stage1: Stage1::Today,
                     stage2: Stage2::Library { scan: true },
                     candidates: 200,
+                },
+                Mode {
+                    name: "exact EMD of 200 PQ, no scan".into(),
+                    stage1: Stage1::Today,
+                    stage2: Stage2::Library { scan: false },
+                    candidates: 200,
+                },
+                Mode {
+                    name: "exact EMD of 100 PQ, no scan".into(),
+                    stage1: Stage1::Today,
+                    stage2: Stage2::Library { scan: false },
+                    candidates: 100,
                 },
             ]
         } else {
@@ -507,7 +507,12 @@ pub fn run(a: ColorArgs<'_>) -> Result<()> {
                 stage2: Stage2::Engine(Rerank::Off),
                 candidates: 200,
             },
-            Mode { name: "exact EMD of 200 PQ".into(), stage1: Stage1::Today, stage2: Stage2::Exact, candidates: 200 },
+            Mode {
+                name: "phase 1: exact EMD of 200 PQ (general solver, bound order)".into(),
+                stage1: Stage1::Today,
+                stage2: Stage2::Exact,
+                candidates: 200,
+            },
             Mode {
                 name: format!("{stage1:?} + {cands} PQ + exact EMD"),
                 stage1,

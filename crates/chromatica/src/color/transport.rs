@@ -549,10 +549,37 @@ impl EmdQuery {
         if self.hist.is_some() {
             return self.reduced_within(hellinger, limit);
         }
-        if self.lower_bound(hellinger.clone()) > limit || self.query_side_bound(hellinger.clone()) > limit {
+        let bound = self.lower_bound(hellinger.clone());
+        if bound > limit {
+            return None;
+        }
+        if self.weights.len() == 1 {
+            // One query colour: all mass travels to it, so the nearest-mass
+            // bound is the EMD itself (the centroid bound never exceeds it).
+            return Some(self.single_colour_distance(hellinger));
+        }
+        if self.query_side_bound(hellinger.clone()) > limit {
             return None;
         }
         Some(self.distance(hellinger))
+    }
+
+    /// The EMD to a one-colour query: each unit of the histogram times its
+    /// ground distance to the colour.
+    fn single_colour_distance(&self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
+        let (mut t, mut d) = (0.0, 0.0);
+        for (j, v) in hellinger {
+            if v != 0.0 && j < HIST_DIM {
+                let m = f64::from(v) * f64::from(v);
+                t += m;
+                d += m * self.costs[j];
+            }
+        }
+        if t > 0.0 {
+            d / t
+        } else {
+            f64::INFINITY
+        }
     }
 
     /// Histogram against histogram: the EMD of the positive part of their
