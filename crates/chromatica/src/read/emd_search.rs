@@ -20,6 +20,11 @@ use crate::error::Result;
 use crate::format::segment::RefineRef;
 use crate::{Rerank, SearchParams};
 
+/// Dual bounds the scan takes from the best candidates (see
+/// `EmdQuery::add_dual_bound`): each costs one more product per histogram
+/// that passes the Lab-mean bound.
+const DUAL_BOUNDS: usize = 3;
+
 /// How an EMD search runs.
 #[derive(Clone, Debug)]
 pub(crate) struct EmdSearch<'a> {
@@ -141,6 +146,15 @@ impl Snapshot {
                 }
             }
             seen.sort_unstable();
+        }
+        // Dual bounds from the best few found: tight for the histograms
+        // like them, which are the ones that crowd the limit.
+        if s.scan || !trained {
+            for &(_, _, loc) in best.items.iter().take(DUAL_BOUNDS) {
+                let at = Location::unpack(loc);
+                let r = self.segments[at.segment as usize].refine(at.position as usize)?;
+                query.add_dual_bound(rows(&r));
+            }
         }
         if s.scan || !trained {
             let qm = query.mean();
