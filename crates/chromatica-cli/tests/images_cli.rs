@@ -156,7 +156,7 @@ fn json_output_has_exactly_the_documented_keys() {
     assert_eq!(v["query"]["colors"], spec);
     assert_eq!(v["query"]["palette"], serde_json::json!(["#e6194b", "#4363d8"]));
     assert_eq!(v["query"]["k"], 3);
-    assert_eq!(v["query"]["rerank"], "l2");
+    assert_eq!(v["query"]["rerank"], "exact", "exact EMD is the default");
     assert_eq!(keys(&v["timings_ms"]), BTreeSet::from(["histogram", "search", "total"]));
     for t in ["histogram", "search", "total"] {
         assert!(v["timings_ms"][t].as_f64().unwrap() >= 0.0);
@@ -358,6 +358,60 @@ fn rerank_by_emd_and_none() {
     fails(&["search", idx, "--colors", &spec, "--emd-iterations", "0"]);
     fails(&["search", idx, "--colors", &spec, "--candidates", "0"]);
     fails(&["search", idx, "--colors", &spec, "--k", "0"]);
+}
+
+#[test]
+fn fuzz_fast_mode_and_excluded_colours() {
+    let f = Fixture::indexed();
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    let dist = |v: &Value| -> Vec<f64> {
+        v["results"].as_array().unwrap().iter().map(|r| r["distance"].as_f64().unwrap()).collect()
+    };
+    let plain = f.search_json(&["--colors", &spec, "--k", "5"]);
+    assert_eq!(plain["query"]["rerank"], "exact");
+    let top = f.colours_of(plain["results"][0]["path"].as_str().unwrap());
+    assert!(top.contains(&RED) && top.contains(&BLUE), "{plain}");
+
+    // "Not red": no result holds red, and there are still five.
+    let not_red = f.search_json(&["--colors", &spec, "--k", "5", "--exclude", &hex(RED)]);
+    let paths = result_paths(&not_red);
+    assert_eq!(paths.len(), 5);
+    for q in &paths {
+        assert!(!f.colours_of(q).contains(&RED), "{q} holds red: {not_red}");
+    }
+    // A share above every image's red lets them all back.
+    let lenient = f.search_json(&["--colors", &spec, "--k", "5", "--exclude", &format!("{}:0.99", hex(RED))]);
+    assert_eq!(result_paths(&lenient), result_paths(&plain));
+
+    // Fuzz: colours within it are free, so no distance grows.
+    let fuzzy = f.search_json(&["--colors", &spec, "--k", "5", "--fuzz", "15"]);
+    assert!(dist(&fuzzy)[0] <= dist(&plain)[0] - 1.0, "{fuzzy}");
+    assert!(dist(&fuzzy).iter().zip(dist(&plain)).all(|(a, b)| *a <= b + 1e-6));
+
+    // Fast mode: stage 1 only.
+    let fast = f.search_json(&["--colors", &spec, "--k", "5", "--fast"]);
+    assert_eq!(fast["query"]["rerank"], "none");
+    assert_eq!(result_paths(&fast).len(), 5);
+
+    let idx = p(&f.idx);
+    for (args, want) in [
+        (vec!["--fuzz=-1"], "--fuzz must be between 0 and 100"),
+        (vec!["--fuzz", "NaN"], "--fuzz must be between"),
+        (vec!["--fuzz", "101"], "--fuzz must be between"),
+        (vec!["--exclude", "zz0000"], "bad colour"),
+        (vec!["--exclude", ""], "empty excluded colours"),
+        (vec!["--exclude", "ff0000:1"], "share must be at least 0 and below 1"),
+        (vec!["--exclude", "ff0000:x"], "is not a number"),
+        (vec!["--exclude", "ff0000", "--exclude-radius", "0"], "radius must be above 0"),
+        (vec!["--fast", "--fuzz", "5"], "need the exact EMD re-rank"),
+        (vec!["--rerank", "l2", "--exclude", "ff0000"], "need the exact EMD re-rank"),
+    ] {
+        let mut all = vec!["search", idx, "--colors", spec.as_str()];
+        all.extend(args.iter().copied());
+        fails_with(&all, want);
+    }
+    usage_error(&["search", idx, "--colors", &spec, "--fast", "--rerank", "l2"]);
+    usage_error(&["search", idx, "--colors", &spec, "--exclude-radius", "5"]);
 }
 
 #[test]

@@ -33,8 +33,12 @@ pub struct MemoryReport {
     pub record_bytes: u64,
     /// All index files.
     pub disk_bytes: u64,
+    /// Per-vector Lab means kept in memory for exact EMD search (12 bytes a
+    /// vector once an EMD search has run, else 0); part of
+    /// `resident_heap_bytes`.
+    pub lab_mean_bytes: u64,
     /// Heap memory held while open: quantizers, table, the transposed copy
-    /// of the coarse centroids search uses, list directories.
+    /// of the coarse centroids search uses, list directories, Lab means.
     /// Codes and ids are memory-mapped and come on top, as pages are touched.
     pub resident_heap_bytes: u64,
     /// Segment bytes mapped (resident only once read).
@@ -199,7 +203,8 @@ impl Snapshot {
         // flag per list.
         let dirs = (self.segments.len() * c.nlist * (4 * 8 + 1)) as u64;
         let derived_bytes = self.quantizers.as_ref().map_or(0, |q| q.derived_bytes() as u64);
-        let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + derived_bytes + dirs;
+        let lab_mean_bytes: u64 = self.segments.iter().map(|s| s.lab_mean_bytes() as u64).sum();
+        let resident_heap_bytes = quantizer_bytes + precomputed_table_bytes + derived_bytes + dirs + lab_mean_bytes;
         let flat = n * c.dim as u64 * 4;
         MemoryReport {
             vectors: n,
@@ -212,6 +217,7 @@ impl Snapshot {
             refine_bytes,
             record_bytes,
             disk_bytes,
+            lab_mean_bytes,
             resident_heap_bytes,
             mapped_bytes,
             code_bytes_per_vector: ratio(code_bytes, n),

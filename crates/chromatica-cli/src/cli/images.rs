@@ -34,7 +34,7 @@ pub fn state_line(index: &ImageIndex, summary: &SyncSummary) -> String {
     let i = index.index();
     if i.is_trained() {
         format!(
-            "{} vectors, trained{} (IVF-PQ, nlist {}), approximate search re-ranked exactly",
+            "{} vectors, trained{} (IVF-PQ, nlist {}), approximate search re-ranked by exact EMD",
             i.len(),
             if summary.trained_now { " during this run" } else { "" },
             i.config().nlist
@@ -131,11 +131,12 @@ impl RerankArgs<'_> {
             None => None,
             Some("l2") => Some("l2"),
             Some("emd") => Some("emd"),
+            Some("exact") => Some("exact"),
             Some("none") | Some("off") => Some("none"),
             Some(other) => {
                 return Err(Error::invalid_argument(
                     "--rerank",
-                    format!("--rerank {other:?}: expected l2, emd or none"),
+                    format!("--rerank {other:?}: expected exact, l2, emd or none"),
                 ));
             }
         };
@@ -149,6 +150,7 @@ impl RerankArgs<'_> {
             None => None,
             Some("l2") => Some(Rerank::L2),
             Some("none") => Some(Rerank::Off),
+            Some("exact") => Some(Rerank::ExactEmd),
             _ => {
                 let d = Sinkhorn::default();
                 let s = Sinkhorn {
@@ -167,6 +169,7 @@ fn rerank_name(r: Rerank) -> &'static str {
         Rerank::Off => "none",
         Rerank::L2 => "l2",
         Rerank::Emd(_) => "emd",
+        Rerank::ExactEmd => "exact",
         // `Rerank` is non-exhaustive: a kind added later prints as such
         // until this command learns its name.
         _ => "other",
@@ -182,6 +185,10 @@ pub struct SearchArgs<'a> {
     pub k: usize,
     pub nprobe: Option<usize>,
     pub rerank: RerankArgs<'a>,
+    pub fuzz: Option<f32>,
+    pub fast: bool,
+    pub exclude: Option<&'a str>,
+    pub exclude_radius: Option<f32>,
     pub candidates: Option<usize>,
     pub threads: Option<usize>,
     pub max_pixels: Option<u64>,
@@ -202,6 +209,28 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
     options.nprobe = a.nprobe;
     options.candidates = a.candidates;
     options.rerank = a.rerank.resolve()?;
+    options.fast = a.fast;
+    if let Some(f) = a.fuzz {
+        if !(f.is_finite() && (0.0..=chromatica::color::MAX_FUZZ as f32).contains(&f)) {
+            return Err(Error::invalid_argument(
+                "--fuzz",
+                format!("--fuzz must be between 0 and {} ΔE, got {f}", chromatica::color::MAX_FUZZ),
+            ));
+        }
+        options.fuzz = f;
+    }
+    if let Some(spec) = a.exclude {
+        let radius = a.exclude_radius.unwrap_or(chromatica::color::DEFAULT_EXCLUDE_RADIUS);
+        options.exclude = chromatica::color::parse_excluded(spec, radius)?;
+    }
+    if (a.fast || matches!(options.rerank, Some(r) if r != Rerank::ExactEmd))
+        && (options.fuzz != 0.0 || !options.exclude.is_empty())
+    {
+        return Err(Error::invalid_argument(
+            "--fuzz",
+            "--fuzz and --exclude need the exact EMD re-rank (not --fast nor --rerank l2/emd/none)",
+        ));
+    }
     let index = ImageIndex::open_read_only(a.dir).map_err(|e| match e {
         Error::InvalidInput(m) if m.contains("image histograms have") => {
             Error::InvalidInput(format!("{m} (use --vectors)"))
@@ -248,9 +277,22 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
         println!("query  {kind} {}  {}", terminal::safe(&value), swatches(&found.query_colors, tty));
         print_hits(&found, tty);
         let how = if found.exact {
-            "exact search".to_owned()
+            match found.solves {
+                Some(n) => format!("exact EMD search, {n} solves"),
+                None => "exact search".to_owned(),
+            }
         } else {
-            format!("nprobe {}, rerank {} of {} candidates", found.nprobe, rerank_name(found.rerank), found.candidates)
+            match found.solves {
+                Some(n) => {
+                    format!("nprobe {}, exact EMD, {} candidates, {n} solves", found.nprobe, found.candidates)
+                }
+                None => format!(
+                    "nprobe {}, rerank {} of {} candidates",
+                    found.nprobe,
+                    rerank_name(found.rerank),
+                    found.candidates
+                ),
+            }
         };
         println!(
             "{} results in {total_ms:.1} ms ({how}; {} threads; histogram {histogram_ms:.1} ms, search {search_ms:.1} ms)",

@@ -57,10 +57,13 @@ pub enum KMeans {
     Faiss,
 }
 
+// Parsed once per run: the size of the largest variant (search) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Paint 300 images of known palettes, index them, run colour and image
-    /// queries and check the answers.
+    /// Paint 10,240 images of known palettes, index them (the index trains
+    /// itself), run colour and image queries and check the answers against
+    /// the exact EMD.
     ///
     /// The whole image workflow on data it makes itself, in temporary
     /// folders that are removed afterwards.
@@ -146,7 +149,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
         /// Query vectors (.fvecs or .npy); results go to --out.
-        #[arg(long, value_name = "FILE", requires = "out", conflicts_with_all = ["json", "html", "rerank", "candidates", "emd_epsilon", "emd_iterations"])]
+        #[arg(long, value_name = "FILE", requires = "out", conflicts_with_all = ["json", "html", "rerank", "candidates", "emd_epsilon", "emd_iterations", "fuzz", "fast", "exclude", "exclude_radius"])]
         vectors: Option<PathBuf>,
         /// Results per query, at most the index's live vectors (a larger k is
         /// capped there; with --vectors the output has that many columns).
@@ -154,10 +157,25 @@ enum Command {
         k: usize,
         #[arg(long)]
         nprobe: Option<usize>,
-        /// Re-rank the candidates by exact L2 (the default with a refine
-        /// store), by Sinkhorn EMD, or not at all.
-        #[arg(long, value_name = "l2|emd|none")]
+        /// Re-rank by the exact Earth Mover's Distance in CIE Lab (the
+        /// default with a refine store: colour queries get the exact EMD top
+        /// k), by exact L2, by Sinkhorn EMD, or not at all.
+        #[arg(long, value_name = "exact|l2|emd|none")]
         rerank: Option<String>,
+        /// How far (ΔE) a colour may stray at no cost (default 0).
+        #[arg(long, value_name = "DELTA_E")]
+        fuzz: Option<f32>,
+        /// Fast mode: stage 1 only (the PQ scan's order, no re-ranking).
+        #[arg(long, conflicts_with = "rerank")]
+        fast: bool,
+        /// Colours the results must not hold much of ("not red"), e.g.
+        /// "ff0000" or "ff0000:0.1,00ff00": an image with more than the
+        /// share (default 0.05) within --exclude-radius of one drops out.
+        #[arg(long, value_name = "SPEC")]
+        exclude: Option<String>,
+        /// ΔE around an excluded colour that counts as it (default 20).
+        #[arg(long, value_name = "DELTA_E", requires = "exclude")]
+        exclude_radius: Option<f32>,
         /// Candidates the PQ scan hands to the re-ranking (default 200; at
         /// most the live vectors).
         #[arg(long)]
@@ -278,6 +296,10 @@ pub fn run(cli: Cli) -> Result<()> {
             candidates,
             emd_epsilon,
             emd_iterations,
+            fuzz,
+            fast,
+            exclude,
+            exclude_radius,
             threads,
             max_pixels,
             json,
@@ -296,6 +318,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 k,
                 nprobe,
                 rerank: images::RerankArgs { rerank: rerank.as_deref(), emd_epsilon, emd_iterations },
+                fuzz,
+                fast,
+                exclude: exclude.as_deref(),
+                exclude_radius,
                 candidates,
                 threads,
                 max_pixels,

@@ -17,11 +17,9 @@ pub(crate) mod histogram;
 mod lab;
 pub(crate) mod palette;
 pub(crate) mod query;
-// The exact EMD and the swatch layout serve the benchmarks and the tests,
-// not the product.
+// The swatch layout serves the benchmarks and the tests, not the product.
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod spread;
-#[cfg(any(test, feature = "testing"))]
 pub(crate) mod transport;
 
 #[cfg(feature = "images")]
@@ -35,4 +33,8 @@ pub use emd::{Sinkhorn, MIN_EPSILON};
 pub use histogram::{bin_centers_lab, hellinger, histogram_of_pixels, HIST_DIM};
 pub use lab::{lab_to_srgb, srgb_to_lab};
 pub use palette::{dominant_colors, to_hex, DominantColor, PALETTE_MIN_SHARE, PALETTE_RADIUS};
-pub use query::{parse_color_query, query_histogram, ColorQuery, DEFAULT_SHARPEN, MAX_QUERY_COLORS};
+pub use query::{
+    parse_color_query, parse_excluded, query_histogram, ColorQuery, Excluded, DEFAULT_EXCLUDE_RADIUS,
+    DEFAULT_EXCLUDE_SHARE, DEFAULT_SHARPEN, MAX_QUERY_COLORS,
+};
+pub use transport::{emd_lab, MAX_FUZZ};

@@ -99,6 +99,98 @@ pub fn parse_color_query(spec: &str) -> Result<ColorQuery> {
     Ok(ColorQuery { colors })
 }
 
+/// ΔE around an excluded colour that counts as that colour unless told
+/// otherwise (see [`Excluded`]).
+pub const DEFAULT_EXCLUDE_RADIUS: f32 = 20.0;
+
+/// Share of an image within the radius of an excluded colour above which
+/// it drops out, unless told otherwise (see [`Excluded`]).
+pub const DEFAULT_EXCLUDE_SHARE: f32 = 0.05;
+
+/// A colour the results must not hold much of ("not red"): an image with
+/// more than `max_share` of its colour distribution within `radius` ΔE76 of
+/// `rgb` drops out of the results.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Excluded {
+    /// The colour, as sRGB bytes.
+    pub rgb: [u8; 3],
+    /// Largest share (0 ≤ share < 1) of an image within `radius` that it
+    /// may hold and stay in the results.
+    pub max_share: f32,
+    /// ΔE76 around the colour (> 0, at most 100) that counts as it.
+    pub radius: f32,
+}
+
+impl Excluded {
+    /// Checks the share and radius; the error is one line.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.max_share.is_finite() && (0.0..1.0).contains(&self.max_share)) {
+            return Err(invalid(format!(
+                "excluded colour {}: its share must be at least 0 and below 1, got {}",
+                super::palette::to_hex(self.rgb),
+                self.max_share
+            )));
+        }
+        if !(self.radius.is_finite() && self.radius > 0.0 && self.radius <= 100.0) {
+            return Err(invalid(format!(
+                "excluded colour {}: its radius must be above 0 and at most 100 ΔE, got {}",
+                super::palette::to_hex(self.rgb),
+                self.radius
+            )));
+        }
+        Ok(())
+    }
+
+    /// Per bin of the histogram, whether its centre lies within the radius.
+    #[cfg_attr(not(feature = "images"), allow(dead_code))]
+    pub(crate) fn mask(&self) -> Vec<bool> {
+        let lab = srgb_to_lab(self.rgb);
+        super::histogram::bin_centers_lab()
+            .iter()
+            .map(|c| ((0..3).map(|d| (c[d] - lab[d]).powi(2)).sum::<f64>()).sqrt() <= f64::from(self.radius))
+            .collect()
+    }
+}
+
+/// Parses excluded colours: comma-separated entries, each a hex colour (as
+/// in [`parse_color_query`]) with an optional `:max_share` (default
+/// [`DEFAULT_EXCLUDE_SHARE`]), all within `radius` ΔE. At most
+/// [`MAX_QUERY_COLORS`] entries.
+///
+/// ```
+/// let x = chromatica::color::parse_excluded("ff0000, 00f:0.2", 15.0).unwrap();
+/// assert_eq!(x[1].rgb, [0, 0, 255]);
+/// assert_eq!(x[1].max_share, 0.2);
+/// ```
+pub fn parse_excluded(spec: &str, radius: f32) -> Result<Vec<Excluded>> {
+    if spec.trim().is_empty() {
+        return Err(invalid("empty excluded colours: give colours like ff0000 or ff0000:0.1".into()));
+    }
+    let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
+    if entries.len() > MAX_QUERY_COLORS {
+        return Err(invalid(format!("{} excluded colours, at most {MAX_QUERY_COLORS} are allowed", entries.len())));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (k, &entry) in entries.iter().enumerate() {
+        if entry.is_empty() {
+            return Err(invalid(format!("excluded colours have an empty entry (number {})", k + 1)));
+        }
+        let (hex, share) = match entry.split_once(':') {
+            Some((hex, s)) => {
+                let s: f32 = s.trim().parse().map_err(|_| {
+                    invalid(format!("share {:?} of excluded colour {entry:?} is not a number", s.trim()))
+                })?;
+                (hex.trim(), s)
+            }
+            None => (entry, DEFAULT_EXCLUDE_SHARE),
+        };
+        let x = Excluded { rgb: parse_hex(entry, hex)?, max_share: share, radius };
+        x.validate()?;
+        out.push(x);
+    }
+    Ok(out)
+}
+
 /// The histogram a query searches for (not yet Hellinger-transformed): each
 /// colour is soft-assigned like a pixel, its bins raised to `exponent`
 /// ([`DEFAULT_SHARPEN`] by default) and renormalised to the colour's weight;

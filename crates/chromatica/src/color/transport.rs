@@ -1,3 +1,4 @@
+#![cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
 //! The exact Earth Mover's Distance between two discrete distributions, by
 //! the transportation simplex.
 //!
@@ -45,6 +46,10 @@
 
 use super::histogram::{bin_centers_lab, HIST_DIM};
 use crate::error::{Error, Result};
+
+/// The largest fuzz a query may have, in ΔE: beyond it every colour of the
+/// Lab gamut is within reach of every other and the distance says nothing.
+pub const MAX_FUZZ: f64 = 100.0;
 
 /// Masses and leftovers below this (relative to a total of 1) count as zero:
 /// far below f32 resolution, where the histograms come from.
@@ -392,7 +397,7 @@ pub fn delta_e(x: [f64; 3], y: [f64; 3]) -> f64 {
 /// The exact EMD with ΔE76 ground distance between two weighted sets of Lab
 /// colours (each normalised to sum 1), e.g. a colour query and the non-zero
 /// bins of a histogram at [`super::bin_centers_lab`]. Errors as
-/// [`Transport::emd`].
+/// `Transport::emd` (empty sides, negative or non-finite masses, zero totals).
 pub fn emd_lab(a: &[([f64; 3], f64)], b: &[([f64; 3], f64)]) -> Result<f64> {
     let cost: Vec<f64> = a.iter().flat_map(|&(x, _)| b.iter().map(move |&(y, _)| delta_e(x, y))).collect();
     let wa: Vec<f64> = a.iter().map(|p| p.1).collect();
@@ -418,20 +423,36 @@ pub fn centroid_bound(a: &[([f64; 3], f64)], b: &[([f64; 3], f64)]) -> f64 {
 }
 
 /// A query's side of many EMDs against stored histograms: the query's masses
-/// (colour points or histogram bins) with their ΔE to every bin centre,
-/// computed once, so each histogram costs only its solve.
+/// (colour points or histogram bins) with their ground distance to every bin
+/// centre, computed once, so each histogram costs only its solve.
+///
+/// The ground distance is ΔE76, or with a fuzz `f` (how far a colour may
+/// stray for free) `max(0, ΔE76 − f)`.
 #[derive(Debug)]
 pub struct EmdQuery {
     weights: Vec<f64>,
     mean: [f64; 3],
-    /// `m × HIST_DIM`: ΔE from query mass i to bin centre j.
+    /// `m × HIST_DIM`: ground distance from query mass i to bin centre j.
     costs: Vec<f64>,
-    /// Per bin, the ΔE to the nearest query mass.
+    /// Per bin, the ground distance to the nearest query mass.
     nearest: Vec<f64>,
+    /// ΔE a colour may stray at no cost (0: plain ΔE76).
+    fuzz: f64,
+    /// A histogram query's masses by bin (dense, [`HIST_DIM`]): with the
+    /// metric ground distance the EMD depends only on the difference of the
+    /// two histograms, so shared mass is cancelled before solving.
+    hist: Option<Vec<f64>>,
+    /// Dual bounds: a constant and a per-bin table each (see
+    /// [`EmdQuery::add_dual_bound`]).
+    duals: Vec<(f64, Vec<f64>)>,
     solver: Transport,
     cost: Vec<f64>,
     masses: Vec<f64>,
     bins: Vec<usize>,
+    diff: Vec<f64>,
+    pos: Vec<(usize, f64)>,
+    neg: Vec<(usize, f64)>,
+    col_min: Vec<f64>,
 }
 
 impl EmdQuery {
@@ -463,10 +484,17 @@ impl EmdQuery {
             mean,
             costs,
             nearest,
+            fuzz: 0.0,
+            hist: None,
+            duals: Vec::new(),
             solver: Transport::default(),
             cost: Vec::new(),
             masses: Vec::new(),
             bins: Vec::new(),
+            diff: Vec::new(),
+            pos: Vec::new(),
+            neg: Vec::new(),
+            col_min: Vec::new(),
         })
     }
 
@@ -478,7 +506,153 @@ impl EmdQuery {
         }
         let points: Vec<([f64; 3], f64)> =
             v.iter().zip(centres()).filter(|(x, _)| **x != 0.0).map(|(&x, &c)| (c, f64::from(x).powi(2))).collect();
-        EmdQuery::from_points(&points)
+        let mut q = EmdQuery::from_points(&points)?;
+        let mut hist: Vec<f64> = v.iter().map(|&x| f64::from(x).powi(2)).collect();
+        let t: f64 = hist.iter().sum();
+        hist.iter_mut().for_each(|x| *x /= t);
+        q.hist = Some(hist);
+        Ok(q)
+    }
+
+    /// The same query with a fuzz: the ground distance becomes
+    /// `max(0, ΔE76 − fuzz)`, so a colour within `fuzz` ΔE of a query colour
+    /// matches it fully. Errors (one line) unless `0 ≤ fuzz ≤` [`MAX_FUZZ`].
+    pub fn with_fuzz(mut self, fuzz: f64) -> Result<EmdQuery> {
+        if !(fuzz.is_finite() && (0.0..=MAX_FUZZ).contains(&fuzz)) {
+            return Err(Error::invalid_argument(
+                "fuzz",
+                format!("fuzz must be between 0 and {MAX_FUZZ} ΔE, got {fuzz}"),
+            ));
+        }
+        if fuzz == 0.0 {
+            return Ok(self);
+        }
+        let extra = fuzz - self.fuzz;
+        self.costs.iter_mut().for_each(|c| *c = (*c - extra).max(0.0));
+        self.nearest.iter_mut().for_each(|c| *c = (*c - extra).max(0.0));
+        self.fuzz = fuzz;
+        self.duals.clear();
+        // Not a metric any more: shared mass may no longer be cancelled.
+        self.hist = None;
+        Ok(self)
+    }
+
+    /// The fuzz in ΔE (see [`EmdQuery::with_fuzz`]).
+    pub fn fuzz(&self) -> f64 {
+        self.fuzz
+    }
+
+    /// The exact EMD to a stored histogram (as [`EmdQuery::distance`]) if
+    /// it can be at most `limit`; `None` when a lower bound already passes
+    /// `limit` (the histogram cannot be nearer than what is held), which
+    /// skips most solves of a top-k search.
+    pub fn distance_within(
+        &mut self,
+        hellinger: impl Iterator<Item = (usize, f32)> + Clone,
+        limit: f64,
+    ) -> Option<f64> {
+        if self.hist.is_some() {
+            return self.reduced_within(hellinger, limit);
+        }
+        let bound = self.lower_bound(hellinger.clone());
+        if bound > limit {
+            return None;
+        }
+        if self.weights.len() == 1 {
+            // One query colour: all mass travels to it, so the nearest-mass
+            // bound is the EMD itself (the centroid bound never exceeds it).
+            return Some(self.single_colour_distance(hellinger));
+        }
+        if self.query_side_bound(hellinger.clone()) > limit {
+            return None;
+        }
+        Some(self.distance(hellinger))
+    }
+
+    /// The EMD to a one-colour query: each unit of the histogram times its
+    /// ground distance to the colour.
+    fn single_colour_distance(&self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
+        let (mut t, mut d) = (0.0, 0.0);
+        for (j, v) in hellinger {
+            if v != 0.0 && j < HIST_DIM {
+                let m = f64::from(v) * f64::from(v);
+                t += m;
+                d += m * self.costs[j];
+            }
+        }
+        if t > 0.0 {
+            d / t
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Histogram against histogram: the EMD of the positive part of their
+    /// difference against its negative part, times its mass (equal to the
+    /// EMD of the two for a metric ground distance: an optimal plan leaves
+    /// shared mass in place). Bounded first by both nearest-mass bounds of
+    /// the reduced problem.
+    fn reduced_within(&mut self, hellinger: impl Iterator<Item = (usize, f32)>, limit: f64) -> Option<f64> {
+        let hist = self.hist.as_ref().expect("a histogram query");
+        self.masses.clear();
+        self.bins.clear();
+        for (j, v) in hellinger {
+            if v != 0.0 && j < HIST_DIM {
+                self.bins.push(j);
+                self.masses.push(f64::from(v) * f64::from(v));
+            }
+        }
+        let t: f64 = self.masses.iter().sum();
+        if !(t > 0.0 && t.is_finite()) {
+            return if limit == f64::INFINITY { Some(f64::INFINITY) } else { None };
+        }
+        self.diff.clear();
+        self.diff.extend_from_slice(hist);
+        for (&j, &m) in self.bins.iter().zip(&self.masses) {
+            self.diff[j] -= m / t;
+        }
+        self.pos.clear();
+        self.neg.clear();
+        for (j, &d) in self.diff.iter().enumerate() {
+            if d > MASS_EPS {
+                self.pos.push((j, d));
+            } else if d < -MASS_EPS {
+                self.neg.push((j, -d));
+            }
+        }
+        let sp: f64 = self.pos.iter().map(|p| p.1).sum();
+        let sn: f64 = self.neg.iter().map(|p| p.1).sum();
+        if self.pos.is_empty() || self.neg.is_empty() || sp + sn < 1e-9 {
+            return Some(0.0);
+        }
+        let scale = (sp + sn) / 2.0;
+        let c = centres();
+        let (m, n) = (self.pos.len(), self.neg.len());
+        self.cost.clear();
+        self.col_min.clear();
+        self.col_min.resize(n, f64::INFINITY);
+        let mut row_bound = 0.0;
+        for &(i, wi) in &self.pos {
+            let mut rmin = f64::INFINITY;
+            for (k, &(j, _)) in self.neg.iter().enumerate() {
+                let d = delta_e(c[i], c[j]);
+                self.cost.push(d);
+                rmin = rmin.min(d);
+                self.col_min[k] = self.col_min[k].min(d);
+            }
+            row_bound += wi / sp * rmin;
+        }
+        let col_bound: f64 = self.neg.iter().zip(&self.col_min).map(|(p, c)| p.1 / sn * c).sum();
+        if scale * row_bound.max(col_bound) > limit {
+            return None;
+        }
+        let s = &mut self.solver;
+        s.supply.clear();
+        s.supply.extend(self.pos.iter().map(|p| p.1 / sp));
+        s.demand.clear();
+        s.demand.extend(self.neg.iter().map(|p| p.1 / sn));
+        debug_assert_eq!(self.cost.len(), m * n);
+        Some(scale * s.solve(&self.cost))
     }
 
     /// The query's Lab mean.
@@ -496,11 +670,13 @@ impl EmdQuery {
         self.weights.is_empty()
     }
 
-    /// A lower bound of [`EmdQuery::distance`] in O(non-zeros): the larger
-    /// of the centroid bound ([`centroid_bound`]) and the cost of sending
+    /// A lower bound of [`EmdQuery::distance`] in O(non-zeros): the largest
+    /// of the centroid bound ([`centroid_bound`]), the cost of sending
     /// every unit of the histogram to its nearest query mass (the problem
-    /// without the query's marginal).
-    pub fn lower_bound(&self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
+    /// without the query's marginal), and the dual bounds added by
+    /// [`EmdQuery::add_dual_bound`].
+    pub fn lower_bound(&self, hellinger: impl Iterator<Item = (usize, f32)> + Clone) -> f64 {
+        let hellinger_again = hellinger.clone();
         let centres = centres();
         let (mut t, mut near, mut mean) = (0.0, 0.0, [0.0; 3]);
         for (j, v) in hellinger {
@@ -515,7 +691,43 @@ impl EmdQuery {
             return 0.0;
         }
         let mean = mean.map(|x| x / t);
-        (near / t).max(delta_e(mean, self.mean))
+        // Every unit moved costs at least its ΔE less the fuzz.
+        let mut bound = (near / t).max(delta_e(mean, self.mean) - self.fuzz);
+        for (constant, table) in &self.duals {
+            let mut s = 0.0;
+            for (j, v) in hellinger_again.clone() {
+                s += f64::from(v) * f64::from(v) * table[j];
+            }
+            bound = bound.max(constant + s / t);
+        }
+        bound
+    }
+
+    /// Adds a bound from the optimal dual of the problem against this
+    /// stored histogram (a point query only; else nothing): for any
+    /// potentials `u` of the query's masses, weak duality gives
+    /// `EMD(h) ≥ Σ_i w_i u_i + Σ_j h_j min_i (c_ij − u_i)` for every
+    /// histogram h, a linear function of h computed from one table of the
+    /// 1152 bins. The optimal `u` of a near histogram makes it tight for
+    /// the histograms like it, which a top-k search meets by the thousand.
+    /// Returns the EMD to this histogram.
+    pub fn add_dual_bound(&mut self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
+        let d = self.distance(hellinger);
+        if self.hist.is_some() || !d.is_finite() || self.weights.len() < 2 {
+            return d;
+        }
+        let m = self.weights.len();
+        let u: Vec<f64> = self.solver.pot[..m].to_vec();
+        let constant: f64 = self.weights.iter().zip(&u).map(|(w, u)| w * u).sum();
+        let mut table = vec![f64::INFINITY; HIST_DIM];
+        for (i, row) in self.costs.chunks_exact(HIST_DIM).enumerate() {
+            for (g, &c) in table.iter_mut().zip(row) {
+                *g = g.min(c - u[i]);
+            }
+        }
+        // Rounding: the bound is kept just below its exact value.
+        self.duals.push((constant - 1e-9 * d.max(1.0), table));
+        d
     }
 
     /// A second lower bound, costlier (query masses × non-zeros): the cost
@@ -689,6 +901,100 @@ mod tests {
             };
             let got = t.solve_switching(&cost, 0);
             prop_assert!((got - want).abs() < 1e-9 * want.max(1.0), "{} {}", got, want);
+        }
+    }
+
+    /// A random stored (Hellinger) histogram: `len` random bins of the grid.
+    fn grid_hist(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<f32>> {
+        prop::collection::vec((0usize..HIST_DIM, 0.01f32..1.0), len).prop_map(|bins| {
+            let mut v = vec![0f32; HIST_DIM];
+            for (j, m) in bins {
+                v[j] += m;
+            }
+            let t: f32 = v.iter().sum();
+            v.iter().map(|m| (m / t).sqrt()).collect()
+        })
+    }
+
+    fn nz(v: &[f32]) -> impl Iterator<Item = (usize, f32)> + Clone + '_ {
+        v.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, &x)| (j, x))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        #[test]
+        fn cancelling_shared_mass_keeps_the_emd(a in grid_hist(1..=60), b in grid_hist(1..=60), share in 0.0f32..1.0) {
+            // Histogram queries solve the difference of the two histograms
+            // (metric ground distance); the full problem must agree. Mixing
+            // b into a makes much mass shared.
+            let mixed: Vec<f32> = a.iter().zip(&b).map(|(x, y)| ((1.0 - share) * x * x + share * y * y).sqrt()).collect();
+            for q in [&a, &mixed] {
+                let mut e = EmdQuery::from_hellinger(q).unwrap();
+                let full = e.distance(nz(&b));
+                let reduced = e.distance_within(nz(&b), f64::INFINITY).unwrap();
+                prop_assert!((full - reduced).abs() < 1e-6 * full.max(1.0), "full {} reduced {}", full, reduced);
+            }
+            let mut same = EmdQuery::from_hellinger(&a).unwrap();
+            prop_assert!(same.distance_within(nz(&a), f64::INFINITY).unwrap() < 1e-6);
+        }
+
+        #[test]
+        fn bounded_distance_skips_only_what_is_farther(x in points(1..=16), h in grid_hist(1..=60),
+                                                       q in grid_hist(1..=60), frac in 0.0f64..1.5) {
+            for mut e in [EmdQuery::from_points(&x).unwrap(), EmdQuery::from_hellinger(&q).unwrap()] {
+                // A dual bound from another histogram, and from h itself
+                // (then tight).
+                e.add_dual_bound(nz(&q));
+                let d = e.distance(nz(&h));
+                let limit = d * frac;
+                match e.distance_within(nz(&h), limit) {
+                    Some(got) => prop_assert!((got - d).abs() < 1e-6 * d.max(1.0), "{} vs {}", got, d),
+                    None => prop_assert!(d > limit - 1e-9, "skipped {} within {}", d, limit),
+                }
+                prop_assert!(e.lower_bound(nz(&h)) <= d + 1e-9);
+                prop_assert!(e.query_side_bound(nz(&h)) <= d + 1e-9);
+            }
+        }
+
+        #[test]
+        fn the_dual_of_a_histograms_own_problem_bounds_it_tightly(x in points(2..=16), h in grid_hist(1..=60)) {
+            let mut e = EmdQuery::from_points(&x).unwrap();
+            let d = e.add_dual_bound(nz(&h));
+            prop_assert!((e.distance(nz(&h)) - d).abs() < 1e-12 * d.max(1.0));
+            let b = e.lower_bound(nz(&h));
+            prop_assert!(b <= d + 1e-9, "bound {} above {}", b, d);
+            if e.len() >= 2 {
+                prop_assert!(b >= d - 1e-6 * d.max(1.0), "the dual of h's own problem is tight: {} vs {}", b, d);
+            }
+        }
+
+        #[test]
+        fn fuzz_is_the_emd_of_clipped_distances(x in points(1..=8), h in grid_hist(1..=40), fuzz in 0.0f64..40.0) {
+            let mut e = EmdQuery::from_points(&x).unwrap().with_fuzz(fuzz).unwrap();
+            let got = e.distance(nz(&h));
+            // The same LP solved from scratch on max(0, ΔE − fuzz) costs.
+            let b: Vec<([f64; 3], f64)> = nz(&h).map(|(j, v)| (centres()[j], f64::from(v) * f64::from(v))).collect();
+            let cost: Vec<f64> = x.iter().flat_map(|&(p, _)| b.iter().map(move |&(q, _)| (delta_e(p, q) - fuzz).max(0.0))).collect();
+            let wa: Vec<f64> = x.iter().map(|p| p.1).collect();
+            let wb: Vec<f64> = b.iter().map(|p| p.1).collect();
+            let want = Transport::default().emd(&wa, &wb, &cost).unwrap();
+            prop_assert!((got - want).abs() < 1e-6 * want.max(1.0), "{} vs {}", got, want);
+            prop_assert!(e.lower_bound(nz(&h)) <= got + 1e-9, "bound {} > {}", e.lower_bound(nz(&h)), got);
+            prop_assert!(e.query_side_bound(nz(&h)) <= got + 1e-9);
+            prop_assert!(got <= EmdQuery::from_points(&x).unwrap().distance(nz(&h)) + 1e-9, "fuzz never costs more");
+            match e.distance_within(nz(&h), got * 0.5) {
+                Some(d) => prop_assert!((d - got).abs() < 1e-6 * got.max(1.0)),
+                None => prop_assert!(got > 0.0),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_fuzz_is_one_line_error() {
+        for f in [-0.1, f64::NAN, f64::INFINITY, 100.5] {
+            let e = EmdQuery::from_points(&[([50.0, 0.0, 0.0], 1.0)]).unwrap().with_fuzz(f).unwrap_err().to_string();
+            assert!(e.contains("fuzz must be between 0 and 100") && !e.contains('\n'), "{e}");
         }
     }
 

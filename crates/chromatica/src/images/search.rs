@@ -2,11 +2,13 @@
 //! histogram, with each result resolved to its file and palette.
 
 use super::ImageIndex;
+use crate::color::transport::EmdQuery;
 use crate::color::{
-    dominant_colors, hellinger, image_histogram_with, parse_color_query, query_histogram, ColorQuery, DominantColor,
-    ImageLimits, DEFAULT_SHARPEN, HIST_DIM,
+    dominant_colors, hellinger, image_histogram_with, parse_color_query, query_histogram, srgb_to_lab, ColorQuery,
+    DominantColor, Excluded, ImageLimits, DEFAULT_SHARPEN, HIST_DIM, MAX_FUZZ,
 };
-use crate::{Error, Rerank, Result, SearchParams};
+use crate::read::emd_search::EmdSearch;
+use crate::{Error, Neighbor, Rerank, Result, SearchParams};
 use std::path::PathBuf;
 
 /// Results per search unless told otherwise.
@@ -14,6 +16,14 @@ pub const DEFAULT_K: usize = 10;
 
 /// Colours shown per image unless told otherwise.
 pub const PALETTE_SIZE: usize = 5;
+
+/// Whether an image query (example image or histogram) scans every stored
+/// histogram by lower bounds after its candidates, as colour queries do.
+/// Measured at 100k by `chromatica-bench color` (README): the 200 PQ
+/// candidates hold 99.5% of an image query's EMD-nearest images, and their
+/// exact EMDs set a limit so tight that the scan solves only a few more and
+/// costs about as much as it saves, while making the top k exact.
+const IMAGE_QUERY_SCAN: bool = true;
 
 /// What a search looks for.
 #[non_exhaustive]
@@ -65,7 +75,11 @@ impl Query {
             }
         };
         hellinger(&mut vector);
-        Ok(PreparedQuery { vector, colors: palette })
+        let color_query = match self {
+            Query::Colors(q) => Some(q.clone()),
+            _ => None,
+        };
+        Ok(PreparedQuery { vector, colors: palette, color_query })
     }
 }
 
@@ -91,6 +105,10 @@ pub struct PreparedQuery {
     pub vector: Vec<f32>,
     /// Colours to show for the query.
     pub colors: Vec<DominantColor>,
+    /// The colours asked for, for a colour query (what the exact EMD is
+    /// measured from); `None` for an example image or a histogram, whose
+    /// EMD is measured from its histogram.
+    pub color_query: Option<ColorQuery>,
 }
 
 /// How a search runs. Build it from [`Default`] and the setters:
@@ -106,9 +124,21 @@ pub struct SearchOptions {
     /// Candidates the PQ scan hands to the re-ranking; `None`:
     /// [`DEFAULT_CANDIDATES`](crate::DEFAULT_CANDIDATES).
     pub candidates: Option<usize>,
-    /// How candidates are re-ranked; `None`: the index's default (exact L2
-    /// on the refine store).
+    /// How candidates are re-ranked; `None`: the exact Earth Mover's
+    /// Distance ([`Rerank::ExactEmd`]) on an index with the refine store
+    /// (colour queries then also scan every stored histogram by lower
+    /// bounds, so their top k is the exact EMD top k), else none.
     pub rerank: Option<Rerank>,
+    /// How far (ΔE76) a colour may stray at no cost: the EMD's ground
+    /// distance becomes `max(0, ΔE − fuzz)`. Default 0; at most
+    /// [`MAX_FUZZ`]. Only with the exact EMD re-rank.
+    pub fuzz: f32,
+    /// Stage 1 only: the PQ scan's order, no re-ranking (fastest, least
+    /// faithful). Not with [`rerank`](Self::rerank), `fuzz` or `exclude`.
+    pub fast: bool,
+    /// Colours the results must not hold much of (see [`Excluded`]).
+    /// Only with the exact EMD re-rank.
+    pub exclude: Vec<Excluded>,
     /// Dominant colours per result. Default [`PALETTE_SIZE`].
     pub colors: usize,
     /// What an example image may cost to decode.
@@ -122,6 +152,9 @@ impl Default for SearchOptions {
             nprobe: None,
             candidates: None,
             rerank: None,
+            fuzz: 0.0,
+            fast: false,
+            exclude: Vec::new(),
             colors: PALETTE_SIZE,
             limits: ImageLimits::default(),
         }
@@ -153,6 +186,54 @@ impl SearchOptions {
         self
     }
 
+    /// Sets [`fuzz`](Self::fuzz).
+    pub fn fuzz(mut self, fuzz: f32) -> Self {
+        self.fuzz = fuzz;
+        self
+    }
+
+    /// Sets [`fast`](Self::fast).
+    pub fn fast(mut self, fast: bool) -> Self {
+        self.fast = fast;
+        self
+    }
+
+    /// Sets [`exclude`](Self::exclude).
+    pub fn exclude(mut self, exclude: Vec<Excluded>) -> Self {
+        self.exclude = exclude;
+        self
+    }
+
+    /// Checks the options that do not depend on the index; one-line errors.
+    fn check(&self) -> Result<()> {
+        if !(self.fuzz.is_finite() && (0.0..=MAX_FUZZ as f32).contains(&self.fuzz)) {
+            return Err(Error::invalid_argument(
+                "fuzz",
+                format!("fuzz must be between 0 and {MAX_FUZZ} ΔE, got {}", self.fuzz),
+            ));
+        }
+        for x in &self.exclude {
+            x.validate()?;
+        }
+        if self.exclude.len() > crate::color::MAX_QUERY_COLORS {
+            return Err(Error::invalid_argument(
+                "exclude",
+                format!("at most {} excluded colours", crate::color::MAX_QUERY_COLORS),
+            ));
+        }
+        if self.fast && self.rerank.is_some() {
+            return Err(Error::invalid_argument("fast", "fast mode skips re-ranking: do not also set a re-rank"));
+        }
+        let emd = !self.fast && matches!(self.rerank, None | Some(Rerank::ExactEmd));
+        if !emd && (self.fuzz != 0.0 || !self.exclude.is_empty()) {
+            return Err(Error::invalid_argument(
+                "fuzz",
+                "fuzz and excluded colours need the exact EMD re-rank (not fast mode nor another re-rank)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Sets [`colors`](Self::colors).
     pub fn colors(mut self, colors: usize) -> Self {
         self.colors = colors;
@@ -175,8 +256,9 @@ pub struct Hit {
     /// The file it was made from; `None` for a vector added without a
     /// record (by [`Index::add`](crate::Index::add)).
     pub path: Option<PathBuf>,
-    /// Squared Hellinger distance after exact re-ranking (or its PQ
-    /// estimate, or the EMD, by the re-rank used).
+    /// The exact EMD (ΔE76) from the query under the default re-rank; the
+    /// squared Hellinger distance after exact L2 re-ranking (or its PQ
+    /// estimate, or the Sinkhorn EMD, by the re-rank used).
     pub distance: f32,
     /// The image's dominant colours with their shares, largest first.
     pub colors: Vec<DominantColor>,
@@ -198,6 +280,9 @@ pub struct SearchResults {
     pub candidates: usize,
     /// The index is not trained yet: search was exact over every image.
     pub exact: bool,
+    /// Exact transport problems solved (`None` unless the re-rank was
+    /// [`Rerank::ExactEmd`]).
+    pub solves: Option<usize>,
 }
 
 impl ImageIndex {
@@ -211,18 +296,48 @@ impl ImageIndex {
     /// pool) and resolves each result's file and dominant colours, all from
     /// one snapshot of the index.
     pub fn search_prepared(&self, query: &PreparedQuery, options: &SearchOptions) -> Result<SearchResults> {
+        options.check()?;
         let snap = self.index.snapshot();
         let config = snap.manifest.config;
-        let params = SearchParams {
-            k: options.k,
-            nprobe: options.nprobe,
-            rerank: options.rerank,
-            candidates: options.candidates,
+        let rerank = match (options.fast, options.rerank) {
+            (true, _) => Some(Rerank::Off),
+            (false, None) if config.refine => Some(Rerank::ExactEmd),
+            (false, r) => r,
         };
+        if !config.refine && (options.fuzz != 0.0 || !options.exclude.is_empty()) {
+            return Err(Error::invalid_argument(
+                "fuzz",
+                "fuzz and excluded colours need the refine store (an index made by `index` or `create --refine`)",
+            ));
+        }
+        let params = SearchParams { k: options.k, nprobe: options.nprobe, rerank, candidates: options.candidates };
         let plan = snap.plan(&params)?;
-        let found = snap.search_planned(&query.vector, &plan)?;
+        let mut solves = None;
+        let found: Vec<Neighbor> = if plan.rerank == Rerank::ExactEmd {
+            let mut emd = match &query.color_query {
+                Some(q) => {
+                    let points: Vec<([f64; 3], f64)> =
+                        q.colors.iter().map(|&(rgb, w)| (srgb_to_lab(rgb), f64::from(w))).collect();
+                    EmdQuery::from_points(&points)?
+                }
+                None => EmdQuery::from_hellinger(&query.vector)?,
+            }
+            .with_fuzz(f64::from(options.fuzz))?;
+            let s = EmdSearch {
+                k: options.k,
+                nprobe: options.nprobe,
+                candidates: plan.candidates,
+                scan: query.color_query.is_some() || IMAGE_QUERY_SCAN,
+                exclude: &options.exclude,
+            };
+            let (found, stats) = snap.emd_search(&query.vector, &mut emd, &s)?;
+            solves = Some(stats.solves);
+            found
+        } else {
+            snap.search_planned(&query.vector, &plan)?.into_iter().next().unwrap_or_default()
+        };
         let mut hits = Vec::new();
-        for nb in found.into_iter().next().unwrap_or_default() {
+        for nb in found {
             let path = snap.record(nb.location)?.map(|r| r.path);
             let colors = if config.refine {
                 let mut h = snap.vector(nb.location)?;
@@ -242,6 +357,7 @@ impl ImageIndex {
             nprobe: plan.nprobe,
             candidates: plan.candidates,
             exact: snap.quantizers.is_none(),
+            solves,
         })
     }
 }

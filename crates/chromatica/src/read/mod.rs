@@ -2,6 +2,9 @@
 //! manifest, quantizers and mapped segments), immutable and shared by
 //! reference count, so searches never wait for writers.
 
+// The exact-EMD search serves the image layer (and the benchmarks).
+#[cfg_attr(not(feature = "images"), allow(dead_code))]
+pub(crate) mod emd_search;
 pub mod fastscan;
 pub mod search;
 pub mod topk;

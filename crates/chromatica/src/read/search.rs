@@ -25,10 +25,10 @@ pub struct Location {
 }
 
 impl Location {
-    fn pack(self) -> u64 {
+    pub(crate) fn pack(self) -> u64 {
         (self.segment as u64) << 32 | self.position as u64
     }
-    fn unpack(v: u64) -> Location {
+    pub(crate) fn unpack(v: u64) -> Location {
         Location { segment: (v >> 32) as u32, position: v as u32 }
     }
 }
@@ -59,6 +59,12 @@ pub enum Rerank {
     /// distributions (the squares of Hellinger vectors), with squared Lab
     /// distances between bin centres as the ground cost.
     Emd(Sinkhorn),
+    /// The exact Earth Mover's Distance between the colour distributions
+    /// (ΔE76 between bin centres as the ground distance), by the
+    /// transportation simplex, with lower bounds skipping candidates that
+    /// cannot enter the top k. What an image index re-ranks by unless told
+    /// otherwise.
+    ExactEmd,
 }
 
 /// Candidates stage 1 hands to stage 2 unless told otherwise.
@@ -183,8 +189,10 @@ impl Snapshot {
         if self.quantizers.is_none() && !c.refine {
             return Err(Error::NotTrained);
         }
-        if let Rerank::Emd(s) = rerank {
-            s.validate()?;
+        if let Rerank::Emd(_) | Rerank::ExactEmd = rerank {
+            if let Rerank::Emd(s) = rerank {
+                s.validate()?;
+            }
             // The ground cost is between the 1152 colour bins.
             if c.dim != crate::color::HIST_DIM {
                 return Err(Error::invalid_argument(
@@ -260,6 +268,7 @@ impl Snapshot {
                 let query = distribution(x.iter().enumerate().map(|(i, &v)| (i, v)));
                 self.rerank(stage1, |r| Ok(sinkhorn_distance(&query, &distribution(r.iter()), &params)))?
             }
+            Rerank::ExactEmd => self.exact_emd_rerank(x, stage1, plan.k)?,
         };
         Ok(ranked
             .into_iter()
@@ -366,6 +375,31 @@ impl Snapshot {
         }
         out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         Ok(out)
+    }
+
+    /// Stage 2 by exact EMD from the histogram behind `x` (a Hellinger
+    /// vector): candidates in stage 1's order, each solved only if its lower
+    /// bounds let it enter the k best found so far.
+    fn exact_emd_rerank(&self, x: &[f32], candidates: Vec<Entry>, k: usize) -> Result<Vec<Entry>> {
+        if x.iter().all(|&v| v == 0.0) {
+            return Ok(candidates);
+        }
+        let mut q = crate::color::transport::EmdQuery::from_hellinger(x)?;
+        let mut best: Vec<Entry> = Vec::with_capacity(k + 1);
+        for (_, id, loc) in candidates {
+            let l = Location::unpack(loc);
+            let r = self.segments[l.segment as usize].refine(l.position as usize)?;
+            let limit = if best.len() == k { f64::from(best[k - 1].0) } else { f64::INFINITY };
+            if let Some(d) = q.distance_within(r.iter(), limit) {
+                let d = d as f32;
+                let at = best.partition_point(|b| (b.0, b.1) < (d, id));
+                if at < k {
+                    best.insert(at, (d, id, loc));
+                    best.truncate(k);
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// The record (path, size, mtime) of a result, if its segment has records.

@@ -59,6 +59,20 @@ pub trait SnapshotInternals {
     fn sample_live(&self, max: usize, seed: u64) -> Result<Vec<f32>>;
     /// Opens what `manifest` names, sharing files already open in `previous`.
     fn load(storage: &dyn Storage, manifest: Manifest, previous: Option<&Snapshot>) -> Result<Snapshot>;
+    /// The exact-EMD search of the image layer: the k nearest by EMD to
+    /// `query` among stage 1's `candidates` for `stage1` (then, with
+    /// `scan`, every live vector by lower bounds), and the solves it took.
+    #[allow(clippy::too_many_arguments)]
+    fn emd_search(
+        &self,
+        stage1: &[f32],
+        query: &mut crate::color::transport::EmdQuery,
+        k: usize,
+        nprobe: Option<usize>,
+        candidates: usize,
+        scan: bool,
+        exclude: &[crate::color::Excluded],
+    ) -> Result<(Vec<crate::Neighbor>, usize)>;
 }
 
 impl SnapshotInternals for Snapshot {
@@ -85,6 +99,20 @@ impl SnapshotInternals for Snapshot {
     }
     fn load(storage: &dyn Storage, manifest: Manifest, previous: Option<&Snapshot>) -> Result<Snapshot> {
         Snapshot::load(storage, manifest, previous)
+    }
+    fn emd_search(
+        &self,
+        stage1: &[f32],
+        query: &mut crate::color::transport::EmdQuery,
+        k: usize,
+        nprobe: Option<usize>,
+        candidates: usize,
+        scan: bool,
+        exclude: &[crate::color::Excluded],
+    ) -> Result<(Vec<crate::Neighbor>, usize)> {
+        let s = crate::read::emd_search::EmdSearch { k, nprobe, candidates, scan, exclude };
+        let (found, stats) = Snapshot::emd_search(self, stage1, query, &s)?;
+        Ok((found, stats.solves))
     }
 }
 

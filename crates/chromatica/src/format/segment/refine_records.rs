@@ -16,7 +16,7 @@ pub struct RefineRef<'a> {
 }
 
 impl RefineRef<'_> {
-    pub fn iter(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (usize, f32)> + Clone + '_ {
         self.dims.iter().zip(self.values).map(|(d, v)| (d.get() as usize, v.get()))
     }
     pub fn to_sparse(self) -> Sparse {
@@ -81,6 +81,32 @@ impl SegmentView {
             return Err(Error::corrupt(&self.name, (bins + 2 * (a + k)) as u64, "refine dimension out of range"));
         }
         Ok(RefineRef { dims, values: vals })
+    }
+
+    /// The Lab mean of every vector's colour distribution (the squares of
+    /// the refine store's Hellinger values, normalised, at the bin centres
+    /// `centres`), by position: computed on first use and kept. A vector
+    /// without mass has mean NaN (never within any bound).
+    #[cfg_attr(not(feature = "images"), allow(dead_code))]
+    pub fn lab_means(&self, centres: &[[f64; 3]]) -> Result<&[[f32; 3]]> {
+        if let Some(m) = self.lab_means.get() {
+            return Ok(m);
+        }
+        let mut out = Vec::with_capacity(self.layout.n);
+        for p in 0..self.layout.n {
+            let (mut t, mut m) = (0f64, [0f64; 3]);
+            for (j, v) in self.refine(p)?.iter() {
+                let w = f64::from(v) * f64::from(v);
+                let c = centres.get(j).copied().unwrap_or([f64::NAN; 3]);
+                t += w;
+                for d in 0..3 {
+                    m[d] += w * c[d];
+                }
+            }
+            out.push(m.map(|x| (x / t) as f32));
+        }
+        let _ = self.lab_means.set(out);
+        Ok(self.lab_means.get().expect("set just now"))
     }
 
     /// The record of the vector at position `p`, if the segment has records.

@@ -60,6 +60,11 @@ pub struct SegmentView {
     /// (start, count, crc, first code slot) per list.
     pub(super) lists: Vec<(usize, usize, u32, usize)>,
     verified: Vec<AtomicBool>,
+    /// Per position, the Lab mean of the colour distribution behind the
+    /// refine store's vector (squares of a Hellinger vector), derived on the
+    /// first EMD search and kept while the segment is open (12 bytes a
+    /// vector; nothing stored on disk).
+    pub(super) lab_means: std::sync::OnceLock<Vec<[f32; 3]>>,
 }
 
 /// What the manifest says a segment must look like.
@@ -171,6 +176,7 @@ impl SegmentView {
             ids_crc: h.ids_crc.get(),
             section_crcs,
             verified: (0..nlist).map(|_| AtomicBool::new(false)).collect(),
+            lab_means: std::sync::OnceLock::new(),
             lists,
             layout,
             bytes,
@@ -213,6 +219,10 @@ impl SegmentView {
     /// Bytes of the refine section (0 without one).
     pub fn refine_bytes(&self) -> usize {
         self.layout.refine.map_or(0, |(s, _, v, nnz)| v + 4 * nnz - s)
+    }
+    /// Heap bytes of the Lab means kept for EMD search (0 until the first).
+    pub fn lab_mean_bytes(&self) -> usize {
+        self.lab_means.get().map_or(0, |m| m.len() * std::mem::size_of::<[f32; 3]>())
     }
     /// Bytes of the records section (0 without one).
     pub fn record_bytes(&self) -> usize {

@@ -1,0 +1,211 @@
+//! Search by exact EMD, the default of an image index with the refine
+//! store: on a trained IVF-PQ index of synthetic colour histograms, the
+//! results of colour and histogram queries are the exact-EMD top k found by
+//! brute force (every stored histogram solved), also with a fuzz, excluded
+//! colours and deletions; fast mode is stage 1 only; bad options are
+//! one-line errors.
+
+use chromatica::color::{bin_centers_lab, emd_lab, hellinger, histogram_of_pixels, srgb_to_lab, Excluded};
+use chromatica::images::{ImageIndex, Query, SearchOptions};
+use chromatica::testing::color::Transport;
+use chromatica::testing::Rng;
+use chromatica::{Config, Index, Rerank, TrainOptions};
+use std::path::Path;
+
+const N: usize = 3000;
+const K: usize = 10;
+
+type Points = Vec<([f64; 3], f64)>;
+
+/// Histograms of synthetic images: 1–4 random colours, each pixel jittered.
+fn histograms(seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed);
+    (0..N)
+        .map(|_| {
+            let k = 1 + rng.below(4);
+            let colours: Vec<[u8; 3]> = (0..k).map(|_| [0, 0, 0].map(|_: u8| rng.below(256) as u8)).collect();
+            let mut px = Vec::new();
+            for _ in 0..48 {
+                let c = colours[rng.below(k)];
+                px.push(c.map(|v| (v as i64 + rng.below(13) as i64 - 6).clamp(0, 255) as u8));
+            }
+            histogram_of_pixels(px.into_iter())
+        })
+        .collect()
+}
+
+fn masses(h: &[f32]) -> Points {
+    let c = bin_centers_lab();
+    h.iter().zip(c).filter(|(m, _)| **m > 0.0).map(|(&m, c)| (c, f64::from(m))).collect()
+}
+
+/// A trained index (nlist 16, PQ 48 × 6 bits) holding every histogram,
+/// id = row.
+fn build(dir: &Path, hists: &[Vec<f32>]) -> ImageIndex {
+    let config =
+        Config { dim: 1152, nlist: 16, m: 48, nbits: 6, nprobe: 4, refine: true, ..chromatica::images::image_config() };
+    let ix = Index::create(dir, config).unwrap();
+    let data: Vec<f32> = hists
+        .iter()
+        .flat_map(|h| {
+            let mut v = h.clone();
+            hellinger(&mut v);
+            v
+        })
+        .collect();
+    ix.train(&data, &TrainOptions::default(), &mut |_| ()).unwrap();
+    ix.add(&data, Some(&(0..N as u64).collect::<Vec<_>>())).unwrap();
+    drop(ix);
+    ImageIndex::open_or_create(dir).unwrap()
+}
+
+/// The exact EMD from `query` to every histogram, by the general solver
+/// on the full problem, sorted (distance, id).
+fn brute(query: &Points, hists: &[Vec<f32>], cost: impl Fn(f64) -> f64) -> Vec<(f64, u64)> {
+    let mut t = Transport::default();
+    let mut out: Vec<(f64, u64)> = hists
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let b = masses(h);
+            let c: Vec<f64> = query
+                .iter()
+                .flat_map(|&(p, _)| b.iter().map(move |&(q, _)| (p, q)))
+                .map(|(p, q)| cost((0..3).map(|d| (p[d] - q[d]).powi(2)).sum::<f64>().sqrt()))
+                .collect();
+            let wa: Vec<f64> = query.iter().map(|p| p.1).collect();
+            let wb: Vec<f64> = b.iter().map(|p| p.1).collect();
+            (t.emd(&wa, &wb, &c).unwrap(), i as u64)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    out
+}
+
+/// The hits are a true top k: each hit's distance is its exact EMD, and
+/// they are the k smallest (ties may swap).
+fn assert_top_k(hits: &[chromatica::images::Hit], truth: &[(f64, u64)], what: &str) {
+    assert_eq!(hits.len(), K, "{what}");
+    let dist: std::collections::HashMap<u64, f64> = truth.iter().map(|&(d, i)| (i, d)).collect();
+    let kth = truth[K - 1].0;
+    for (r, h) in hits.iter().enumerate() {
+        let d = dist[&h.id];
+        assert!((f64::from(h.distance) - d).abs() < 1e-3 * d.max(1.0), "{what}: hit {r} says {} is {d}", h.distance);
+        assert!(d <= kth + 1e-6, "{what}: hit {r} (id {}, EMD {d}) is not in the top {K} (10th {kth})", h.id);
+    }
+    assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance), "{what}: sorted");
+}
+
+fn colour_points(spec: &str) -> Points {
+    let q = chromatica::color::parse_color_query(spec).unwrap();
+    q.colors.iter().map(|&(rgb, w)| (srgb_to_lab(rgb), f64::from(w))).collect()
+}
+
+#[test]
+fn colour_and_image_queries_return_the_exact_emd_top_k() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hists = histograms(7);
+    let index = build(&tmp.path().join("idx"), &hists);
+    assert!(index.index().is_trained());
+    for spec in ["ff4500:0.3,000000:0.7", "1e90ff,ffffff", "808000", "e6194b:0.2,4363d8:0.5,ffe119:0.3"] {
+        let found = index.search(&Query::colors(spec).unwrap(), &SearchOptions::default().k(K)).unwrap();
+        assert_eq!(found.rerank, Rerank::ExactEmd, "the default");
+        assert!(found.solves.is_some_and(|s| s > 0 && s < N), "{spec}: {:?} solves", found.solves);
+        assert_top_k(&found.hits, &brute(&colour_points(spec), &hists, |d| d), spec);
+    }
+    for row in [0usize, 17, 2999] {
+        let found = index.search(&Query::Histogram(hists[row].clone()), &SearchOptions::default().k(K)).unwrap();
+        assert_eq!(found.hits[0].id, row as u64, "the query image first");
+        assert_top_k(&found.hits, &brute(&masses(&hists[row]), &hists, |d| d), &format!("row {row}"));
+    }
+    // emd_lab (the public exact EMD) agrees with the solver used above.
+    let q = colour_points("1e90ff,ffffff");
+    let d = emd_lab(&q, &masses(&hists[5])).unwrap();
+    assert!((d - brute(&q, &hists[5..6], |d| d)[0].0).abs() < 1e-9);
+}
+
+#[test]
+fn fuzz_exclusions_deletions_and_fast_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hists = histograms(11);
+    let index = build(&tmp.path().join("idx"), &hists);
+    let spec = "ff4500:0.3,000000:0.7";
+    let q = colour_points(spec);
+
+    // Fuzz: the ground distance max(0, ΔE − fuzz).
+    let fuzzed = index.search(&Query::colors(spec).unwrap(), &SearchOptions::default().k(K).fuzz(12.0)).unwrap();
+    assert_top_k(&fuzzed.hits, &brute(&q, &hists, |d| (d - 12.0).max(0.0)), "fuzz 12");
+
+    // Excluded colours: no result holds more than the share within the
+    // radius, and the top k is the exact one among those that qualify.
+    let x = Excluded { rgb: [0, 0, 0], max_share: 0.05, radius: 25.0 };
+    let black = srgb_to_lab([0, 0, 0]);
+    let share = |h: &[f32]| -> f64 {
+        masses(h)
+            .iter()
+            .filter(|(c, _)| ((0..3).map(|d| (c[d] - black[d]).powi(2)).sum::<f64>()).sqrt() <= 25.0)
+            .map(|p| p.1)
+            .sum::<f64>()
+    };
+    let found = index.search(&Query::colors(spec).unwrap(), &SearchOptions::default().k(K).exclude(vec![x])).unwrap();
+    let allowed: Vec<(f64, u64)> =
+        brute(&q, &hists, |d| d).into_iter().filter(|&(_, i)| share(&hists[i as usize]) <= 0.05 + 1e-6).collect();
+    assert!(allowed.len() < N - K, "the exclusion drops some images");
+    assert_top_k(&found.hits, &allowed, "not black");
+    for h in &found.hits {
+        assert!(share(&hists[h.id as usize]) <= 0.05 + 1e-6);
+    }
+
+    // Deleted images never come back, and the next ones move up.
+    let before = index.search(&Query::colors(spec).unwrap(), &SearchOptions::default().k(K)).unwrap();
+    let gone: Vec<u64> = before.hits[..3].iter().map(|h| h.id).collect();
+    index.index().delete(&gone).unwrap();
+    let after = index.search(&Query::colors(spec).unwrap(), &SearchOptions::default().k(K)).unwrap();
+    let truth: Vec<(f64, u64)> = brute(&q, &hists, |d| d).into_iter().filter(|(_, i)| !gone.contains(i)).collect();
+    assert_top_k(&after.hits, &truth, "after deleting the top 3");
+
+    // Fast mode: stage 1 only.
+    let fast = index.search(&Query::colors(spec).unwrap(), &SearchOptions::default().k(K).fast(true)).unwrap();
+    assert_eq!(fast.rerank, Rerank::Off);
+    assert_eq!(fast.solves, None);
+    assert_eq!(fast.hits.len(), K);
+}
+
+#[test]
+fn bad_options_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = ImageIndex::open_or_create(tmp.path().join("idx")).unwrap();
+    let q = Query::colors("ff0000").unwrap();
+    let ok = Excluded { rgb: [0, 0, 255], max_share: 0.1, radius: 20.0 };
+    for (options, want) in [
+        (SearchOptions::default().fuzz(-1.0), "fuzz must be between 0 and 100"),
+        (SearchOptions::default().fuzz(f32::NAN), "fuzz must be between"),
+        (SearchOptions::default().fuzz(101.0), "fuzz must be between"),
+        (
+            SearchOptions::default().exclude(vec![Excluded { max_share: 1.0, ..ok }]),
+            "share must be at least 0 and below 1",
+        ),
+        (SearchOptions::default().exclude(vec![Excluded { max_share: -0.1, ..ok }]), "share must be"),
+        (SearchOptions::default().exclude(vec![Excluded { radius: 0.0, ..ok }]), "radius must be above 0"),
+        (SearchOptions::default().exclude(vec![Excluded { radius: f32::INFINITY, ..ok }]), "radius must be"),
+        (SearchOptions::default().exclude(vec![ok; 17]), "at most 16 excluded colours"),
+        (SearchOptions::default().fast(true).rerank(Rerank::L2), "fast mode skips re-ranking"),
+        (SearchOptions::default().fast(true).fuzz(5.0), "need the exact EMD re-rank"),
+        (SearchOptions::default().rerank(Rerank::L2).exclude(vec![ok]), "need the exact EMD re-rank"),
+    ] {
+        let e = index.search(&q, &options).unwrap_err().to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "{e:?} lacks {want:?}");
+    }
+    for (spec, want) in [
+        ("", "empty excluded colours"),
+        ("ff0000:x", "is not a number"),
+        ("ff0000:1.5", "share must be"),
+        ("zz0000", "bad colour"),
+        ("ff0000,,00ff00", "empty entry"),
+    ] {
+        let e = chromatica::color::parse_excluded(spec, 20.0).unwrap_err().to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "{spec:?}: {e:?} lacks {want:?}");
+    }
+    let e = chromatica::color::parse_excluded("ff0000", 0.0).unwrap_err().to_string();
+    assert!(e.contains("radius"), "{e}");
+}
