@@ -46,6 +46,7 @@ pub fn router(st: Shared, args: &ServeArgs) -> Router {
         })
         .layer(DefaultBodyLimit::max(args.max_upload + MULTIPART_OVERHEAD))
         .layer(from_fn_with_state(Duration::from_secs(args.request_timeout), deadline))
+        .layer(from_fn_with_state(args.max_upload + MULTIPART_OVERHEAD, announced_length))
         .layer(from_fn_with_state(slots, limit))
         .layer(from_fn(headers))
         .layer(from_fn(json_errors));
@@ -59,6 +60,20 @@ pub fn router(st: Shared, args: &ServeArgs) -> Router {
         );
     }
     app.layer(from_fn_with_state(st.clone(), metrics::track)).with_state(st)
+}
+
+/// A body announced (Content-Length) over the limit is refused before any
+/// of it is read.
+async fn announced_length(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return ApiError::too_large(format!("request body over the limit of {max} bytes")).into_response();
+    }
+    next.run(req).await
 }
 
 /// At most `--max-concurrent` requests in handlers; the next gets 503 at once.

@@ -83,9 +83,9 @@ pub async fn by_image(State(st): State<Shared>, req: Request) -> ApiResult<Json<
             let file = upload::receive(&st, multipart).await?;
             let limits = st.limits;
             tokio::task::spawn_blocking(move || {
-                let r = Query::Image(file.path().to_owned()).prepare(&limits, PALETTE_SIZE);
-                drop(file);
-                r
+                Query::Image(file.path().to_owned())
+                    .prepare(&limits, PALETTE_SIZE)
+                    .map_err(|e| upload::decode_error(file.path(), e))
             })
             .await
             .map_err(|_| ApiError::internal("the decoder stopped"))??

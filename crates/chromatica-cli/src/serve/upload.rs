@@ -52,6 +52,12 @@ pub async fn receive(st: &Shared, mut multipart: Multipart) -> ApiResult<tempfil
     Err(ApiError::bad_request("no image in the upload: send it in the multipart field file"))
 }
 
+/// A failure to decode an upload, for the client: the temporary file's
+/// name (which means nothing to it) replaced by "upload".
+pub fn decode_error(path: &std::path::Path, e: chromatica::Error) -> ApiError {
+    ApiError::bad_request(e.to_string().replace(&path.display().to_string(), "upload"))
+}
+
 /// `POST /extract_colors?num_colors=5`: the upload's dominant colours and
 /// their shares.
 pub async fn extract_colors(
@@ -63,11 +69,7 @@ pub async fn extract_colors(
     let file = receive(&st, multipart).await?;
     let limits = st.limits;
     let palette = tokio::task::spawn_blocking(move || {
-        let h = image_histogram_with(file.path(), &limits).map_err(|e| {
-            // The temporary name means nothing to the client.
-            let msg = e.to_string().replace(&file.path().display().to_string(), "upload");
-            ApiError::bad_request(msg)
-        })?;
+        let h = image_histogram_with(file.path(), &limits).map_err(|e| decode_error(file.path(), e))?;
         Ok::<_, ApiError>(dominant_colors(&h, n))
     })
     .await

@@ -1,5 +1,5 @@
 // Chromatica's colour-picker page. Every piece of text from the server or
-// the user goes through textContent (never innerHTML), so it is escaped.
+// the user goes through textContent (never parsed as HTML), so it is escaped.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
