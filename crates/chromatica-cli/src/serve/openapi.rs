@@ -3,7 +3,7 @@
 //! and schemathesis fuzzes the server from it).
 
 use super::params::{
-    DEFAULT_K, DEFAULT_NUM_COLORS, DEFAULT_THUMB, MAX_FUZZ, MAX_K, MAX_NUM_COLORS, MAX_THUMB, MIN_THUMB,
+    DEFAULT_K, DEFAULT_NUM_COLORS, DEFAULT_THUMB, MAX_FUZZ, MAX_K, MAX_NUM_COLORS, MAX_THUMB, MIN_THUMB, SUPPORTED_FUZZ,
 };
 use axum::Json;
 use serde_json::{json, Value};
@@ -23,8 +23,9 @@ fn search_params() -> Value {
     json!([
         { "name": "k", "in": "query", "required": false, "description": "Results wanted (the original's alias n_results is accepted too).",
           "schema": { "type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K } },
-        { "name": "fuzz", "in": "query", "required": false, "description": "How far each query colour may spread (ΔE76). This build supports only 0.",
-          "schema": { "type": "number", "minimum": 0, "maximum": MAX_FUZZ } },
+        { "name": "fuzz", "in": "query", "required": false,
+          "description": format!("How far each query colour may spread (ΔE76, up to {MAX_FUZZ} once supported); this build searches only with 0."),
+          "schema": { "type": "number", "minimum": 0, "maximum": SUPPORTED_FUZZ } },
         { "name": "fast_mode", "in": "query", "required": false, "description": "Stage 1 only: PQ distances, no exact re-rank.",
           "schema": { "type": "boolean", "default": false } }
     ])
@@ -42,7 +43,7 @@ fn image_id_param() -> Value {
 fn upload_body(required: bool) -> Value {
     json!({ "required": required, "content": { "multipart/form-data": { "schema": {
         "type": "object", "required": ["file"],
-        "properties": { "file": { "type": "string", "format": "binary", "description": "An image (JPEG, PNG, WebP, GIF, BMP, TIFF), at most the upload limit (default 20 MB)." } } } } } })
+        "properties": { "file": { "type": "string", "format": "binary", "minLength": 1, "description": "An image (JPEG, PNG, WebP, GIF, BMP, TIFF), at most the upload limit (default 20 MB)." } } } } } })
 }
 
 /// The OpenAPI 3.0 document.

@@ -12,6 +12,9 @@ pub const DEFAULT_K: usize = 50;
 pub const MAX_K: usize = 200;
 /// Largest `fuzz` accepted (ΔE76 units).
 pub const MAX_FUZZ: f32 = 100.0;
+/// Largest `fuzz` this build can search with (the OpenAPI document's
+/// maximum): 0 until the library spreads query colours; then [`MAX_FUZZ`].
+pub const SUPPORTED_FUZZ: f32 = 0.0;
 /// Thumbnail side unless `size` says otherwise, and its bounds.
 pub const DEFAULT_THUMB: u32 = 256;
 /// Smallest thumbnail side.
@@ -67,7 +70,7 @@ impl Params {
     }
 
     /// `fuzz`, see [`parse_fuzz`].
-    pub fn fuzz(&self) -> ApiResult<Option<f32>> {
+    pub fn fuzz(&self) -> ApiResult<Option<f64>> {
         parse_fuzz(self.get("fuzz"))
     }
 
@@ -95,15 +98,18 @@ impl Params {
 }
 
 /// `fuzz`: how far (ΔE76, CIE Lab) each query colour may spread, a finite
-/// number from 0 to [`MAX_FUZZ`]; absent is `None` (no spreading).
-pub fn parse_fuzz(raw: Option<&str>) -> ApiResult<Option<f32>> {
+/// number from 0 to [`MAX_FUZZ`]; absent is `None` (no spreading). Kept in
+/// f64 so that a tiny positive value is not rounded to an f32 0.
+pub fn parse_fuzz(raw: Option<&str>) -> ApiResult<Option<f64>> {
     let Some(text) = raw else { return Ok(None) };
-    let v: f32 = text
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("fuzz must be a number from 0 to {MAX_FUZZ} (ΔE), not {text:?}")))?;
-    if !v.is_finite() || !(0.0..=MAX_FUZZ).contains(&v) {
-        return Err(ApiError::bad_request(format!("fuzz must be a number from 0 to {MAX_FUZZ} (ΔE), not {text:?}")));
+    let bad = || {
+        let shown: String = text.chars().take(40).collect();
+        ApiError::bad_request(format!("fuzz must be a number from 0 to {MAX_FUZZ} (ΔE), not {shown:?}"))
+    };
+    // Checked in f64, so that -1e-300 is negative, not an f32 -0.
+    let v: f64 = text.trim().parse().map_err(|_| bad())?;
+    if !v.is_finite() || !(0.0..=f64::from(MAX_FUZZ)).contains(&v) {
+        return Err(bad());
     }
     Ok(Some(v))
 }
@@ -176,7 +182,7 @@ mod tests {
         assert_eq!(parse_fuzz(None).unwrap(), None);
         assert_eq!(parse_fuzz(Some("2.5")).unwrap(), Some(2.5));
         assert_eq!(parse_fuzz(Some("0")).unwrap(), Some(0.0));
-        for bad in ["-1", "101", "nan", "inf", "x", ""] {
+        for bad in ["-1", "101", "nan", "inf", "x", "", "-2.2e-308"] {
             let e = parse_fuzz(Some(bad)).unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
             assert!(e.message.starts_with("fuzz must be"), "{}", e.message);

@@ -27,7 +27,7 @@ fn ask(p: &Params) -> ApiResult<Ask> {
     // `images::SearchOptions::fuzz`, pass this value to `options()` below
     // instead of refusing it.
     if let Some(f) = p.fuzz()? {
-        if f != 0.0 {
+        if f > f64::from(super::params::SUPPORTED_FUZZ) {
             return Err(ApiError::bad_request("fuzz is not supported by this build (only fuzz=0)"));
         }
     }
@@ -63,7 +63,10 @@ pub async fn by_image(State(st): State<Shared>, req: Request) -> ApiResult<Json<
     let started = Instant::now();
     let p = Params::parse(req.uri().query())?;
     let ask = ask(&p)?;
+    let is_upload =
+        req.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"multipart/"));
     let prepared = match p.id()? {
+        Some(_) if is_upload => return Err(ApiError::bad_request("give ?id= or an upload, not both")),
         Some(id) => {
             st.on_search_pool(move |s| {
                 let snap = s.index.index().snapshot();
