@@ -26,7 +26,7 @@ pub struct AppState {
     /// Searches and decodes of queries run here, never on the I/O threads
     /// and never on the sync's pool.
     search_pool: rayon::ThreadPool,
-    /// The threads of a sync.
+    /// The threads of a sync, at the lowest scheduling priority.
     pub index_pool: rayon::ThreadPool,
     /// Search threads, as reported by `/stats`.
     pub search_threads: usize,
@@ -49,6 +49,18 @@ pub struct AppState {
     pub sync: SyncState,
     /// When the server started.
     pub started: Instant,
+}
+
+/// Makes the calling thread the scheduler's last choice (nice 19), so that
+/// a sync's decoding and merging take only the CPU that searches leave.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority on the calling thread; no memory is
+    // passed. On Linux a thread id given to PRIO_PROCESS names that thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
 }
 
 impl AppState {
@@ -75,12 +87,12 @@ impl AppState {
         for w in index.index().warnings() {
             eprintln!("warning: {w}");
         }
-        let pool = |n: usize, name: &'static str| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .thread_name(move |i| format!("{name}-{i}"))
-                .build()
-                .map_err(|e| Error::invalid_argument("--threads", format!("cannot start {n} threads: {e}")))
+        let pool = |n: usize, name: &'static str, background: bool| {
+            let mut b = rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(move |i| format!("{name}-{i}"));
+            if background {
+                b = b.start_handler(|_| lower_priority());
+            }
+            b.build().map_err(|e| Error::invalid_argument("--threads", format!("cannot start {n} threads: {e}")))
         };
         let upload_dir = tempfile::Builder::new()
             .prefix("chromatica-serve-")
@@ -89,8 +101,8 @@ impl AppState {
         Ok(Arc::new(AppState {
             index,
             writable,
-            search_pool: pool(threads, "serve-search")?,
-            index_pool: pool(args.index_threads, "serve-index")?,
+            search_pool: pool(threads, "serve-search", false)?,
+            index_pool: pool(args.index_threads, "serve-index", true)?,
             search_threads: threads,
             limits: ImageLimits::with_max_pixels(args.max_pixels),
             max_upload: args.max_upload,
