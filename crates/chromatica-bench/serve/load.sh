@@ -64,7 +64,7 @@ writer_report() { # wait for the sync, print its summary as JSON
     echo "$st" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(json.dumps({"added": s["last"]["summary"]["added"], "sync_seconds": round(s["last"]["summary"]["seconds"], 2), "index_size": s["index_size"]}))'
 }
 
-for threads in 1 2; do
+for threads in ${THREADS:-1 2}; do
     for mode in alone indexing; do
         # Saturation.
         start "$threads"

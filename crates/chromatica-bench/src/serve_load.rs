@@ -47,7 +47,8 @@ fn targets(seed: u64, k: usize, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
             let count = rng.random_range(1..=3usize);
-            let colors: Vec<String> = (0..count).map(|_| format!("{:06x}", rng.random_range(0..0x100_0000u32))).collect();
+            let colors: Vec<String> =
+                (0..count).map(|_| format!("{:06x}", rng.random_range(0..0x100_0000u32))).collect();
             let weights: Vec<String> = (0..count).map(|_| format!("{:.2}", rng.random_range(0.05..1.0f64))).collect();
             format!("/search?colors={}&weights={}&k={k}", colors.join("%2C"), weights.join("%2C"))
         })
@@ -165,7 +166,7 @@ pub fn measure(a: &LoadArgs) -> LoadReport {
 
 /// `serve-load`: prints the report as one JSON line.
 pub fn run(a: &LoadArgs) -> chromatica::Result<()> {
-    if a.connections == 0 || !(a.seconds > 0.0) || !(a.rate >= 0.0) || a.k == 0 {
+    if a.connections == 0 || a.seconds.is_nan() || a.seconds <= 0.0 || a.rate.is_nan() || a.rate < 0.0 || a.k == 0 {
         return Err(chromatica::Error::InvalidInput(
             "--connections and --k must be at least 1, --seconds positive, --rate at least 0".into(),
         ));

@@ -94,6 +94,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
             "--read-timeout and --request-timeout must be at least 1 second",
         ));
     }
+    if let Some(origin) = &args.cors {
+        if axum::http::HeaderValue::from_str(origin).is_err() || origin.trim().is_empty() {
+            return Err(Error::invalid_argument("--cors", format!("--cors {origin:?} is not a usable origin")));
+        }
+    }
     if !args.bind.ip().is_loopback() {
         eprintln!(
             "warning: listening on {}, reachable from other machines: the server has no authentication",

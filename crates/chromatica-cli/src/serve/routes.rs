@@ -51,7 +51,7 @@ pub fn router(st: Shared, args: &ServeArgs) -> Router {
         .layer(from_fn(headers))
         .layer(from_fn(json_errors));
     if let Some(origin) = &args.cors {
-        let origin = HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null"));
+        let origin = HeaderValue::from_str(origin).unwrap_or_else(|_| HeaderValue::from_static("null"));
         app = app.layer(
             tower_http::cors::CorsLayer::new()
                 .allow_origin(origin)

@@ -16,6 +16,9 @@ use std::time::Instant;
 /// Shared by every request (cheap to clone).
 pub type Shared = Arc<AppState>;
 
+/// Where each live id is stored, for one snapshot generation.
+type LocationTable = Arc<HashMap<u64, Location>>;
+
 /// See the module documentation.
 pub struct AppState {
     /// The index. Each search takes its own snapshot of it, so a commit by
@@ -40,7 +43,7 @@ pub struct AppState {
     pub watch_interval: u64,
     /// Uploaded images are written here (removed at exit).
     pub upload_dir: tempfile::TempDir,
-    locations: Mutex<Option<(u64, Arc<HashMap<u64, Location>>)>>,
+    locations: Mutex<Option<(u64, LocationTable)>>,
     /// Request counts and latencies.
     pub metrics: Metrics,
     /// Thumbnails made.
@@ -145,7 +148,7 @@ impl AppState {
         let table = match table {
             Some(t) => t,
             None => {
-                let t: Arc<HashMap<u64, Location>> = Arc::new(snap.live_locations()?.into_iter().collect());
+                let t: LocationTable = Arc::new(snap.live_locations()?.into_iter().collect());
                 *self.locations.lock().expect("no panic holds this lock") = Some((generation, t.clone()));
                 t
             }
