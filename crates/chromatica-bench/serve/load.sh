@@ -83,8 +83,13 @@ for threads in ${THREADS:-1 2}; do
         stop
         echo "{\"threads\":$threads,\"mode\":\"$mode\",\"run\":\"saturation\",\"wrk\":$wrk_line,\"serve_load\":$own,\"writer\":$sync,\"rss_before\":$rss0,\"rss_after\":$rss1}" | tee -a "$out"
         if [ "$mode" = alone ]; then
-            # The higher of the two closed-loop figures (the stricter half).
-            sat=$(python3 -c "import json; print(max(json.loads('$wrk_line')['rps'], json.loads('$own')['throughput']))")
+            # The higher of the two closed-loop figures (the stricter half),
+            # or wrk's alone with HALF_OF=wrk.
+            if [ "${HALF_OF:-max}" = wrk ]; then
+                sat=$(python3 -c "import json; print(json.loads('$wrk_line')['rps'])")
+            else
+                sat=$(python3 -c "import json; print(max(json.loads('$wrk_line')['rps'], json.loads('$own')['throughput']))")
+            fi
         fi
         # Half of the alone saturation, open loop.
         half=$(python3 -c "print(round($sat / 2))")
