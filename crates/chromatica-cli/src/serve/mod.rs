@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Threads that run searches (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Threads that accept connections and parse requests (default: as
+    /// many as --threads).
+    #[arg(long, value_name = "N")]
+    pub io_threads: Option<usize>,
     /// Threads that decode images during a sync.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub index_threads: usize,
@@ -82,10 +86,10 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
-    if args.threads == Some(0) || args.index_threads == 0 || args.max_concurrent == 0 {
+    if args.threads == Some(0) || args.io_threads == Some(0) || args.index_threads == 0 || args.max_concurrent == 0 {
         return Err(Error::invalid_argument(
             "--threads",
-            "--threads, --index-threads and --max-concurrent must be at least 1",
+            "--threads, --io-threads, --index-threads and --max-concurrent must be at least 1",
         ));
     }
     if args.read_timeout == 0 || args.request_timeout == 0 {
@@ -107,7 +111,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+        .worker_threads(args.io_threads.unwrap_or(threads))
         .thread_name("serve-io")
         .enable_all()
         .build()
