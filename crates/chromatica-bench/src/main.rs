@@ -10,6 +10,7 @@ mod bench_scale;
 mod bench_write_rss;
 mod color_bench;
 mod progress;
+mod serve_load;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,24 @@ impl BenchShape {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Load a running `chromatica serve` with `/search` colour queries:
+    /// open-loop at --rate requests per second (latency from each request's
+    /// due time), or closed-loop with --rate 0 (saturation). Prints JSON.
+    ServeLoad {
+        /// The server, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 50)]
+        k: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Measure train, add, search, recall and open time on a data set
     /// directory (base.fvecs, query.fvecs, gt.ivecs), as python/faiss_ivfpq.py
     /// measures faiss; python/compare.py runs both and prints the ratios.
@@ -212,6 +231,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> chromatica::Result<()> {
     match cli.command {
+        Command::ServeLoad { addr, rate, seconds, connections, k, seed } => {
+            serve_load::run(&serve_load::LoadArgs { addr, rate, seconds, connections, k, seed })
+        }
         Command::Color {
             data,
             queries,

@@ -2,6 +2,7 @@
 //! one line on stderr and exit with status 1 (usage errors: 2, from clap).
 
 mod cli;
+mod serve;
 
 use clap::Parser;
 use std::process::ExitCode;

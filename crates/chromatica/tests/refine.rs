@@ -223,6 +223,31 @@ fn records_follow_their_vectors_through_deletes_and_merges() {
 }
 
 #[test]
+fn live_locations_turn_every_live_id_into_its_record_and_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = 16;
+    let base = data(300, d, 9);
+    let index = Index::create(dir.path().join("i"), small(true)).unwrap();
+    index.train(&base, &TrainOptions::default(), &mut |_| ()).unwrap();
+    for b in 0..3 {
+        index.add_records(&base[b * 100 * d..(b + 1) * 100 * d], None, &records(100, b * 100)).unwrap();
+    }
+    index.delete(&[0, 101, 299]).unwrap();
+    let snap = index.snapshot();
+    let at = snap.live_locations().unwrap();
+    assert_eq!(at.iter().map(|&(id, _)| id).collect::<Vec<_>>(), snap.live_ids().unwrap());
+    assert_eq!(at.len(), 297);
+    assert!(snap.segment_count() >= 1);
+    for &(id, loc) in &at {
+        let rec = snap.record(loc).unwrap().unwrap();
+        assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
+        let v = snap.vector(loc).unwrap();
+        let want = &base[id as usize * d..(id as usize + 1) * d];
+        assert!(v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "id {id}");
+    }
+}
+
+#[test]
 fn emd_rerank_orders_colour_histograms_by_colour_distance() {
     let dir = tempfile::tempdir().unwrap();
     let solid = |rgb: [u8; 3]| {

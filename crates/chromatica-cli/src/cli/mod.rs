@@ -250,6 +250,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the original service's HTTP API and a colour-picker web page
+    /// over an image index (loopback only unless --bind says otherwise).
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Opens an index read-only and prints what the open passed over (a
@@ -339,5 +342,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify { dir, json } => maintain::verify(&dir, json),
         Command::Recover { dir } => maintain::recover(&dir),
         Command::Inspect { dir, json } => inspect::run(&dir, json),
+        Command::Serve(args) => crate::serve::run(args),
     }
 }

@@ -184,6 +184,18 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// Every live id with where it is stored in this snapshot, ascending by
+    /// id: what an application keeps to turn an id back into its record
+    /// ([`record`](Self::record)) or exact vector ([`vector`](Self::vector))
+    /// without searching. O(live vectors); the locations are valid for this
+    /// snapshot only.
+    pub fn live_locations(&self) -> Result<Vec<(u64, search::Location)>> {
+        let mut out = Vec::with_capacity(self.vectors() as usize);
+        self.for_each_live(|si, p, id| out.push((id, search::Location { segment: si as u32, position: p as u32 })))?;
+        out.sort_unstable_by_key(|&(id, _)| id);
+        Ok(out)
+    }
+
     /// Every live id, ascending.
     pub fn live_ids(&self) -> Result<Vec<u64>> {
         let mut ids = Vec::with_capacity(self.vectors() as usize);
