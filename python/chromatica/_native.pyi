@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 _Path = Union[str, "PathLike[str]"]
 _Ids = Union[npt.NDArray[np.integer[Any]], Sequence[int]]
-_Rerank = Optional[Literal["l2", "emd", "none", "off"]]
+_Rerank = Optional[Literal["exact", "l2", "emd", "none", "off"]]
 
 __version__: str
 HIST_DIM: int
@@ -183,10 +183,18 @@ class ImageLibrary:
         nprobe: Optional[int] = None,
         candidates: Optional[int] = None,
         rerank: _Rerank = None,
+        fuzz: Optional[float] = None,
+        fast: bool = False,
+        exclude: Optional[Sequence[str]] = None,
+        exclude_radius: Optional[float] = None,
     ) -> List[Dict[str, Any]]:
         """Images closest to ``colors`` (hex, e.g. "ea6a81" or "#f6d727"; weights normalised, equal when absent).
 
-        Each result: ``{"id", "path", "distance", "dominant_colors": [(hex, share), ...]}``, nearest first.
+        Each result: ``{"id", "path", "distance", "dominant_colors": [(hex, share), ...]}``, nearest first;
+        ``distance`` is the Earth Mover's Distance in ΔE76 (exact, the default re-rank on an image index).
+        ``fuzz`` (ΔE, 0-100): how far a colour may stray at no cost; ``fast``: stage 1 only (not with
+        ``fuzz``/``exclude``); ``exclude``: colours results must not hold ("ff0000" or "ff0000:0.1", the
+        largest share allowed, default 0.05) within ``exclude_radius`` ΔE (default 20).
         """
     def search_image(
         self,
@@ -195,6 +203,10 @@ class ImageLibrary:
         nprobe: Optional[int] = None,
         candidates: Optional[int] = None,
         rerank: _Rerank = None,
+        fuzz: Optional[float] = None,
+        fast: bool = False,
+        exclude: Optional[Sequence[str]] = None,
+        exclude_radius: Optional[float] = None,
     ) -> List[Dict[str, Any]]:
         """Images whose colours are closest to the image file ``path``'s (results as :meth:`search_colors`)."""
     def search_histogram(
@@ -204,6 +216,10 @@ class ImageLibrary:
         nprobe: Optional[int] = None,
         candidates: Optional[int] = None,
         rerank: _Rerank = None,
+        fuzz: Optional[float] = None,
+        fast: bool = False,
+        exclude: Optional[Sequence[str]] = None,
+        exclude_radius: Optional[float] = None,
     ) -> List[Dict[str, Any]]:
         """Images closest to a 1152-bin histogram (as :func:`histogram` gives; any scale)."""
     def inspect(self) -> Dict[str, Any]:

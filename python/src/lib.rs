@@ -200,15 +200,60 @@ fn positive(name: &str, v: i64) -> PyResult<usize> {
     usize::try_from(v).map_err(|_| PyValueError::new_err(format!("{name} is too large: {v}")))
 }
 
+/// The search keywords every `ImageLibrary.search_*` takes.
+struct Knobs<'a> {
+    k: i64,
+    nprobe: Option<i64>,
+    candidates: Option<i64>,
+    rerank: Option<&'a str>,
+    fuzz: Option<f64>,
+    fast: bool,
+    exclude: Option<Vec<String>>,
+    exclude_radius: Option<f64>,
+}
+
+impl Knobs<'_> {
+    /// The library's options; each bad value is a ValueError naming it (the
+    /// library checks the combinations when it searches).
+    fn options(&self) -> PyResult<SearchOptions> {
+        let mut opts = SearchOptions::default().k(positive("k", self.k)?).fast(self.fast);
+        if let Some(n) = self.nprobe {
+            opts = opts.nprobe(positive("nprobe", n)?);
+        }
+        if let Some(c) = self.candidates {
+            opts = opts.candidates(positive("candidates", c)?);
+        }
+        if let Some(r) = rerank_arg(self.rerank)? {
+            opts = opts.rerank(r);
+        }
+        if let Some(f) = self.fuzz {
+            opts = opts.fuzz(f as f32);
+        }
+        let radius = self.exclude_radius.map_or(color::DEFAULT_EXCLUDE_RADIUS, |r| r as f32);
+        match &self.exclude {
+            Some(colors) if !colors.is_empty() => {
+                opts = opts.exclude(color::parse_excluded(&colors.join(","), radius).map_err(to_py)?);
+            }
+            Some(_) => return Err(PyValueError::new_err("exclude must hold at least one hex colour")),
+            None if self.exclude_radius.is_some() => {
+                return Err(PyValueError::new_err("exclude_radius needs exclude"));
+            }
+            None => {}
+        }
+        Ok(opts)
+    }
+}
+
 fn rerank_arg(rerank: Option<&str>) -> PyResult<Option<Rerank>> {
     match rerank {
         None => Ok(None),
         Some("l2") => Ok(Some(Rerank::L2)),
         Some("none") | Some("off") => Ok(Some(Rerank::Off)),
         Some("emd") => Ok(Some(Rerank::Emd(Sinkhorn::default()))),
-        Some(other) => {
-            Err(PyValueError::new_err(format!("rerank must be None, \"l2\", \"emd\" or \"none\", got {other:?}")))
-        }
+        Some("exact") => Ok(Some(Rerank::ExactEmd)),
+        Some(other) => Err(PyValueError::new_err(format!(
+            "rerank must be None, \"exact\", \"l2\", \"emd\" or \"none\", got {other:?}"
+        ))),
     }
 }
 
@@ -803,26 +848,9 @@ impl ImageLibrary {
             .ok_or_else(|| PyValueError::new_err(format!("{}: the library is closed", self.path.display())))
     }
 
-    fn run_search(
-        &self,
-        py: Python<'_>,
-        query: Query,
-        k: i64,
-        nprobe: Option<i64>,
-        candidates: Option<i64>,
-        rerank: Option<&str>,
-    ) -> PyResult<Py<PyAny>> {
+    fn run_search(&self, py: Python<'_>, query: Query, knobs: Knobs<'_>) -> PyResult<Py<PyAny>> {
         let lib = self.get()?;
-        let mut opts = SearchOptions::default().k(positive("k", k)?);
-        if let Some(n) = nprobe {
-            opts = opts.nprobe(positive("nprobe", n)?);
-        }
-        if let Some(c) = candidates {
-            opts = opts.candidates(positive("candidates", c)?);
-        }
-        if let Some(r) = rerank_arg(rerank)? {
-            opts = opts.rerank(r);
-        }
+        let opts = knobs.options()?;
         let found = run(py, || lib.search(&query, &opts))?.map_err(to_py)?;
         let out = PyList::empty(py);
         for h in &found.hits {
@@ -876,7 +904,15 @@ impl ImageLibrary {
     /// "ea6a81" or "#f6d727"), with optional `weights` (normalised; equal
     /// when absent). Returns a list of dicts: id, path, distance,
     /// dominant_colors [(hex, share)].
-    #[pyo3(signature = (colors, weights=None, k=10, nprobe=None, candidates=None, rerank=None))]
+    ///
+    /// `fuzz` (ΔE, 0 to 100): how far a colour may stray at no cost.
+    /// `fast`: stage 1 only (no re-rank; not with fuzz or exclude).
+    /// `exclude`: colours the results must not hold ("ff0000" or
+    /// "ff0000:0.1", the largest share allowed, default 0.05) within
+    /// `exclude_radius` ΔE (default 20).
+    #[pyo3(signature = (colors, weights=None, k=10, nprobe=None, candidates=None, rerank=None,
+                        fuzz=None, fast=false, exclude=None, exclude_radius=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, each optional
     fn search_colors(
         &self,
         py: Python<'_>,
@@ -886,7 +922,12 @@ impl ImageLibrary {
         nprobe: Option<i64>,
         candidates: Option<i64>,
         rerank: Option<&str>,
+        fuzz: Option<f64>,
+        fast: bool,
+        exclude: Option<Vec<String>>,
+        exclude_radius: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
+        let knobs = Knobs { k, nprobe, candidates, rerank, fuzz, fast, exclude, exclude_radius };
         if colors.is_empty() {
             return Err(PyValueError::new_err("colors must hold at least one hex colour"));
         }
@@ -908,11 +949,14 @@ impl ImageLibrary {
             }
         };
         let query = Query::colors(&spec).map_err(to_py)?;
-        self.run_search(py, query, k, nprobe, candidates, rerank)
+        self.run_search(py, query, knobs)
     }
 
     /// Images whose colours are closest to the image file `path`'s.
-    #[pyo3(signature = (path, k=10, nprobe=None, candidates=None, rerank=None))]
+    /// Takes the same `fuzz`, `fast` and `exclude` as `search_colors`.
+    #[pyo3(signature = (path, k=10, nprobe=None, candidates=None, rerank=None,
+                        fuzz=None, fast=false, exclude=None, exclude_radius=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, each optional
     fn search_image(
         &self,
         py: Python<'_>,
@@ -921,14 +965,22 @@ impl ImageLibrary {
         nprobe: Option<i64>,
         candidates: Option<i64>,
         rerank: Option<&str>,
+        fuzz: Option<f64>,
+        fast: bool,
+        exclude: Option<Vec<String>>,
+        exclude_radius: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
+        let knobs = Knobs { k, nprobe, candidates, rerank, fuzz, fast, exclude, exclude_radius };
         check_image_path(&path)?;
-        self.run_search(py, Query::Image(path), k, nprobe, candidates, rerank)
+        self.run_search(py, Query::Image(path), knobs)
     }
 
     /// Images whose colours are closest to a histogram of 1152 non-negative
     /// bins (as `chromatica.histogram` gives; any scale).
-    #[pyo3(signature = (histogram, k=10, nprobe=None, candidates=None, rerank=None))]
+    /// Takes the same `fuzz`, `fast` and `exclude` as `search_colors`.
+    #[pyo3(signature = (histogram, k=10, nprobe=None, candidates=None, rerank=None,
+                        fuzz=None, fast=false, exclude=None, exclude_radius=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, each optional
     fn search_histogram(
         &self,
         py: Python<'_>,
@@ -937,13 +989,18 @@ impl ImageLibrary {
         nprobe: Option<i64>,
         candidates: Option<i64>,
         rerank: Option<&str>,
+        fuzz: Option<f64>,
+        fast: bool,
+        exclude: Option<Vec<String>>,
+        exclude_radius: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
+        let knobs = Knobs { k, nprobe, candidates, rerank, fuzz, fast, exclude, exclude_radius };
         let m = matrix(histogram, "histogram", color::HIST_DIM, true)?;
         if m.rows != 1 {
             return Err(PyValueError::new_err(format!("histogram must be one row, got {}", m.rows)));
         }
         let h = m.slice().to_vec();
-        self.run_search(py, Query::Histogram(h), k, nprobe, candidates, rerank)
+        self.run_search(py, Query::Histogram(h), knobs)
     }
 
     /// Images in the library.

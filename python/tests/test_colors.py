@@ -123,3 +123,36 @@ def test_tqdm_progress_when_installed(tmp_path, photos, capsys):
         lib.index([photos / "yellow"], progress=True)
     err = capsys.readouterr().err
     assert "indexing" in err and "8/8" in err, err
+
+
+def test_query_language_fuzz_fast_exclude(tmp_path, photos):
+    with chromatica.ImageLibrary(tmp_path / "lib") as lib:
+        lib.index([photos], progress=False)
+        red = "%02x%02x%02x" % PALETTES["red"][0]
+        exact = lib.search_colors([red], k=8)
+        assert all(f"{os.sep}red{os.sep}" in h["path"] for h in exact)
+        # "Not red": every red image holds ~70% red, far over the 5% allowed.
+        hits = lib.search_colors([red], k=8, exclude=[red])
+        assert len(hits) == 8 and not any(f"{os.sep}red{os.sep}" in h["path"] for h in hits)
+        # A share above theirs lets them back in.
+        assert lib.search_colors([red], k=8, exclude=[red + ":0.95"]) == exact
+        # Fuzz forgives colour distance: the i-th nearest is never farther
+        # than without it (a smaller ground distance everywhere).
+        fuzzed = lib.search_colors([red], k=8, fuzz=10)
+        assert all(f"{os.sep}red{os.sep}" in h["path"] for h in fuzzed)
+        assert all(f["distance"] <= e["distance"] + 1e-6 for f, e in zip(fuzzed, exact))
+        assert fuzzed[0]["distance"] < exact[0]["distance"]
+        fast = lib.search_colors([red], k=8, fast=True)
+        assert len(fast) == 8 and all(f"{os.sep}red{os.sep}" in h["path"] for h in fast)
+        for kwargs, msg in [
+            (dict(fuzz=500), "fuzz"),
+            (dict(fuzz=float("nan")), "fuzz"),
+            (dict(fast=True, fuzz=5), "fast"),
+            (dict(exclude=[]), "exclude"),
+            (dict(exclude=["nothex"]), "nothex"),
+            (dict(exclude=[red], exclude_radius=0), "radius"),
+            (dict(exclude_radius=10), "exclude_radius needs exclude"),
+            (dict(rerank="bogus"), "rerank must be"),
+        ]:
+            with pytest.raises(ValueError, match=msg):
+                lib.search_colors([red], **kwargs)

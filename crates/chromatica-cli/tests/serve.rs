@@ -100,7 +100,7 @@ fn search_by_colours_answers_the_original_shape() {
     }
     assert!(m.get("rerank_time_ms").is_some());
     assert_eq!(m["index_size"], PHOTOS.len());
-    assert_eq!(m["rerank"], "l2");
+    assert_eq!(m["rerank"], "exact");
 
     // Each photo's own colour finds it first; weights move the answer.
     for (name, rgb) in PHOTOS {
@@ -121,8 +121,11 @@ fn search_by_colours_answers_the_original_shape() {
     // fast_mode is stage 1 only (before training the search is exact anyway).
     let fast = f.server.get("/search?colors=e6194b&fast_mode=true&k=2").json();
     assert_eq!(fast["metadata"]["rerank"], "off");
-    // fuzz=0 is no spreading, accepted.
+    // fuzz=0 is no spreading; a fuzz forgives colour distance, so the
+    // nearest is never farther than without it.
     assert_eq!(f.server.get("/search?colors=e6194b&fuzz=0").status, 200);
+    let near = |q: &str| f.server.get(q).json()["results"][0]["distance"].as_f64().unwrap();
+    assert!(near("/search?colors=e6194b&fuzz=30&k=1") < near("/search?colors=e6194b&k=1"));
 }
 
 #[test]
@@ -156,7 +159,7 @@ fn every_bad_search_parameter_is_a_one_line_400() {
         ("/search?colors=ff0000&fuzz=-1".into(), "fuzz must be"),
         ("/search?colors=ff0000&fuzz=101".into(), "fuzz must be"),
         ("/search?colors=ff0000&fuzz=NaN".into(), "fuzz must be"),
-        ("/search?colors=ff0000&fuzz=2.5".into(), "fuzz is not supported by this build"),
+        ("/search?colors=ff0000&fuzz=2.5&fast_mode=true".into(), "fast"),
         ("/search?colors=%ff%fe".into(), "colour"),
     ];
     for (target, expect) in cases {

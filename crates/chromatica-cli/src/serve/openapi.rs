@@ -3,7 +3,7 @@
 //! and schemathesis fuzzes the server from it).
 
 use super::params::{
-    DEFAULT_K, DEFAULT_NUM_COLORS, DEFAULT_THUMB, MAX_FUZZ, MAX_K, MAX_NUM_COLORS, MAX_THUMB, MIN_THUMB, SUPPORTED_FUZZ,
+    DEFAULT_K, DEFAULT_NUM_COLORS, DEFAULT_THUMB, MAX_FUZZ, MAX_K, MAX_NUM_COLORS, MAX_THUMB, MIN_THUMB,
 };
 use axum::Json;
 use serde_json::{json, Value};
@@ -25,7 +25,7 @@ fn search_params() -> Value {
           "schema": { "type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K } },
         { "name": "fuzz", "in": "query", "required": false,
           "description": format!("How far each query colour may spread (ΔE76, up to {MAX_FUZZ} once supported); this build searches only with 0."),
-          "schema": { "type": "number", "minimum": 0, "maximum": SUPPORTED_FUZZ } },
+          "schema": { "type": "number", "minimum": 0, "maximum": MAX_FUZZ } },
         { "name": "fast_mode", "in": "query", "required": false, "description": "Stage 1 only: PQ distances, no exact re-rank.",
           "schema": { "type": "boolean", "default": false } }
     ])

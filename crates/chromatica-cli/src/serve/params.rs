@@ -10,11 +10,8 @@ use std::collections::HashMap;
 pub const DEFAULT_K: usize = 50;
 /// Most results one search returns (the original's cap).
 pub const MAX_K: usize = 200;
-/// Largest `fuzz` accepted (ΔE76 units).
-pub const MAX_FUZZ: f32 = 100.0;
-/// Largest `fuzz` this build can search with (the OpenAPI document's
-/// maximum): 0 until the library spreads query colours; then [`MAX_FUZZ`].
-pub const SUPPORTED_FUZZ: f32 = 0.0;
+/// Largest `fuzz` accepted (ΔE76 units), the library's.
+pub const MAX_FUZZ: f32 = chromatica::color::MAX_FUZZ;
 /// Thumbnail side unless `size` says otherwise, and its bounds.
 pub const DEFAULT_THUMB: u32 = 256;
 /// Smallest thumbnail side.

@@ -17,31 +17,26 @@ use std::time::Instant;
 struct Ask {
     k: usize,
     fast_mode: bool,
+    fuzz: Option<f32>,
 }
 
 /// Reads `k`, `fast_mode` and `fuzz` (shared by both routes).
 fn ask(p: &Params) -> ApiResult<Ask> {
     let k = p.k()?;
     let fast_mode = p.fast_mode()?;
-    // Where the library's fuzz option plugs in: with
-    // `images::SearchOptions::fuzz`, pass this value to `options()` below
-    // instead of refusing it.
-    if let Some(f) = p.fuzz()? {
-        if f > f64::from(super::params::SUPPORTED_FUZZ) {
-            return Err(ApiError::bad_request("fuzz is not supported by this build (only fuzz=0)"));
-        }
-    }
-    Ok(Ask { k, fast_mode })
+    // Checked in range there; the library refuses fuzz with fast_mode.
+    let fuzz = p.fuzz()?.map(|f| f as f32);
+    Ok(Ask { k, fast_mode, fuzz })
 }
 
 /// The library options of a request: `fast_mode` is stage 1 only (PQ
-/// distances, no re-rank).
+/// distances, no re-rank); `fuzz` forgives that much colour distance in
+/// the exact EMD re-rank.
 fn options(ask: &Ask, st: &Shared) -> SearchOptions {
-    let o = SearchOptions::default().k(ask.k).colors(PALETTE_SIZE).limits(st.limits);
-    if ask.fast_mode {
-        o.rerank(Rerank::Off)
-    } else {
-        o
+    let o = SearchOptions::default().k(ask.k).colors(PALETTE_SIZE).limits(st.limits).fast(ask.fast_mode);
+    match ask.fuzz {
+        Some(f) => o.fuzz(f),
+        None => o,
     }
 }
 
@@ -162,6 +157,7 @@ fn rerank_name(r: Rerank) -> &'static str {
         Rerank::Off => "off",
         Rerank::L2 => "l2",
         Rerank::Emd(_) => "emd",
+        Rerank::ExactEmd => "exact",
         _ => "other",
     }
 }
