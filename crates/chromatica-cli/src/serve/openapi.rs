@@ -24,7 +24,7 @@ fn search_params() -> Value {
         { "name": "k", "in": "query", "required": false, "description": "Results wanted (the original's alias n_results is accepted too).",
           "schema": { "type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K } },
         { "name": "fuzz", "in": "query", "required": false,
-          "description": format!("How far each query colour may spread (ΔE76, up to {MAX_FUZZ} once supported); this build searches only with 0."),
+          "description": format!("How far each query colour may stray at no cost (ΔE76, 0 to {MAX_FUZZ}): the exact EMD's ground distance becomes max(0, ΔE − fuzz). Not with fast_mode."),
           "schema": { "type": "number", "minimum": 0, "maximum": MAX_FUZZ } },
         { "name": "fast_mode", "in": "query", "required": false, "description": "Stage 1 only: PQ distances, no exact re-rank.",
           "schema": { "type": "boolean", "default": false } }

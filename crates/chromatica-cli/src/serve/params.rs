@@ -11,7 +11,7 @@ pub const DEFAULT_K: usize = 50;
 /// Most results one search returns (the original's cap).
 pub const MAX_K: usize = 200;
 /// Largest `fuzz` accepted (ΔE76 units), the library's.
-pub const MAX_FUZZ: f32 = chromatica::color::MAX_FUZZ;
+pub const MAX_FUZZ: f64 = chromatica::color::MAX_FUZZ;
 /// Thumbnail side unless `size` says otherwise, and its bounds.
 pub const DEFAULT_THUMB: u32 = 256;
 /// Smallest thumbnail side.
@@ -105,7 +105,7 @@ pub fn parse_fuzz(raw: Option<&str>) -> ApiResult<Option<f64>> {
     };
     // Checked in f64, so that -1e-300 is negative, not an f32 -0.
     let v: f64 = text.trim().parse().map_err(|_| bad())?;
-    if !v.is_finite() || !(0.0..=f64::from(MAX_FUZZ)).contains(&v) {
+    if !v.is_finite() || !(0.0..=MAX_FUZZ).contains(&v) {
         return Err(bad());
     }
     Ok(Some(v))
