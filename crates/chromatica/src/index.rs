@@ -680,6 +680,16 @@ impl Index {
         crate::verify::verify(&FsStorage::new(path))
     }
 
+    /// Like [`Index::verify`], but lists every problem in every file (with
+    /// file and byte offset) instead of stopping at the first, and what
+    /// remains readable: lists and vectors per segment. Takes no lock and
+    /// changes nothing; a damaged index is a report, not an error.
+    pub fn verify_all(path: impl AsRef<Path>) -> Result<crate::DamageReport> {
+        let path = path.as_ref();
+        check_dir(path)?;
+        crate::verify::verify_all(&FsStorage::new(path))
+    }
+
     pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.storage
     }
