@@ -135,6 +135,9 @@ pub struct RecallPoint {
     /// Mean fraction of the exact 10 nearest (the query itself excluded)
     /// that stage 1 (PQ codes, no re-ranking) returns in its 10.
     pub recall_at_10: f64,
+    /// The same after the index's default re-ranking (exact L2 over the
+    /// default candidates; `None` without a refine store).
+    pub reranked_recall_at_10: Option<f64>,
 }
 
 /// Per-list health numbers (the HTML report's per-list plot).
@@ -559,19 +562,21 @@ impl Snapshot {
                     probes.push(p);
                 }
             }
-            for np in probes {
-                let params = SearchParams::new(11).nprobe(np).rerank(Rerank::Off);
+            let measure = |params: SearchParams| -> Result<f64> {
                 let got = self.search(&qs, &params)?;
-                let mut hit = 0usize;
-                let mut total = 0usize;
+                let (mut hit, mut total) = (0usize, 0usize);
                 for ((g, t), &qid) in got.iter().zip(&truth).zip(&qids) {
                     let g: Vec<u64> = g.iter().map(|n| n.id).filter(|&i| i != qid).take(10).collect();
                     hit += t.iter().filter(|i| g.contains(i)).count();
                     total += t.len();
                 }
+                Ok(if total == 0 { 0.0 } else { hit as f64 / total as f64 })
+            };
+            for np in probes {
                 recall.push(RecallPoint {
                     nprobe: np,
-                    recall_at_10: if total == 0 { 0.0 } else { hit as f64 / total as f64 },
+                    recall_at_10: measure(SearchParams::new(11).nprobe(np).rerank(Rerank::Off))?,
+                    reranked_recall_at_10: Some(measure(SearchParams::new(11).nprobe(np).rerank(Rerank::L2))?),
                 });
             }
         }

@@ -240,8 +240,11 @@ pub fn health(dir: &Path, opts: &HealthOptions, json: bool, html: Option<&Path>)
     for p in &h.recall {
         let mark = if p.nprobe == h.nprobe { "  (default)" } else { "" };
         println!(
-            "recall      nprobe {:>5}: estimated stage-1 recall@10 {:.3} on {} stored vectors{mark}",
-            p.nprobe, p.recall_at_10, h.recall_queries
+            "recall      nprobe {:>5}: estimated recall@10 {:.3} stage 1, {} re-ranked, on {} stored vectors{mark}",
+            p.nprobe,
+            p.recall_at_10,
+            opt_f(p.reranked_recall_at_10),
+            h.recall_queries
         );
     }
     if h.advice.is_empty() {

@@ -233,9 +233,15 @@ pub fn page(dir: &str, i: &Inspection, h: &HealthReport) -> String {
     for a in &h.advice {
         let _ = write!(out, "<div class=\"advice\">{}</div>", esc(&a.message));
     }
-    out.push_str("<h2>Estimated stage-1 recall@10</h2><table><tr><th>nprobe</th><th>recall@10</th></tr>");
+    out.push_str("<h2>Estimated recall@10</h2><table><tr><th>nprobe</th><th>stage 1</th><th>re-ranked</th></tr>");
     for p in &h.recall {
-        let _ = write!(out, "<tr><td>{}</td><td>{:.3}</td></tr>", p.nprobe, p.recall_at_10);
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.3}</td><td>{}</td></tr>",
+            p.nprobe,
+            p.recall_at_10,
+            p.reranked_recall_at_10.map_or("-".into(), |v| format!("{v:.3}"))
+        );
     }
     let _ = write!(
         out,
