@@ -742,7 +742,8 @@ impl Snapshot {
                     "its list was probed but its code distance ranked it {s1}, outside the {candidates} candidates re-ranked"
                 ),
                 (true, true, Some((r, _))) if returned => {
-                    format!("its code distance ranked it {s1}; the {rerank} re-rank moved it to {r} (of {k} returned)")
+                    let how = if r == s1 { "kept it at" } else { "moved it to" };
+                    format!("its code distance ranked it {s1}; the {rerank} re-rank {how} {r} (of {k} returned)")
                 }
                 (true, true, Some((r, _))) => {
                     format!("its code distance ranked it {s1}; the {rerank} re-rank put it at {r}, outside the {k} returned")

@@ -218,10 +218,9 @@ pub fn health(dir: &Path, opts: &HealthOptions, json: bool, html: Option<&Path>)
     }
     println!("generation  {}", h.generation);
     println!(
-        "vectors     {} live, {} when trained ({:.2}×), {} deleted ({:.1}%, about {} segment bytes)",
+        "vectors     {} live, {}, {} deleted ({:.1}%, about {} segment bytes)",
         h.vectors,
-        h.trained_vectors,
-        h.growth_since_training,
+        grown(&h),
         h.deleted,
         100.0 * h.deleted_fraction,
         h.deleted_bytes
@@ -334,4 +333,13 @@ pub fn explain(a: ExplainArgs<'_>) -> Result<()> {
     }
     println!("  why         {}", e.reason);
     Ok(())
+}
+
+/// "N when trained (G×)", or why that is not known.
+pub fn grown(h: &chromatica::HealthReport) -> String {
+    if h.trained_vectors == 0 {
+        "live count when trained not recorded (trained before adding)".into()
+    } else {
+        format!("{} when trained ({:.2}×)", h.trained_vectors, h.growth_since_training)
+    }
 }

@@ -14,7 +14,7 @@ fn esc(s: &str) -> String {
 
 fn svg_open(title: &str) -> String {
     format!(
-        "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\">\
+        "<figure><figcaption>{}</figcaption><svg width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\">\
          <rect width=\"{W}\" height=\"{H}\" fill=\"#fafafa\" stroke=\"#ccc\"/>",
         esc(title)
     )
@@ -211,12 +211,11 @@ pub fn page(dir: &str, i: &Inspection, h: &HealthReport) -> String {
          <style>body{{font-family:sans-serif;margin:24px;color:#222;background:#fff}}figure{{margin:16px 0}}\
          figcaption{{font-weight:bold;margin-bottom:4px}}td,th{{padding:2px 10px;text-align:left}}\
          .advice{{background:#fff4d6;border-left:4px solid #e0a800;padding:6px 10px;margin:4px 0}}</style></head><body>\
-         <h1>Index {d}</h1><p>generation {}, {} live vectors ({} when trained, {:.2}×), {} deleted ({:.1}%), \
+         <h1>Index {d}</h1><p>generation {}, {} live vectors ({}), {} deleted ({:.1}%), \
          dim {}, nlist {}, m {}, nbits {}, nprobe {}</p>",
         i.generation,
         h.vectors,
-        h.trained_vectors,
-        h.growth_since_training,
+        esc(&super::inspect::grown(h)),
         h.deleted,
         100.0 * h.deleted_fraction,
         i.config.dim,
