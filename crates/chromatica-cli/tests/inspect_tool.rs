@@ -244,11 +244,7 @@ fn id_list_segment_and_explain() {
     let other = (0..8).find(|&l| l != own).unwrap();
     let e = index.explain_query(q.centroid(other), 10, &SearchParams::new(5).nprobe(1)).unwrap();
     assert!(!e.list_probed && !e.returned && e.stage1_rank.is_none() && e.stage1_rank_all_lists.is_some(), "{e:?}");
-    assert!(
-        e.list_rank.unwrap() > 1 && e.reason.contains("only 1 lists were probed"),
-        "{}",
-        e.reason
-    );
+    assert!(e.list_rank.unwrap() > 1 && e.reason.contains("only 1 lists were probed"), "{}", e.reason);
     // Its rank without re-ranking equals its position in a stage-1 search.
     let e = index.explain_query(x, 77, &SearchParams::new(600).nprobe(8).rerank(Rerank::Off)).unwrap();
     let all = index.search(x, &SearchParams::new(600).nprobe(8).rerank(Rerank::Off)).unwrap();

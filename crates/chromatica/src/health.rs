@@ -852,3 +852,173 @@ impl crate::Index {
         self.snapshot().health(opts)
     }
 }
+
+/// One setting of the tuning grid, measured.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct TunePoint {
+    /// Lists probed.
+    pub nprobe: usize,
+    /// Candidates re-ranked (0: no re-ranking, the index has no refine store).
+    pub candidates: usize,
+    /// Recall@10 against exact search (the query itself excluded).
+    pub recall_at_10: f64,
+    /// Measured search time per query, microseconds (all queries in one call).
+    pub micros_per_query: f64,
+    /// Whether it meets the target.
+    pub meets_target: bool,
+}
+
+/// What [`Index::tune`](crate::Index::tune) measured and chose.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct TuneReport {
+    /// The recall@10 asked for.
+    pub target: f64,
+    /// Stored vectors used as queries.
+    pub queries: usize,
+    /// Every setting measured, ascending nprobe then candidates.
+    pub points: Vec<TunePoint>,
+    /// The fastest setting meeting the target with the default candidates
+    /// (what `search` uses unless told otherwise): its nprobe is what
+    /// [`Index::set_default_nprobe`](crate::Index::set_default_nprobe)
+    /// stores. `None` when nothing meets the target.
+    pub chosen: Option<TunePoint>,
+    /// The fastest setting meeting the target over the whole grid (its
+    /// candidates must be passed to each search; only nprobe is stored).
+    pub fastest: Option<TunePoint>,
+    /// The default nprobe before tuning.
+    pub nprobe_before: usize,
+}
+
+impl Snapshot {
+    /// Measures recall and speed over a grid of nprobe × candidates on up
+    /// to `queries` stored vectors (seeded sample), against exact search
+    /// over the refine store.
+    pub(crate) fn tune(&self, target: f64, queries: usize, seed: u64) -> Result<TuneReport> {
+        use rand::SeedableRng;
+        let c = self.manifest.config;
+        if !(target > 0.0 && target <= 1.0) {
+            return Err(Error::invalid_argument(
+                "recall",
+                format!("the recall target must be in (0, 1], got {target}"),
+            ));
+        }
+        if self.quantizers.is_none() || !c.refine {
+            return Err(Error::InvalidInput(
+                "tuning needs a trained index with a refine store (the exact vectors are the truth)".into(),
+            ));
+        }
+        if queries == 0 {
+            return Err(Error::invalid_argument("queries", "queries must be at least 1"));
+        }
+        let d = c.dim;
+        let mut at: Vec<(usize, usize, u64)> = Vec::new();
+        self.for_each_live(|si, p, id| at.push((si, p, id)))?;
+        if at.len() <= 10 {
+            return Err(Error::InvalidInput(format!(
+                "tuning needs more than 10 live vectors, the index holds {}",
+                at.len()
+            )));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let pick = rand::seq::index::sample(&mut rng, at.len(), queries.min(at.len())).into_vec();
+        let mut qs = vec![0f32; pick.len() * d];
+        let mut qids = Vec::with_capacity(pick.len());
+        for (row, &k) in qs.chunks_exact_mut(d).zip(&pick) {
+            let (si, p, id) = at[k];
+            row.copy_from_slice(&dense(self.segments[si].refine(p)?, d));
+            qids.push(id);
+        }
+        drop(at);
+        self.tune_on(target, &qs, &qids)
+    }
+
+    /// [`Snapshot::tune`] on given queries (rows of `qs`); `skip[i]` is
+    /// left out of query i's truth and results (the query itself when it
+    /// is a stored vector; `u64::MAX` for none).
+    pub(crate) fn tune_on(&self, target: f64, qs: &[f32], qids: &[u64]) -> Result<TuneReport> {
+        let c = self.manifest.config;
+        if !(target > 0.0 && target <= 1.0) {
+            return Err(Error::invalid_argument(
+                "recall",
+                format!("the recall target must be in (0, 1], got {target}"),
+            ));
+        }
+        if self.quantizers.is_none() || !c.refine {
+            return Err(Error::InvalidInput(
+                "tuning needs a trained index with a refine store (the exact vectors are the truth)".into(),
+            ));
+        }
+        if qids.is_empty() || qs.len() != qids.len() * c.dim {
+            return Err(Error::InvalidInput(format!("tuning needs queries of dimension {}", c.dim)));
+        }
+        let truth = self.exact_top(qs, qids, 10)?;
+        let mut probes: Vec<usize> =
+            std::iter::successors(Some(1usize), |p| Some(p * 2)).take_while(|&p| p < c.nlist).collect();
+        probes.push(c.nlist);
+        if !probes.contains(&c.nprobe) {
+            probes.push(c.nprobe);
+            probes.sort_unstable();
+        }
+        let mut points = Vec::new();
+        for &np in &probes {
+            for cand in [10usize, 50, 100, crate::read::DEFAULT_CANDIDATES, 400, 800] {
+                let params = SearchParams::new(11).nprobe(np).rerank(Rerank::L2).candidates(cand);
+                let t = std::time::Instant::now();
+                let got = self.search(qs, &params)?;
+                let micros = t.elapsed().as_secs_f64() * 1e6 / qids.len() as f64;
+                let (mut hit, mut total) = (0usize, 0usize);
+                for ((g, tr), &qid) in got.iter().zip(&truth).zip(qids) {
+                    let g: Vec<u64> = g.iter().map(|n| n.id).filter(|&i| i != qid).take(10).collect();
+                    hit += tr.iter().filter(|i| g.contains(i)).count();
+                    total += tr.len();
+                }
+                let recall = if total == 0 { 0.0 } else { hit as f64 / total as f64 };
+                points.push(TunePoint {
+                    nprobe: np,
+                    candidates: cand,
+                    recall_at_10: recall,
+                    micros_per_query: micros,
+                    meets_target: recall >= target,
+                });
+            }
+        }
+        let fastest_of = |it: &mut dyn Iterator<Item = &TunePoint>| {
+            it.filter(|p| p.meets_target).min_by(|a, b| a.micros_per_query.total_cmp(&b.micros_per_query)).cloned()
+        };
+        // Among the default-candidate settings the cheapest is the smallest
+        // nprobe that meets the target: more lists never cost less, and
+        // timing noise must not pick a larger one.
+        let chosen = points
+            .iter()
+            .filter(|p| p.candidates == crate::read::DEFAULT_CANDIDATES && p.meets_target)
+            .min_by_key(|p| p.nprobe)
+            .cloned();
+        let fastest = fastest_of(&mut points.iter());
+        Ok(TuneReport { target, queries: qids.len(), points, chosen, fastest, nprobe_before: c.nprobe })
+    }
+}
+
+impl crate::Index {
+    /// Measures recall@10 (against exact search over the refine store, on
+    /// `queries` stored vectors) and speed over a grid of nprobe ×
+    /// candidates, and picks the cheapest setting meeting `target`. Changes
+    /// nothing; store the choice with
+    /// [`Index::set_default_nprobe`](crate::Index::set_default_nprobe).
+    pub fn tune(&self, target: f64, queries: usize, seed: u64) -> Result<TuneReport> {
+        self.snapshot().tune(target, queries, seed)
+    }
+
+    /// [`Index::tune`] on given query vectors (rows of `queries`, e.g. a
+    /// set of real queries kept for this) instead of stored vectors: exact
+    /// search over the refine store is still the truth.
+    pub fn tune_with_queries(&self, target: f64, queries: &[f32]) -> Result<TuneReport> {
+        let d = self.config().dim;
+        if queries.is_empty() || queries.len() % d != 0 {
+            return Err(Error::InvalidInput(format!("query vectors must be whole rows of dimension {d}")));
+        }
+        let skip = vec![u64::MAX; queries.len() / d];
+        self.snapshot().tune_on(target, queries, &skip)
+    }
+}

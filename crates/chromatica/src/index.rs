@@ -690,6 +690,26 @@ impl Index {
         crate::verify::verify_all(&FsStorage::new(path))
     }
 
+    /// Stores `nprobe` as the index's default (the manifest's nprobe), in
+    /// one commit; searches that do not say otherwise use it.
+    pub fn set_default_nprobe(&self, nprobe: usize) -> Result<()> {
+        self.write(|_| {
+            let snap = self.snapshot();
+            let nlist = snap.manifest.config.nlist;
+            if nprobe == 0 || nprobe > nlist {
+                return Err(Error::invalid_argument(
+                    "nprobe",
+                    format!("nprobe must be between 1 and nlist ({nlist}), got {nprobe}"),
+                ));
+            }
+            let mut next = snap.manifest.successor()?;
+            next.config.nprobe = nprobe;
+            let state = write::commit_or_clean(&*self.storage, &snap, next, &[])?;
+            self.install(state);
+            Ok(())
+        })
+    }
+
     pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.storage
     }

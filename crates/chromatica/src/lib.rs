@@ -76,7 +76,7 @@ pub use format::segment::Record;
 pub use fsutil::write_atomic_bytes;
 pub use health::{
     thresholds, Advice, HealthOptions, HealthReport, IdReport, ListHealth, ListInSegment, ListReport, NearList,
-    QueryExplanation, RecallPoint, SegmentReport, StoredCopy,
+    QueryExplanation, RecallPoint, SegmentReport, StoredCopy, TunePoint, TuneReport,
 };
 pub use index::{AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN};
 pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};

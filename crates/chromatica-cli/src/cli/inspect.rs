@@ -343,3 +343,95 @@ pub fn grown(h: &chromatica::HealthReport) -> String {
         format!("{} when trained ({:.2}×)", h.trained_vectors, h.growth_since_training)
     }
 }
+
+/// `chromatica tune`: measures on a read-only snapshot, then (unless
+/// --dry-run) takes the writer lock for the one commit that stores nprobe.
+pub fn tune(
+    dir: &Path,
+    target: f64,
+    queries: usize,
+    vectors: Option<&Path>,
+    seed: u64,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    if !(target > 0.0 && target <= 1.0) {
+        return Err(Error::invalid_argument("--recall", format!("--recall must be in (0, 1], got {target}")));
+    }
+    if queries == 0 || queries > 100_000 {
+        return Err(Error::invalid_argument("--queries", "--queries must be between 1 and 100000"));
+    }
+    let t = std::time::Instant::now();
+    let index = super::open_read_only(dir)?;
+    let r = match vectors {
+        None => index.tune(target, queries, seed)?,
+        Some(path) => {
+            let f = chromatica::vecio::VectorFile::open(path)?;
+            chromatica::check_dim(f.dim(), index.config().dim, "the query vectors")?;
+            let mut rows = Vec::new();
+            f.read_rows(0, queries.min(f.len()), &mut rows)?;
+            index.tune_with_queries(target, &rows)?
+        }
+    };
+    drop(index);
+    let seconds = t.elapsed().as_secs_f64();
+    let stored = match (&r.chosen, dry_run) {
+        (Some(c), false) => {
+            chromatica::Index::open(dir)?.set_default_nprobe(c.nprobe)?;
+            true
+        }
+        _ => false,
+    };
+    if json {
+        let mut v = serde_json::to_value(&r).expect("plain data");
+        v["stored"] = serde_json::Value::Bool(stored);
+        v["seconds"] = serde_json::json!(seconds);
+        print_json(&v);
+    } else {
+        println!(
+            "recall@10 against exact search on {} {} (target {}):",
+            r.queries,
+            if vectors.is_some() { "query vectors" } else { "stored vectors" },
+            r.target
+        );
+        println!("  nprobe  candidates  recall@10  µs/query");
+        for p in &r.points {
+            println!(
+                "  {:>6}  {:>10}  {:>9.3}  {:>8.1}{}",
+                p.nprobe,
+                p.candidates,
+                p.recall_at_10,
+                p.micros_per_query,
+                if p.meets_target { "  meets" } else { "" }
+            );
+        }
+        if let Some(f) = &r.fastest {
+            println!(
+                "fastest meeting the target: nprobe {} with {} candidates ({:.3}, {:.1} µs/query)",
+                f.nprobe, f.candidates, f.recall_at_10, f.micros_per_query
+            );
+        }
+        match &r.chosen {
+            None => println!("no setting with the default candidates meets {}: nothing stored", r.target),
+            Some(c) => println!(
+                "chosen (default candidates): nprobe {} ({:.3}, {:.1} µs/query); {}",
+                c.nprobe,
+                c.recall_at_10,
+                c.micros_per_query,
+                if stored {
+                    format!("stored as the default nprobe (was {})", r.nprobe_before)
+                } else {
+                    "not stored (--dry-run)".into()
+                }
+            ),
+        }
+        println!("measured in {seconds:.2}s");
+    }
+    if r.chosen.is_none() {
+        return Err(Error::InvalidInput(format!(
+            "no measured setting reaches recall@10 {} with the default candidates",
+            r.target
+        )));
+    }
+    Ok(())
+}

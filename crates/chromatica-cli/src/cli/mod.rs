@@ -267,6 +267,32 @@ enum Command {
         #[arg(long, value_name = "N")]
         queries: Option<usize>,
     },
+    /// Measure recall@10 and speed over a grid of nprobe × candidates on a
+    /// sample of stored vectors (exact search over the refine store is the
+    /// truth), print the curve, and store the smallest nprobe that meets
+    /// --recall with the default candidates as the index's default nprobe
+    /// (one commit; `search` uses it unless given --nprobe).
+    Tune {
+        dir: PathBuf,
+        /// Recall@10 to reach, in (0, 1].
+        #[arg(long)]
+        recall: f64,
+        /// Stored vectors used as queries (default 200; with --vectors, the
+        /// first this many rows).
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Query vectors (.fvecs or .npy) to tune on instead of stored
+        /// vectors, e.g. real queries kept for this.
+        #[arg(long, value_name = "FILE")]
+        vectors: Option<PathBuf>,
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+        /// Measure and print only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain where an id ranked for a query, and why: whether its list was
     /// probed, its rank by code distance (stage 1), and after re-ranking.
     #[command(group(ArgGroup::new("query").required(true).args(["colors", "image", "vectors"])))]
@@ -394,6 +420,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 _ if health || html.is_some() => inspect::health(&dir, &opts, json, html.as_deref()),
                 _ => inspect::run(&dir, json),
             }
+        }
+        Command::Tune { dir, recall, queries, vectors, seed, dry_run, json } => {
+            inspect::tune(&dir, recall, queries, vectors.as_deref(), seed, dry_run, json)
         }
         Command::Explain { dir, id, colors, image, vectors, row, k, nprobe, rerank, candidates, json } => {
             inspect::explain(inspect::ExplainArgs {
