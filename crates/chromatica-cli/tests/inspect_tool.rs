@@ -467,3 +467,54 @@ fn works_while_a_writer_adds() {
         }
     });
 }
+
+/// `tune`: the chosen setting is the smallest nprobe meeting the target
+/// with the default candidates, it holds on held-back queries, and storing
+/// it is one commit that later searches use; `--dry-run` stores nothing.
+#[test]
+fn tune_chooses_stores_and_holds_on_held_back_queries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("i");
+    let base = data(11, 3000, 6, false);
+    let index = trained(&dir, cfg(32, 32), &base);
+    index.add(&base, None).unwrap();
+    let r = index.tune(0.9, 200, 5).unwrap();
+    let chosen = r.chosen.clone().expect("0.9 is reachable");
+    assert!(chosen.meets_target && chosen.recall_at_10 >= 0.9 && chosen.candidates == chromatica::DEFAULT_CANDIDATES);
+    for p in r.points.iter().filter(|p| p.candidates == chosen.candidates && p.nprobe < chosen.nprobe) {
+        assert!(!p.meets_target, "{p:?} also meets the target");
+    }
+    assert!(r.points.iter().all(|p| p.meets_target == (p.recall_at_10 >= 0.9)));
+    // Held-back queries (not stored), brute force: the choice holds.
+    let held = data(12, 300, 6, false);
+    let truth = exact_knn(&base, &held, DIM, 10);
+    let got = index.search(&held, &SearchParams::new(10).nprobe(chosen.nprobe)).unwrap();
+    let hit: usize =
+        got.iter().zip(&truth).map(|(g, t)| t.iter().filter(|i| g.iter().any(|n| n.id == **i)).count()).sum();
+    let held_recall = hit as f64 / 3000.0;
+    assert!(held_recall >= 0.88, "held-back recall {held_recall} at nprobe {}", chosen.nprobe);
+    drop(index);
+
+    let d = p(&dir);
+    let before = Index::open_read_only(&dir).unwrap().snapshot().generation();
+    let (s, _) = ok(&["tune", d, "--recall", "0.9", "--seed", "5", "--dry-run"]);
+    assert!(s.contains("not stored (--dry-run)"), "{s}");
+    assert_eq!(Index::open_read_only(&dir).unwrap().snapshot().generation(), before);
+    let (s, _) = ok(&["tune", d, "--recall", "0.9", "--seed", "5", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!((v["stored"].as_bool(), v["chosen"]["nprobe"].as_u64()), (Some(true), Some(chosen.nprobe as u64)));
+    let after = Index::open_read_only(&dir).unwrap();
+    assert_eq!((after.snapshot().generation(), after.config().nprobe), (before + 1, chosen.nprobe));
+    // Search without --nprobe uses the stored default.
+    let dflt = after.search(&held, &SearchParams::new(10)).unwrap();
+    assert_eq!(dflt, after.search(&held, &SearchParams::new(10).nprobe(chosen.nprobe)).unwrap());
+    assert!(after.set_default_nprobe(2).is_err(), "a read-only handle stored");
+    fails_with(&["tune", d, "--recall", "1.5"], "--recall");
+    fails_with(&["tune", d, "--recall", "0.9", "--queries", "0"], "--queries");
+    // An index without a refine store has no truth to tune against.
+    let mut c = cfg(8, 2);
+    c.refine = false;
+    let plain = trained(&tmp.path().join("plain"), c, &base);
+    plain.add(&base, None).unwrap();
+    assert!(plain.tune(0.9, 50, 1).unwrap_err().to_string().contains("refine store"));
+}

@@ -1015,7 +1015,7 @@ impl crate::Index {
     /// search over the refine store is still the truth.
     pub fn tune_with_queries(&self, target: f64, queries: &[f32]) -> Result<TuneReport> {
         let d = self.config().dim;
-        if queries.is_empty() || queries.len() % d != 0 {
+        if queries.is_empty() || !queries.len().is_multiple_of(d) {
             return Err(Error::InvalidInput(format!("query vectors must be whole rows of dimension {d}")));
         }
         let skip = vec![u64::MAX; queries.len() / d];
