@@ -832,7 +832,7 @@ impl crate::Index {
         self.snapshot().explain_list(l)
     }
 
-    /// Segment `i` (manifest order, as [`Index::inspect`] lists them).
+    /// Segment `i` (manifest order, as [`Index::inspect`](crate::Index::inspect) lists them).
     pub fn explain_segment(&self, i: usize) -> Result<SegmentReport> {
         self.snapshot().explain_segment(i)
     }
@@ -1010,7 +1010,7 @@ impl crate::Index {
         self.snapshot().tune(target, queries, seed)
     }
 
-    /// [`Index::tune`] on given query vectors (rows of `queries`, e.g. a
+    /// [`Index::tune`](crate::Index::tune) on given query vectors (rows of `queries`, e.g. a
     /// set of real queries kept for this) instead of stored vectors: exact
     /// search over the refine store is still the truth.
     pub fn tune_with_queries(&self, target: f64, queries: &[f32]) -> Result<TuneReport> {

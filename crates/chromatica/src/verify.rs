@@ -119,7 +119,7 @@ fn verify_once(storage: &dyn Storage) -> Result<VerifyReport> {
 /// vector).
 pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
-/// One problem [`verify_all`] found.
+/// One problem [`Index::verify_all`](crate::Index::verify_all) found.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[non_exhaustive]
 pub struct Problem {
@@ -141,7 +141,7 @@ impl Problem {
     }
 }
 
-/// What [`verify_all`] found in one segment file.
+/// What [`Index::verify_all`](crate::Index::verify_all) found in one segment file.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[non_exhaustive]
 pub struct SegmentDamage {
@@ -166,7 +166,7 @@ pub struct SegmentDamage {
 }
 
 /// Every problem in every file of an index, and what remains readable, from
-/// [`verify_all`]: for an operator deciding between `recover`, restoring a
+/// [`Index::verify_all`](crate::Index::verify_all): for an operator deciding between `recover`, restoring a
 /// backup, or re-adding what was lost.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[non_exhaustive]
@@ -174,7 +174,7 @@ pub struct DamageReport {
     /// The manifest generation checked: the newest one that decodes
     /// (`None` when none does, and nothing else can be checked).
     pub generation: Option<u64>,
-    /// No problem at all (the same verdict as [`verify`]).
+    /// No problem at all (the same verdict as [`Index::verify`](crate::Index::verify)).
     pub sound: bool,
     /// The problems, file by file, at most [`MAX_LISTED_PROBLEMS`].
     pub problems: Vec<Problem>,
@@ -226,11 +226,11 @@ impl Problems {
     }
 }
 
-/// Reads every byte of the index like [`verify`] but does not stop at the
+/// Reads every byte of the index like [`Index::verify`](crate::Index::verify) but does not stop at the
 /// first problem: lists every problem of every file (file and byte offset),
 /// and counts what remains readable — per segment and list, and in vectors.
 /// Changes nothing. Errors only when the directory cannot be listed. Like
-/// [`verify`], starts again (up to 100 times) when a file of the state
+/// [`Index::verify`](crate::Index::verify), starts again (up to 100 times) when a file of the state
 /// vanished because a writer published a newer generation meanwhile.
 pub fn verify_all(storage: &dyn Storage) -> Result<DamageReport> {
     let mut attempt = 0;
