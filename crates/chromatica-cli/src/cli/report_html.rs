@@ -97,7 +97,7 @@ fn timeline(i: &Inspection) -> String {
     ));
     let gmax = i.generation.max(1) as f64;
     let vmax = i.segments.iter().map(|s| s.vectors).max().unwrap_or(0).max(1) as f64;
-    let x = |g: u64| PAD + (W - PAD - 20.0) * g as f64 / gmax;
+    let x = |g: u64| PAD + 30.0 + (W - PAD - 70.0) * g as f64 / gmax;
     let bw = ((W - PAD - 20.0) / (i.segments.len().max(1) as f64 * 2.0)).clamp(3.0, 40.0);
     for seg in &i.segments {
         let hs = (H - PAD - 40.0) * seg.vectors as f64 / vmax;
