@@ -133,7 +133,8 @@ pub struct RecallPoint {
     /// Lists probed.
     pub nprobe: usize,
     /// Mean fraction of the exact 10 nearest (the query itself excluded)
-    /// that stage 1 (PQ codes, no re-ranking) returns in its 10.
+    /// that stage 1 (PQ codes, no re-ranking) returns in its 10; a result
+    /// at a distance no larger than the true 10th counts (ties).
     pub recall_at_10: f64,
     /// The same after the index's default re-ranking (exact L2 over the
     /// default candidates; `None` without a refine store).
@@ -564,13 +565,7 @@ impl Snapshot {
             }
             let measure = |params: SearchParams| -> Result<f64> {
                 let got = self.search(&qs, &params)?;
-                let (mut hit, mut total) = (0usize, 0usize);
-                for ((g, t), &qid) in got.iter().zip(&truth).zip(&qids) {
-                    let g: Vec<u64> = g.iter().map(|n| n.id).filter(|&i| i != qid).take(10).collect();
-                    hit += t.iter().filter(|i| g.contains(i)).count();
-                    total += t.len();
-                }
-                Ok(if total == 0 { 0.0 } else { hit as f64 / total as f64 })
+                self.recall_of(&qs, &qids, &truth, &got)
             };
             for np in probes {
                 recall.push(RecallPoint {
@@ -772,9 +767,43 @@ impl Snapshot {
         })
     }
 
+    /// Recall@10 of `got` against `truth` (from [`Snapshot::exact_top`]),
+    /// `skip[i]` left out of query i's results. Tie-aware: a result counts
+    /// when it is one of the true 10 or its exact distance is no larger than
+    /// the true 10th (data with duplicates has many equal distances, and
+    /// which of them make the 10 is arbitrary).
+    fn recall_of(
+        &self,
+        qs: &[f32],
+        skip: &[u64],
+        truth: &[Vec<(f32, u64)>],
+        got: &[Vec<crate::read::Neighbor>],
+    ) -> Result<f64> {
+        let d = self.manifest.config.dim;
+        let (mut hit, mut total) = (0usize, 0usize);
+        for (qi, (g, t)) in got.iter().zip(truth).enumerate() {
+            let Some(&(kth, _)) = t.last() else { continue };
+            let q = &qs[qi * d..(qi + 1) * d];
+            let qn = crate::distance::norm_sq(q);
+            let mut h = 0;
+            for n in g.iter().filter(|n| n.id != skip[qi]).take(10) {
+                let found = t.iter().any(|&(_, id)| id == n.id) || {
+                    let r = self.segments[n.location.segment as usize].refine(n.location.position as usize)?;
+                    let xn: f32 = r.values.iter().map(|v| v.get() * v.get()).sum();
+                    let dot: f32 = r.iter().map(|(j, v)| q[j] * v).sum();
+                    qn + xn - 2.0 * dot <= kth + 1e-6 * kth.abs().max(1e-6)
+                };
+                h += usize::from(found);
+            }
+            hit += h.min(t.len());
+            total += t.len();
+        }
+        Ok(if total == 0 { 0.0 } else { hit as f64 / total as f64 })
+    }
+
     /// The exact `k` nearest live ids of each query (rows of `qs`) by
     /// squared L2 over the refine store, `skip[i]` excluded for query i.
-    fn exact_top(&self, qs: &[f32], skip: &[u64], k: usize) -> Result<Vec<Vec<u64>>> {
+    fn exact_top(&self, qs: &[f32], skip: &[u64], k: usize) -> Result<Vec<Vec<(f32, u64)>>> {
         let d = self.manifest.config.dim;
         let nq = skip.len();
         let qn: Vec<f32> = qs.chunks_exact(d).map(crate::distance::norm_sq).collect();
@@ -815,7 +844,7 @@ impl Snapshot {
                 }
             }
         }
-        Ok(merged.into_iter().map(|t| t.into_sorted().into_iter().map(|e| e.1).collect()).collect())
+        Ok(merged.into_iter().map(|t| t.into_sorted().into_iter().map(|e| (e.0, e.1)).collect()).collect())
     }
 }
 
@@ -861,7 +890,8 @@ pub struct TunePoint {
     pub nprobe: usize,
     /// Candidates re-ranked (0: no re-ranking, the index has no refine store).
     pub candidates: usize,
-    /// Recall@10 against exact search (the query itself excluded).
+    /// Recall@10 against exact search (the query itself excluded; a result
+    /// no farther than the true 10th counts, as ties).
     pub recall_at_10: f64,
     /// Measured search time per query, microseconds (all queries in one call).
     pub micros_per_query: f64,
@@ -968,13 +998,7 @@ impl Snapshot {
                 let t = std::time::Instant::now();
                 let got = self.search(qs, &params)?;
                 let micros = t.elapsed().as_secs_f64() * 1e6 / qids.len() as f64;
-                let (mut hit, mut total) = (0usize, 0usize);
-                for ((g, tr), &qid) in got.iter().zip(&truth).zip(qids) {
-                    let g: Vec<u64> = g.iter().map(|n| n.id).filter(|&i| i != qid).take(10).collect();
-                    hit += tr.iter().filter(|i| g.contains(i)).count();
-                    total += tr.len();
-                }
-                let recall = if total == 0 { 0.0 } else { hit as f64 / total as f64 };
+                let recall = self.recall_of(qs, qids, &truth, &got)?;
                 points.push(TunePoint {
                     nprobe: np,
                     candidates: cand,
