@@ -680,6 +680,36 @@ impl Index {
         crate::verify::verify(&FsStorage::new(path))
     }
 
+    /// Like [`Index::verify`], but lists every problem in every file (with
+    /// file and byte offset) instead of stopping at the first, and what
+    /// remains readable: lists and vectors per segment. Takes no lock and
+    /// changes nothing; a damaged index is a report, not an error.
+    pub fn verify_all(path: impl AsRef<Path>) -> Result<crate::DamageReport> {
+        let path = path.as_ref();
+        check_dir(path)?;
+        crate::verify::verify_all(&FsStorage::new(path))
+    }
+
+    /// Stores `nprobe` as the index's default (the manifest's nprobe), in
+    /// one commit; searches that do not say otherwise use it.
+    pub fn set_default_nprobe(&self, nprobe: usize) -> Result<()> {
+        self.write(|_| {
+            let snap = self.snapshot();
+            let nlist = snap.manifest.config.nlist;
+            if nprobe == 0 || nprobe > nlist {
+                return Err(Error::invalid_argument(
+                    "nprobe",
+                    format!("nprobe must be between 1 and nlist ({nlist}), got {nprobe}"),
+                ));
+            }
+            let mut next = snap.manifest.successor()?;
+            next.config.nprobe = nprobe;
+            let state = write::commit_or_clean(&*self.storage, &snap, next, &[])?;
+            self.install(state);
+            Ok(())
+        })
+    }
+
     pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.storage
     }

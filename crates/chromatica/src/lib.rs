@@ -53,6 +53,7 @@ pub(crate) mod error;
 pub mod faiss_import;
 pub(crate) mod format;
 pub(crate) mod fsutil;
+pub(crate) mod health;
 #[cfg(feature = "images")]
 pub mod images;
 mod index;
@@ -73,6 +74,10 @@ pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
 pub use format::segment::Record;
 pub use fsutil::write_atomic_bytes;
+pub use health::{
+    thresholds, Advice, HealthOptions, HealthReport, IdReport, ListHealth, ListInSegment, ListReport, NearList,
+    QueryExplanation, RecallPoint, SegmentReport, StoredCopy, TunePoint, TuneReport,
+};
 pub use index::{AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN};
 pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};
 pub use quantizer::kmeans::KMeansBackend;
@@ -80,5 +85,5 @@ pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot, DEFAULT_CANDIDATES};
 pub use recovery::RecoverReport;
 pub use report::{DiskBytes, Inspection, ListStats, MemoryReport, SegmentInfo, TombstoneInfo};
-pub use verify::VerifyReport;
+pub use verify::{DamageReport, Problem, SegmentDamage, VerifyReport, MAX_LISTED_PROBLEMS};
 pub use write::MergePolicy;

@@ -1,6 +1,6 @@
 //! `chromatica inspect`: a human summary, or the same facts as JSON.
 
-use chromatica::Result;
+use chromatica::{Error, HealthOptions, Rerank, Result, SearchParams};
 use std::path::Path;
 
 fn mib(b: u64) -> String {
@@ -89,5 +89,350 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
         "disk_bytes  codes {} + ids {} + quantizers {} + refine {} + records {} + metadata {} = {}",
         d.codes, d.ids, d.quantizers, d.refine, d.records, d.metadata, d.total
     );
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("plain data serialises"));
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+fn opt_f(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+/// `--sample` and `--queries`, checked.
+pub fn health_options(sample: Option<usize>, queries: Option<usize>) -> Result<HealthOptions> {
+    let mut o = HealthOptions::default();
+    if let Some(s) = sample {
+        if s == 0 || s > 1_000_000 {
+            return Err(Error::invalid_argument("--sample", "--sample must be between 1 and 1000000"));
+        }
+        o.sample = s;
+    }
+    if let Some(q) = queries {
+        if q > 10_000 {
+            return Err(Error::invalid_argument("--queries", "--queries must be at most 10000"));
+        }
+        o.queries = q;
+    }
+    o.queries = o.queries.min(o.sample);
+    Ok(o)
+}
+
+/// `inspect --id`.
+pub fn id(dir: &Path, id: u64, json: bool) -> Result<()> {
+    let index = super::open_read_only(dir)?;
+    let r = index.explain_id(id)?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    if r.copies.is_empty() {
+        println!("id {id}: not stored in this index (generation {})", index.snapshot().generation());
+        return Ok(());
+    }
+    println!("id {id}: {}", if r.live { "live" } else { "deleted" });
+    for c in &r.copies {
+        println!(
+            "  segment {} (generation {}), list {}, position {}",
+            c.segment, c.segment_generation, c.list, c.position
+        );
+        if !c.code.is_empty() {
+            println!("    code                  {}", c.code);
+        }
+        println!("    reconstruction error  {}", opt(c.reconstruction_error));
+        println!("    coarse error          {}", opt(c.coarse_error));
+        if let Some(p) = &c.record {
+            println!("    record                {}", super::safe(p));
+        }
+        if c.deleted {
+            println!("    deleted by            {}", opt(c.deleted_by.as_deref()));
+        }
+    }
+    Ok(())
+}
+
+/// `inspect --list`.
+pub fn list(dir: &Path, l: usize, json: bool) -> Result<()> {
+    let index = super::open_read_only(dir)?;
+    let r = index.explain_list(l)?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    println!("list {l}: {} live vectors", r.live);
+    for s in &r.segments {
+        println!("  {}  {:>8} stored  {:>8} live", s.segment, s.stored, s.live);
+    }
+    let near: Vec<String> = r.nearest_lists.iter().map(|n| format!("{} ({:.4})", n.list, n.distance)).collect();
+    println!("nearest lists (centroid distance²)  {}", if near.is_empty() { "-".into() } else { near.join(", ") });
+    let ids: Vec<String> = r.sample_ids.iter().map(|i| i.to_string()).collect();
+    println!("sample ids  {}", if ids.is_empty() { "-".into() } else { ids.join(" ") });
+    println!("mean reconstruction error  {}", opt_f(r.mean_reconstruction_error));
+    Ok(())
+}
+
+/// `inspect --segment`.
+pub fn segment(dir: &Path, n: usize, json: bool) -> Result<()> {
+    let index = super::open_read_only(dir)?;
+    let r = index.explain_segment(n)?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    println!("segment {n}: {} (generation {})", r.file, r.generation);
+    println!("  vectors     {} stored, {} deleted", r.vectors, r.deleted);
+    println!(
+        "  bytes       {} total: codes {}, refine {}, records {}; {}-byte ids",
+        r.bytes, r.code_bytes, r.refine_bytes, r.record_bytes, r.id_width
+    );
+    let big: Vec<String> = r.largest_lists.iter().map(|(l, c)| format!("{l}:{c}")).collect();
+    println!("  lists       {} non-empty; largest (list:vectors) {}", r.nonempty_lists, big.join(" "));
+    for (t, c) in &r.hidden_by {
+        println!("  hidden by   {t}: {c} vectors");
+    }
+    Ok(())
+}
+
+/// `inspect --health` and `--html`.
+pub fn health(dir: &Path, opts: &HealthOptions, json: bool, html: Option<&Path>) -> Result<()> {
+    let index = super::open_read_only(dir)?;
+    let t = std::time::Instant::now();
+    let h = index.health(opts)?;
+    let seconds = t.elapsed().as_secs_f64();
+    if let Some(out) = html {
+        let inspection = index.inspect();
+        let page = super::report_html::page(&dir.display().to_string(), &inspection, &h);
+        chromatica::write_atomic_bytes(out, page.as_bytes())?;
+    }
+    if json {
+        print_json(&h);
+        return Ok(());
+    }
+    if let Some(out) = html {
+        println!("wrote {}", out.display());
+    }
+    println!("generation  {}", h.generation);
+    println!(
+        "vectors     {} live, {}, {} deleted ({:.1}%, about {} segment bytes)",
+        h.vectors,
+        grown(&h),
+        h.deleted,
+        100.0 * h.deleted_fraction,
+        h.deleted_bytes
+    );
+    println!("imbalance   {:.3}", h.imbalance);
+    println!(
+        "sample      {} vectors: reconstruction error {}, coarse error {}, mean ‖x‖² {}",
+        h.sample,
+        opt_f(h.reconstruction_error),
+        opt_f(h.coarse_error),
+        opt_f(h.mean_norm)
+    );
+    if h.recall.is_empty() {
+        println!("recall      not estimated (needs quantizers and a refine store)");
+    }
+    for p in &h.recall {
+        let mark = if p.nprobe == h.nprobe { "  (default)" } else { "" };
+        println!(
+            "recall      nprobe {:>5}: estimated recall@10 {:.3} stage 1, {} re-ranked, on {} stored vectors{mark}",
+            p.nprobe,
+            p.recall_at_10,
+            opt_f(p.reranked_recall_at_10),
+            h.recall_queries
+        );
+    }
+    if h.advice.is_empty() {
+        println!("advice      none: nothing crosses a threshold");
+    }
+    for a in &h.advice {
+        println!("advice      {}", a.message);
+    }
+    println!("measured in {seconds:.2}s");
+    Ok(())
+}
+
+/// What `chromatica explain` was given.
+pub struct ExplainArgs<'a> {
+    pub dir: &'a Path,
+    pub id: u64,
+    pub colors: Option<String>,
+    pub image: Option<std::path::PathBuf>,
+    pub vectors: Option<std::path::PathBuf>,
+    pub row: Option<usize>,
+    pub k: usize,
+    pub nprobe: Option<usize>,
+    pub rerank: Option<String>,
+    pub candidates: Option<usize>,
+    pub json: bool,
+}
+
+/// `chromatica explain`.
+pub fn explain(a: ExplainArgs<'_>) -> Result<()> {
+    use chromatica::images::{ImageLimits, Query};
+    let index = super::open_read_only(a.dir)?;
+    let query = match (&a.colors, &a.image, &a.vectors) {
+        (Some(spec), _, _) => Query::colors(spec)?.prepare(&ImageLimits::default(), 5)?.vector,
+        (_, Some(path), _) => Query::Image(path.clone()).prepare(&ImageLimits::default(), 5)?.vector,
+        (_, _, Some(path)) => {
+            let f = chromatica::vecio::VectorFile::open(path)?;
+            let row = a.row.expect("clap: --vectors requires --row");
+            if row >= f.len() {
+                return Err(Error::invalid_argument("--row", format!("--row {row}: the file has {} rows", f.len())));
+            }
+            let mut out = Vec::new();
+            f.read_rows(row, 1, &mut out)?;
+            out
+        }
+        _ => unreachable!("clap: one of --colors, --image, --vectors"),
+    };
+    let mut params = SearchParams::new(a.k);
+    params.nprobe = a.nprobe;
+    params.candidates = a.candidates;
+    params.rerank = match a.rerank.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some("l2") => Some(Rerank::L2),
+        Some("none") | Some("off") => Some(Rerank::Off),
+        Some("emd") => Some(Rerank::Emd(chromatica::color::Sinkhorn::default())),
+        Some("exact") => Some(Rerank::ExactEmd),
+        Some(o) => {
+            return Err(Error::invalid_argument("--rerank", format!("--rerank {o:?}: expected exact, l2, emd or none")))
+        }
+    };
+    let e = index.explain_query(&query, a.id, &params)?;
+    if a.json {
+        print_json(&e);
+        return Ok(());
+    }
+    println!("id {}: {}", e.id, if e.returned { "returned" } else { "not returned" });
+    println!(
+        "  list        {} (rank {} by centroid distance; {} probed: {})",
+        opt(e.list),
+        opt(e.list_rank),
+        e.nprobe,
+        if e.list_probed { "probed" } else { "NOT probed" }
+    );
+    println!(
+        "  stage 1     rank {} by code distance {} (rank {} had every list been probed)",
+        opt(e.stage1_rank),
+        opt(e.stage1_distance),
+        opt(e.stage1_rank_all_lists)
+    );
+    if e.rerank != "none" {
+        println!(
+            "  re-rank     {}: {} candidates, {}; final rank {} (distance {})",
+            e.rerank,
+            e.candidates,
+            if e.in_candidates { "among them" } else { "not among them" },
+            opt(e.final_rank),
+            opt(e.final_distance)
+        );
+    }
+    println!("  why         {}", e.reason);
+    Ok(())
+}
+
+/// "N when trained (G×)", or why that is not known.
+pub fn grown(h: &chromatica::HealthReport) -> String {
+    if h.trained_vectors == 0 {
+        "live count when trained not recorded (trained before adding)".into()
+    } else {
+        format!("{} when trained ({:.2}×)", h.trained_vectors, h.growth_since_training)
+    }
+}
+
+/// `chromatica tune`: measures on a read-only snapshot, then (unless
+/// --dry-run) takes the writer lock for the one commit that stores nprobe.
+pub fn tune(
+    dir: &Path,
+    target: f64,
+    queries: usize,
+    vectors: Option<&Path>,
+    seed: u64,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    if !(target > 0.0 && target <= 1.0) {
+        return Err(Error::invalid_argument("--recall", format!("--recall must be in (0, 1], got {target}")));
+    }
+    if queries == 0 || queries > 100_000 {
+        return Err(Error::invalid_argument("--queries", "--queries must be between 1 and 100000"));
+    }
+    let t = std::time::Instant::now();
+    let index = super::open_read_only(dir)?;
+    let r = match vectors {
+        None => index.tune(target, queries, seed)?,
+        Some(path) => {
+            let f = chromatica::vecio::VectorFile::open(path)?;
+            chromatica::check_dim(f.dim(), index.config().dim, "the query vectors")?;
+            let mut rows = Vec::new();
+            f.read_rows(0, queries.min(f.len()), &mut rows)?;
+            index.tune_with_queries(target, &rows)?
+        }
+    };
+    drop(index);
+    let seconds = t.elapsed().as_secs_f64();
+    let stored = match (&r.chosen, dry_run) {
+        (Some(c), false) => {
+            chromatica::Index::open(dir)?.set_default_nprobe(c.nprobe)?;
+            true
+        }
+        _ => false,
+    };
+    if json {
+        let mut v = serde_json::to_value(&r).expect("plain data");
+        v["stored"] = serde_json::Value::Bool(stored);
+        v["seconds"] = serde_json::json!(seconds);
+        print_json(&v);
+    } else {
+        println!(
+            "recall@10 against exact search on {} {} (target {}):",
+            r.queries,
+            if vectors.is_some() { "query vectors" } else { "stored vectors" },
+            r.target
+        );
+        println!("  nprobe  candidates  recall@10  µs/query");
+        for p in &r.points {
+            println!(
+                "  {:>6}  {:>10}  {:>9.3}  {:>8.1}{}",
+                p.nprobe,
+                p.candidates,
+                p.recall_at_10,
+                p.micros_per_query,
+                if p.meets_target { "  meets" } else { "" }
+            );
+        }
+        if let Some(f) = &r.fastest {
+            println!(
+                "fastest meeting the target: nprobe {} with {} candidates ({:.3}, {:.1} µs/query)",
+                f.nprobe, f.candidates, f.recall_at_10, f.micros_per_query
+            );
+        }
+        match &r.chosen {
+            None => println!("no setting with the default candidates meets {}: nothing stored", r.target),
+            Some(c) => println!(
+                "chosen (default candidates): nprobe {} ({:.3}, {:.1} µs/query); {}",
+                c.nprobe,
+                c.recall_at_10,
+                c.micros_per_query,
+                if stored {
+                    format!("stored as the default nprobe (was {})", r.nprobe_before)
+                } else {
+                    "not stored (--dry-run)".into()
+                }
+            ),
+        }
+        println!("measured in {seconds:.2}s");
+    }
+    if r.chosen.is_none() {
+        return Err(Error::InvalidInput(format!(
+            "no measured setting reaches recall@10 {} with the default candidates",
+            r.target
+        )));
+    }
     Ok(())
 }

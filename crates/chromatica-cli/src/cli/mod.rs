@@ -7,6 +7,7 @@ mod images;
 mod inspect;
 mod maintain;
 mod progress;
+mod report_html;
 mod terminal;
 mod vectors;
 
@@ -233,10 +234,17 @@ enum Command {
     },
     /// Check every checksum and invariant; exit non-zero naming the file and
     /// byte offset of the first problem.
+    ///
+    /// With --all, goes on past problems: lists every problem in every file
+    /// (file and byte offset) and what remains readable (lists, vectors per
+    /// segment); exits non-zero when anything is damaged.
     Verify {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Report every problem and what remains readable (a damage report).
+        #[arg(long)]
+        all: bool,
     },
     /// Roll back past a damaged newest manifest, which writers refuse to
     /// commit on: the damaged manifest and every file newer than the last
@@ -245,8 +253,94 @@ enum Command {
     /// nothing.
     Recover { dir: PathBuf },
     /// Show configuration, counts, segments, list sizes, memory and disk use.
+    ///
+    /// Or one thing in detail: --id (every stored copy of an id), --list,
+    /// --segment; or --health (drift since training, sampled errors,
+    /// estimated recall, advice); --html writes a self-contained report
+    /// page. Read-only: works while another process writes.
+    #[command(group(ArgGroup::new("what").args(["id", "list", "segment", "health"])))]
     Inspect {
         dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Explain one id: segment, list, code, errors, record, deletion.
+        #[arg(long, value_name = "ID")]
+        id: Option<u64>,
+        /// Explain one inverted list.
+        #[arg(long, value_name = "L")]
+        list: Option<usize>,
+        /// Explain one segment (its number in manifest order, from 0).
+        #[arg(long, value_name = "N")]
+        segment: Option<usize>,
+        /// Drift, sampled errors, estimated recall@10 and advice.
+        #[arg(long)]
+        health: bool,
+        /// Write the health report as one self-contained HTML page (inline SVG).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["id", "list", "segment"])]
+        html: Option<PathBuf>,
+        /// Stored vectors sampled for --health / --html (default 2000).
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        /// Of those, queries for the recall estimate (default 100).
+        #[arg(long, value_name = "N")]
+        queries: Option<usize>,
+    },
+    /// Measure recall@10 and speed over a grid of nprobe × candidates on a
+    /// sample of stored vectors (exact search over the refine store is the
+    /// truth), print the curve, and store the smallest nprobe that meets
+    /// --recall with the default candidates as the index's default nprobe
+    /// (one commit; `search` uses it unless given --nprobe).
+    Tune {
+        dir: PathBuf,
+        /// Recall@10 to reach, in (0, 1].
+        #[arg(long)]
+        recall: f64,
+        /// Stored vectors used as queries (default 200; with --vectors, the
+        /// first this many rows).
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Query vectors (.fvecs or .npy) to tune on instead of stored
+        /// vectors, e.g. real queries kept for this.
+        #[arg(long, value_name = "FILE")]
+        vectors: Option<PathBuf>,
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+        /// Measure and print only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain where an id ranked for a query, and why: whether its list was
+    /// probed, its rank by code distance (stage 1), and after re-ranking.
+    #[command(group(ArgGroup::new("query").required(true).args(["colors", "image", "vectors"])))]
+    Explain {
+        dir: PathBuf,
+        /// The id to explain.
+        #[arg(long)]
+        id: u64,
+        /// Colours wanted, as for `search --colors`.
+        #[arg(long, value_name = "SPEC")]
+        colors: Option<String>,
+        /// An example image, as for `search --image`.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// A vector file (.fvecs or .npy); the query is its row --row.
+        #[arg(long, value_name = "FILE", requires = "row")]
+        vectors: Option<PathBuf>,
+        /// Row of --vectors (from 0).
+        #[arg(long)]
+        row: Option<usize>,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long)]
+        nprobe: Option<usize>,
+        /// exact (EMD of the candidates), l2, emd or none (default: l2 with
+        /// a refine store, else none).
+        #[arg(long, value_name = "exact|l2|emd|none")]
+        rerank: Option<String>,
+        #[arg(long)]
+        candidates: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -339,9 +433,42 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Delete { dir, ids } => maintain::delete(&dir, &ids),
         Command::Compact { dir } => maintain::compact(&dir),
         Command::Retrain { dir, seed } => maintain::retrain(&dir, seed),
-        Command::Verify { dir, json } => maintain::verify(&dir, json),
+        Command::Verify { dir, json, all } => {
+            if all {
+                maintain::verify_all(&dir, json)
+            } else {
+                maintain::verify(&dir, json)
+            }
+        }
         Command::Recover { dir } => maintain::recover(&dir),
-        Command::Inspect { dir, json } => inspect::run(&dir, json),
+        Command::Inspect { dir, json, id, list, segment, health, html, sample, queries } => {
+            let opts = inspect::health_options(sample, queries)?;
+            match (id, list, segment) {
+                (Some(id), _, _) => inspect::id(&dir, id, json),
+                (_, Some(l), _) => inspect::list(&dir, l, json),
+                (_, _, Some(n)) => inspect::segment(&dir, n, json),
+                _ if health || html.is_some() => inspect::health(&dir, &opts, json, html.as_deref()),
+                _ => inspect::run(&dir, json),
+            }
+        }
+        Command::Tune { dir, recall, queries, vectors, seed, dry_run, json } => {
+            inspect::tune(&dir, recall, queries, vectors.as_deref(), seed, dry_run, json)
+        }
+        Command::Explain { dir, id, colors, image, vectors, row, k, nprobe, rerank, candidates, json } => {
+            inspect::explain(inspect::ExplainArgs {
+                dir: &dir,
+                id,
+                colors,
+                image,
+                vectors,
+                row,
+                k,
+                nprobe,
+                rerank,
+                candidates,
+                json,
+            })
+        }
         Command::Serve(args) => crate::serve::run(args),
     }
 }

@@ -316,6 +316,61 @@ impl SegmentView {
         })
     }
 
+    /// Like [`SegmentView::verify`], but goes on past a problem: every
+    /// problem found (section checksums, then each list and each of its
+    /// vectors' refine values and records), and per list whether it reads
+    /// in full (its checksum holds and every vector in it decodes).
+    pub fn verify_all(&self) -> (Vec<Error>, Vec<bool>) {
+        let mut problems = Vec::new();
+        let n = self.layout.n;
+        let c = self.layout.codes..self.layout.codes + self.code_bytes();
+        let i = self.layout.ids..self.layout.ids + n * self.layout.id_width;
+        problems.extend(check_crc(&self.bytes, c, self.codes_crc, &self.name, "codes").err());
+        problems.extend(check_crc(&self.bytes, i, self.ids_crc, &self.name, "ids").err());
+        for (r, crc, what) in &self.section_crcs {
+            problems.extend(check_crc(&self.bytes, r.clone(), *crc, &self.name, what).err());
+        }
+        let mut readable = vec![true; self.lists.len()];
+        for (l, ok) in readable.iter_mut().enumerate() {
+            if let Err(e) = self.check_list(l) {
+                problems.push(e);
+                *ok = false;
+                continue;
+            }
+            let (s, count, _, _) = self.lists[l];
+            for p in s..s + count {
+                if let Err(e) = self.check_vector(p) {
+                    problems.push(e);
+                    *ok = false;
+                }
+            }
+        }
+        (problems, readable)
+    }
+
+    /// The per-vector checks of [`SegmentView::verify`] for position `p`:
+    /// its refine values (finite, dimensions ascending) and its record.
+    fn check_vector(&self, p: usize) -> Result<()> {
+        if self.layout.refine.is_some() {
+            let r = self.refine(p)?;
+            if let Some(k) = r.values.iter().position(|v| !v.get().is_finite()) {
+                // Byte offset of the bad value: where its slice sits in the file.
+                let at = r.values.as_ptr() as usize - self.bytes.as_ptr() as usize + 4 * k;
+                return Err(Error::corrupt(&self.name, at as u64, format!("non-finite refine value of vector {p}")));
+            }
+            if r.dims.windows(2).any(|w| w[0].get() >= w[1].get()) {
+                let at = r.dims.as_ptr() as usize - self.bytes.as_ptr() as usize;
+                return Err(Error::corrupt(
+                    &self.name,
+                    at as u64,
+                    format!("refine dimensions of vector {p} not ascending"),
+                ));
+            }
+        }
+        self.record(p)?;
+        Ok(())
+    }
+
     /// vector's refine values and record.
     pub fn verify(&self) -> Result<()> {
         let n = self.layout.n;
