@@ -681,6 +681,7 @@ impl Snapshot {
             Rerank::Off => "none",
             Rerank::L2 => "l2",
             Rerank::Emd(_) => "emd",
+            Rerank::ExactEmd => "exact",
         };
         let rank_of =
             |found: &[crate::read::Neighbor]| found.iter().position(|n| n.id == id).map(|r| (r + 1, found[r].distance));
