@@ -82,3 +82,11 @@ pub use recovery::RecoverReport;
 pub use report::{DiskBytes, Inspection, ListStats, MemoryReport, SegmentInfo, TombstoneInfo};
 pub use verify::VerifyReport;
 pub use write::MergePolicy;
+#[cfg(feature = "object-store")]
+pub use storage::object::{
+    parse_s3_uri, CacheOptions, ObjectStorage, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE,
+};
+/// The `object_store` crate the object-storage backend is built on, for
+/// callers that construct their own store ([`ObjectStorage::new`]).
+#[cfg(feature = "object-store")]
+pub use object_store;

@@ -28,6 +28,8 @@
 
 pub mod data;
 pub mod files;
+#[cfg(feature = "object-store")]
+pub mod faulty_store;
 mod internals;
 pub mod layout;
 pub mod model;
