@@ -153,7 +153,10 @@ fn every_fault_at_every_call_keeps_the_commit_atomic() {
             }
         }
     }
-    eprintln!("{cases} cases: ok {}, failed {}, crash→before {}, crash→after {}", outcomes[0], outcomes[1], outcomes[2], outcomes[3]);
+    eprintln!(
+        "{cases} cases: ok {}, failed {}, crash→before {}, crash→after {}",
+        outcomes[0], outcomes[1], outcomes[2], outcomes[3]
+    );
     // Both outcomes of a crash occur (before and after the manifest put),
     // and some faults are absorbed (lost responses, repeats) while others fail.
     assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
@@ -324,12 +327,27 @@ fn downloads_are_checked_by_crc_and_the_cache_is_bounded() {
     // is downloaded for a file already cached (a large bound).
     let big = dir.path().join("big");
     let o = CacheOptions { dir: big.clone(), max_bytes: 1 << 30 };
-    drop(Index::open_object("mem://idx", ObjectStorage::new(Arc::new(store.view()), PREFIX, "m", o.clone()).unwrap(), false).unwrap());
-    let first: Vec<_> = std::fs::read_dir(&big).unwrap().flatten().map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap())).collect();
+    drop(
+        Index::open_object(
+            "mem://idx",
+            ObjectStorage::new(Arc::new(store.view()), PREFIX, "m", o.clone()).unwrap(),
+            false,
+        )
+        .unwrap(),
+    );
+    let first: Vec<_> = std::fs::read_dir(&big)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+        .collect();
     std::thread::sleep(Duration::from_millis(20));
     let again = ObjectStorage::new(Arc::new(store.view()), PREFIX, "m", o).unwrap();
     let reopened = Index::open_object("mem://idx", again, false).unwrap();
     assert_eq!(live_ids(&reopened), model.live_ids());
-    let second: Vec<_> = std::fs::read_dir(&big).unwrap().flatten().map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap())).collect();
+    let second: Vec<_> = std::fs::read_dir(&big)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+        .collect();
     assert_eq!(first, second, "cached files were downloaded again");
 }

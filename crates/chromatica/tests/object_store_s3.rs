@@ -58,7 +58,8 @@ fn moto() -> Option<Moto> {
 fn make_bucket(port: u16, bucket: &str) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {reply}");
@@ -84,7 +85,9 @@ fn an_index_on_s3_commits_searches_and_races() {
     make_bucket(m.port, "chromatica-test");
     let dir = tempfile::tempdir().unwrap();
     let label = "s3://chromatica-test/photos/idx";
-    let index = Index::create_object(label, backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("a")), config(8)).unwrap();
+    let index =
+        Index::create_object(label, backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("a")), config(8))
+            .unwrap();
     let mut rng = Rng::mixed(1);
     index.train(&vectors(&mut rng, 600), &TrainOptions::default(), &mut |_| ()).unwrap();
     let data = vectors(&mut rng, 300);
@@ -97,10 +100,14 @@ fn an_index_on_s3_commits_searches_and_races() {
     assert_eq!(index.len(), 347);
 
     // Another process (its own cache) sees the same state and results.
-    let other = Index::open_object(label, backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("b")), false).unwrap();
+    let other =
+        Index::open_object(label, backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("b")), false)
+            .unwrap();
     assert_eq!(live_ids(&other), live_ids(&index));
     assert_eq!(other.search(&q, &params(10, 4)).unwrap(), here);
-    let report = chromatica::testing::verify::verify(&backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("v"))).unwrap();
+    let report =
+        chromatica::testing::verify::verify(&backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("v")))
+            .unwrap();
     assert!(report.leftovers.is_empty(), "{:?}", report.leftovers);
     drop(index);
 
@@ -146,6 +153,12 @@ fn an_index_on_s3_commits_searches_and_races() {
         let has = ids.contains(&(10_000 + (l * 10) as u64));
         assert_eq!(has, l == w, "writer {l}'s vectors committed: {has}");
     }
-    let names = chromatica::testing::storage::Storage::list(&backend(m.port, "chromatica-test", "photos/idx", &dir.path().join("l"))).unwrap();
+    let names = chromatica::testing::storage::Storage::list(&backend(
+        m.port,
+        "chromatica-test",
+        "photos/idx",
+        &dir.path().join("l"),
+    ))
+    .unwrap();
     assert_no_leftovers(&names, other.snapshot().manifest(), "after the race over S3");
 }

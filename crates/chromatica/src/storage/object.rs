@@ -169,7 +169,10 @@ impl ObjectStorage {
         let store = builder.build().map_err(|e| Error::invalid_argument("uri", format!("{uri}: {e}")))?;
         let max_bytes = match std::env::var("CHROMATICA_CACHE_BYTES") {
             Ok(v) => v.trim().parse().map_err(|_| {
-                Error::invalid_argument("CHROMATICA_CACHE_BYTES", format!("CHROMATICA_CACHE_BYTES={v:?} is not a byte count"))
+                Error::invalid_argument(
+                    "CHROMATICA_CACHE_BYTES",
+                    format!("CHROMATICA_CACHE_BYTES={v:?} is not a byte count"),
+                )
             })?,
             Err(_) => DEFAULT_CACHE_BYTES,
         };
@@ -356,7 +359,9 @@ impl Inner {
                         }
                     } else {
                         match self.head(name) {
-                            Ok(Some((remote_crc, size))) => Some(remote_crc == Some(crc) && size == payload.len() as u64),
+                            Ok(Some((remote_crc, size))) => {
+                                Some(remote_crc == Some(crc) && size == payload.len() as u64)
+                            }
                             Ok(None) => None,
                             Err(g) => return Err(self.uncertain(name, &e, &g)),
                         }
@@ -385,7 +390,10 @@ impl Inner {
     fn uncertain(&self, name: &str, put: &object_store::Error, get: &Error) -> Error {
         if is_manifest(name) {
             self.uncertain.store(true, Ordering::SeqCst);
-            return Error::Poisoned(format!("{}: put failed ({put}) and reading it back failed ({get})", self.describe(name)));
+            return Error::Poisoned(format!(
+                "{}: put failed ({put}) and reading it back failed ({get})",
+                self.describe(name)
+            ));
         }
         self.err(name, object_store::Error::Generic { store: "chromatica", source: format!("{put}; {get}").into() })
     }
@@ -420,7 +428,11 @@ impl Inner {
 
     /// Downloads `name` into the cache (checked against `crc` when known).
     fn download(&self, name: &str, crc: Option<u32>) -> Result<PathBuf> {
-        let part = self.cache.dir.join(format!(".{}-{}-{name}.part", std::process::id(), self.counter.fetch_add(1, Ordering::Relaxed)));
+        let part = self.cache.dir.join(format!(
+            ".{}-{}-{name}.part",
+            std::process::id(),
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut file = crate::fsutil::create_new(&part)?;
         let store = self.store.clone();
         let path = self.path(name);
@@ -577,11 +589,16 @@ impl Storage for ObjectStorage {
         if is_manifest(name) || is_temp(name) {
             let (bytes, crc) = inner.get_all(name)?;
             if let Some(want) = crc.filter(|&w| w != crc32fast::hash(&bytes)) {
-                return Err(Error::corrupt(inner.describe(name), 0, format!("bytes do not match the recorded CRC {want:08x}")));
+                return Err(Error::corrupt(
+                    inner.describe(name),
+                    0,
+                    format!("bytes do not match the recorded CRC {want:08x}"),
+                ));
             }
             return Ok(Bytes::Owned(Arc::new(bytes)));
         }
-        let (crc, size) = inner.head(name)?.ok_or_else(|| Error::io(inner.describe(name), std::io::ErrorKind::NotFound.into()))?;
+        let (crc, size) =
+            inner.head(name)?.ok_or_else(|| Error::io(inner.describe(name), std::io::ErrorKind::NotFound.into()))?;
         let path = match crc.and_then(|c| inner.cache.lookup(name, c, size)) {
             Some(p) => p,
             None => inner.download(name, crc)?,
@@ -791,7 +808,12 @@ impl Cache {
     fn evict(&self, keep: Option<&str>) {
         let mut s = self.state.lock();
         while s.total > self.max_bytes {
-            let victim = s.entries.iter().filter(|(k, _)| Some(k.as_str()) != keep).min_by_key(|(_, v)| v.1).map(|(k, v)| (k.clone(), v.0));
+            let victim = s
+                .entries
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != keep)
+                .min_by_key(|(_, v)| v.1)
+                .map(|(k, v)| (k.clone(), v.0));
             let Some((k, len)) = victim else { break };
             // Unlinking a mapped file is safe: the map keeps its pages.
             let _ = std::fs::remove_file(self.dir.join(&k));
@@ -804,7 +826,8 @@ impl Cache {
     fn forget(&self, name: &str) {
         let mut s = self.state.lock();
         let prefix = format!("{name}.");
-        let keys: Vec<String> = s.entries.keys().filter(|k| k.starts_with(&prefix) && k.len() == prefix.len() + 8).cloned().collect();
+        let keys: Vec<String> =
+            s.entries.keys().filter(|k| k.starts_with(&prefix) && k.len() == prefix.len() + 8).cloned().collect();
         for k in keys {
             let _ = std::fs::remove_file(self.dir.join(&k));
             if let Some((len, _)) = s.entries.remove(&k) {

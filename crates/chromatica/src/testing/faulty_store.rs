@@ -238,8 +238,15 @@ impl ObjectStore for FaultyStore {
         self.mutate(location, || self.inner.put_opts(location, payload.clone(), opts.clone())).await
     }
 
-    async fn put_multipart_opts(&self, _location: &Path, _opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        Err(object_store::Error::NotImplemented { operation: "put_multipart".into(), implementer: "FaultyStore".into() })
+    async fn put_multipart_opts(
+        &self,
+        _location: &Path,
+        _opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        Err(object_store::Error::NotImplemented {
+            operation: "put_multipart".into(),
+            implementer: "FaultyStore".into(),
+        })
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {

@@ -27,9 +27,9 @@
 //!   engine's modules, re-exported under the paths they have inside.
 
 pub mod data;
-pub mod files;
 #[cfg(feature = "object-store")]
 pub mod faulty_store;
+pub mod files;
 mod internals;
 pub mod layout;
 pub mod model;
