@@ -68,7 +68,13 @@ pub struct CacheOptions {
     pub max_bytes: u64,
 }
 
-/// The object-storage [`Storage`]: see the module documentation.
+/// An index's storage under a prefix of an object store (S3 or compatible),
+/// with a local cache directory. Data files are uploaded once with a
+/// conditional create; a commit is a conditional put of the next manifest,
+/// so concurrent writers never both win a generation (the loser gets
+/// [`Error::Conflict`]); reads go through the CRC-checked, LRU-bounded cache.
+/// FORMAT.md, "Commit protocol on object storage", has the protocol. Open an
+/// index on it with [`Index::open_object`](crate::Index::open_object).
 #[derive(Debug)]
 pub struct ObjectStorage {
     inner: Arc<Inner>,
@@ -179,11 +185,6 @@ impl ObjectStorage {
         let dir = default_cache_root()?.join(sanitize(bucket)).join(sanitize(prefix));
         ObjectStorage::new(Arc::new(store), prefix, uri, CacheOptions { dir, max_bytes })
     }
-}
-
-/// Whether `path` names an object-storage location (`s3://…`).
-pub fn is_object_uri(path: &Path) -> bool {
-    path.to_str().is_some_and(|s| s.starts_with("s3://"))
 }
 
 /// Splits `s3://bucket/prefix` into bucket and prefix (without slashes at
