@@ -120,6 +120,12 @@ pub enum Error {
     #[error("a commit's outcome is unknown after a failed sync ({0}); reopen the index")]
     Poisoned(String),
 
+    /// Another writer committed the generation this commit was for (object
+    /// storage, where writers take no lock and the manifest is published by
+    /// a conditional put): nothing was committed; reopen and retry.
+    #[error("{0}")]
+    Conflict(String),
+
     /// A commit was refused because the state it would publish fails the
     /// checks open makes (e.g. quantizers with non-finite values): nothing
     /// was committed, the index is as it was.

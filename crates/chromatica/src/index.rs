@@ -134,6 +134,9 @@ impl Index {
     /// anything it did not create.
     fn create_fs(path: &Path, config: Config) -> Result<(Index, bool)> {
         config.validate()?;
+        if let Some(storage) = remote_storage(path)? {
+            return Index::create_in(path.to_owned(), storage, config).map(|index| (index, false));
+        }
         let made = make_dir(path)?;
         // Checked before locking too, so that no lock file appears in a
         // user's folder; `create_in` checks again under the lock.
@@ -233,6 +236,9 @@ impl Index {
     /// interrupted write left behind.
     pub fn open(path: impl AsRef<Path>) -> Result<Index> {
         let path = path.as_ref();
+        if let Some(storage) = remote_storage(path)? {
+            return Index::open_in(path.to_owned(), storage, true);
+        }
         check_dir(path)?;
         Index::open_in(path.to_owned(), Arc::new(FsStorage::new(path)), true)
     }
@@ -240,6 +246,9 @@ impl Index {
     /// Opens an existing index read-only; works while a writer is active.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Index> {
         let path = path.as_ref();
+        if let Some(storage) = remote_storage(path)? {
+            return Index::open_in(path.to_owned(), storage, false);
+        }
         check_dir(path)?;
         Index::open_in(path.to_owned(), Arc::new(FsStorage::new(path)), false)
     }
@@ -284,6 +293,9 @@ impl Index {
     /// damaged it changes nothing. See FORMAT.md, "Damage and recovery".
     pub fn recover(path: impl AsRef<Path>) -> Result<RecoverReport> {
         let path = path.as_ref();
+        if let Some(storage) = remote_storage(path)? {
+            return Index::recover_in(&*storage);
+        }
         check_dir(path)?;
         Index::recover_in(&FsStorage::new(path))
     }
@@ -676,6 +688,9 @@ impl Index {
     /// invariant of its files, and lists leftovers. Takes no lock and changes nothing.
     pub fn verify(path: impl AsRef<Path>) -> Result<crate::VerifyReport> {
         let path = path.as_ref();
+        if let Some(storage) = remote_storage(path)? {
+            return crate::verify::verify(&*storage);
+        }
         check_dir(path)?;
         crate::verify::verify(&FsStorage::new(path))
     }
@@ -708,6 +723,22 @@ impl Index {
             self.install(state);
             Ok(())
         })
+    }
+
+    /// Creates a new index on an object-storage backend built by the caller
+    /// (a custom store, cache or orphan grace); `label` names it in
+    /// messages and is what [`Index::path`] returns. `Index::create` with an
+    /// `s3://bucket/prefix` path does the same from the environment.
+    #[cfg(feature = "object-store")]
+    pub fn create_object(label: impl Into<PathBuf>, storage: crate::ObjectStorage, config: Config) -> Result<Index> {
+        Index::create_in(label.into(), Arc::new(storage), config)
+    }
+
+    /// Opens an index on an object-storage backend built by the caller, for
+    /// writing or read-only (see [`Index::create_object`]).
+    #[cfg(feature = "object-store")]
+    pub fn open_object(label: impl Into<PathBuf>, storage: crate::ObjectStorage, writable: bool) -> Result<Index> {
+        Index::open_in(label.into(), Arc::new(storage), writable)
     }
 
     pub(crate) fn storage(&self) -> &dyn Storage {
@@ -805,6 +836,29 @@ fn refuse_non_empty(path: &Path) -> Result<()> {
 
 fn not_empty(path: &Path) -> Error {
     Error::DirectoryNotEmpty(path.to_owned())
+}
+
+/// Whether `path` is an object-storage address (`s3://bucket/prefix`)
+/// rather than a directory.
+pub(crate) fn is_remote(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// The backend for an object-storage address, `None` for a directory.
+fn remote_storage(path: &Path) -> Result<Option<Arc<dyn Storage>>> {
+    if !is_remote(path) {
+        return Ok(None);
+    }
+    #[cfg(feature = "object-store")]
+    {
+        let uri = path.to_str().unwrap_or_default();
+        Ok(Some(Arc::new(crate::ObjectStorage::from_s3_uri(uri)?)))
+    }
+    #[cfg(not(feature = "object-store"))]
+    Err(Error::Unsupported {
+        path: path.to_owned(),
+        what: "object storage (s3://) needs a build with the `object-store` feature".into(),
+    })
 }
 
 fn check_dir(path: &Path) -> Result<()> {

@@ -80,10 +80,16 @@ pub use health::{
 };
 pub use index::{AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN};
 pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};
+/// The `object_store` crate the object-storage backend is built on, for
+/// callers that construct their own store ([`ObjectStorage::new`]).
+#[cfg(feature = "object-store")]
+pub use object_store;
 pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
 pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot, DEFAULT_CANDIDATES};
 pub use recovery::RecoverReport;
 pub use report::{DiskBytes, Inspection, ListStats, MemoryReport, SegmentInfo, TombstoneInfo};
+#[cfg(feature = "object-store")]
+pub use storage::object::{parse_s3_uri, CacheOptions, ObjectStorage, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE};
 pub use verify::{DamageReport, Problem, SegmentDamage, VerifyReport, MAX_LISTED_PROBLEMS};
 pub use write::MergePolicy;

@@ -112,6 +112,9 @@ pub(crate) fn is_not_found(e: &Error) -> bool {
 pub(crate) fn remove_leftovers(storage: &dyn Storage, current: &Manifest) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in current.leftovers(storage.list()?) {
+        if !storage.may_remove_leftover(&name, current) {
+            continue;
+        }
         storage.remove(&name)?;
         removed.push(name);
     }

@@ -94,3 +94,19 @@ fn bad_vectors_stay_invalid_input() {
     let e = index.add(&data(1)[..15], None).unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
 }
+
+/// Without the `object-store` feature an `s3://` address is `Unsupported`,
+/// naming the feature; with it, a malformed one is `InvalidArgument`.
+#[test]
+fn an_s3_address_is_unsupported_without_the_feature_and_checked_with_it() {
+    let e = Index::open_read_only("s3://Not_A_Bucket/x").err().expect("must fail");
+    if cfg!(feature = "object-store") {
+        assert!(matches!(&e, Error::InvalidArgument { name: "uri", .. }), "{e:?}");
+        assert!(e.to_string().contains("not a valid bucket name"), "{e}");
+    } else {
+        assert!(matches!(&e, Error::Unsupported { .. }), "{e:?}");
+        assert!(e.to_string().contains("`object-store` feature"), "{e}");
+    }
+    let Err(e) = Index::create("s3://b/x", config()) else { panic!("create on a 1-letter bucket") };
+    assert!(matches!(e, Error::InvalidArgument { .. } | Error::Unsupported { .. }), "{e:?}");
+}

@@ -81,6 +81,7 @@ impl ImageIndex {
         let dir = dir.as_ref();
         let (index, created) = match Index::open(dir) {
             Ok(index) => (index, false),
+            Err(Error::NotAnIndex(_)) if crate::index::is_remote(dir) => (Index::create(dir, image_config())?, true),
             Err(Error::NotAnIndex(_)) => {
                 let empty = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.next().is_none();
                 if !empty {

@@ -12,6 +12,8 @@
 mod fs;
 #[cfg(any(test, feature = "testing"))]
 mod mem;
+#[cfg(feature = "object-store")]
+pub mod object;
 
 pub use fs::FsStorage;
 #[cfg(any(test, feature = "testing"))]
@@ -46,6 +48,15 @@ pub trait Storage: Send + Sync + Debug {
     fn lock_writer(&self) -> Result<Box<dyn Send + Sync>>;
     /// How a file is named in messages (its path, for the filesystem).
     fn describe(&self, name: &str) -> String;
+    /// Whether a writer that opened at state `current` may remove the
+    /// leftover `name` (a file `current` does not name). Always, where the
+    /// writer lock excludes other writers; on object storage, where several
+    /// writers may work at once, not a newer manifest nor a recent file
+    /// numbered at or above `current.next_file` (another writer's work in
+    /// progress).
+    fn may_remove_leftover(&self, _name: &str, _current: &crate::format::manifest::Manifest) -> bool {
+        true
+    }
 }
 
 /// A file being written.

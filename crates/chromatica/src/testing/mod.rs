@@ -27,6 +27,8 @@
 //!   engine's modules, re-exported under the paths they have inside.
 
 pub mod data;
+#[cfg(feature = "object-store")]
+pub mod faulty_store;
 pub mod files;
 mod internals;
 pub mod layout;
