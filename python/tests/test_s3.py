@@ -32,16 +32,17 @@ def moto_env(tmp_path, monkeypatch):
         stderr=subprocess.DEVNULL,
     )
     try:
+        # Creating the bucket is the readiness check, retried: a server that
+        # has just started listening may still refuse a first connection.
         deadline = time.monotonic() + 60
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/pybucket", method="PUT")
+                urllib.request.urlopen(req, timeout=30).close()
                 break
             except OSError:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.1)
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/pybucket", method="PUT")
-        urllib.request.urlopen(req, timeout=30).close()
+                assert time.monotonic() < deadline, "moto_server did not answer within 60 s"
+                time.sleep(0.2)
         for k, v in {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

@@ -52,13 +52,25 @@ fn moto() -> Option<Moto> {
         assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "PUT /bucket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    assert!(reply.starts_with("HTTP/1.1 200"), "creating the bucket: {reply}");
+    // Retried: a server that has just started listening may still refuse
+    // or drop a first connection.
+    let mut last = String::new();
+    loop {
+        assert!(Instant::now() < deadline, "creating the bucket on moto: no 200 within 60 s (last: {last:?})");
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let sent = write!(
+                s,
+                "PUT /bucket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let mut reply = String::new();
+            if sent.is_ok() && s.read_to_string(&mut reply).is_ok() && reply.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            last = reply;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Some(m)
 }
 

@@ -54,15 +54,28 @@ fn moto() -> Option<Moto> {
     Some(m)
 }
 
-/// Creates a bucket with a plain HTTP request (moto needs no signature).
+/// Creates a bucket with a plain HTTP request (moto needs no signature),
+/// retried for up to 60 s: a server that has just started listening may
+/// still refuse or drop a first connection.
 fn make_bucket(port: u16, bucket: &str) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {reply}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let sent = write!(
+                s,
+                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let mut reply = String::new();
+            if sent.is_ok() && s.read_to_string(&mut reply).is_ok() && reply.starts_with("HTTP/1.1 200") {
+                return;
+            }
+            last = reply;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("creating bucket {bucket} on moto at port {port}: no 200 within 60 s (last reply: {last:?})");
 }
 
 fn backend(port: u16, bucket: &str, prefix: &str, cache: &std::path::Path) -> ObjectStorage {
