@@ -11,7 +11,7 @@
 // Python keyword signatures (faiss's and the issue's) have many parameters.
 #![allow(clippy::too_many_arguments)]
 
-use chromatica::color::{self, DominantColor, Sinkhorn};
+use chromatica::color::{self, DominantColor};
 use chromatica::images::{self, ImageIndex, Query, SearchOptions, SyncEvent, SyncOptions, SyncSummary};
 use chromatica::{
     CompactReport, Config, Error, Index as CoreIndex, Preset, Rerank, Rows, SearchParams, TrainOptions, TrainReport,
@@ -245,16 +245,15 @@ impl Knobs<'_> {
 }
 
 fn rerank_arg(rerank: Option<&str>) -> PyResult<Option<Rerank>> {
-    match rerank {
-        None => Ok(None),
-        Some("l2") => Ok(Some(Rerank::L2)),
-        Some("none") | Some("off") => Ok(Some(Rerank::Off)),
-        Some("emd") => Ok(Some(Rerank::Emd(Sinkhorn::default()))),
-        Some("exact") => Ok(Some(Rerank::ExactEmd)),
-        Some(other) => Err(PyValueError::new_err(format!(
-            "rerank must be None, \"exact\", \"l2\", \"emd\" or \"none\", got {other:?}"
-        ))),
-    }
+    rerank
+        .map(|name| {
+            Rerank::from_name(name).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "rerank must be None, \"exact\", \"l2\", \"emd\" or \"none\", got {name:?}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 fn train_report(py: Python<'_>, r: &TrainReport) -> PyResult<Py<PyAny>> {

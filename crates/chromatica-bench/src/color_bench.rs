@@ -445,47 +445,25 @@ pub fn run(a: ColorArgs<'_>) -> Result<()> {
         let image = *group == "image";
         let cands = if image { a.image_candidates } else { a.candidates };
         let stage1 = if image { Stage1::Today } else { Stage1::Sharpen(a.sharpen) };
+        // The library's own search, as a user gets it: exact EMD of the PQ
+        // candidates, then (with `scan`) every histogram by bounds.
+        let lib = |name: &str, scan: bool, candidates: usize| Mode {
+            name: name.into(),
+            stage1: Stage1::Today,
+            stage2: Stage2::Library { scan },
+            candidates,
+        };
         let library = if image {
             vec![
-                Mode {
-                    name: "default: exact EMD of 200 PQ, then bound scan of all".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: true },
-                    candidates: 200,
-                },
-                Mode {
-                    name: "exact EMD of 200 PQ, no scan".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: false },
-                    candidates: 200,
-                },
-                Mode {
-                    name: "exact EMD of 100 PQ, no scan".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: false },
-                    candidates: 100,
-                },
+                lib("default: exact EMD of 200 PQ, then bound scan of all", true, 200),
+                lib("exact EMD of 200 PQ, no scan", false, 200),
+                lib("exact EMD of 100 PQ, no scan", false, 100),
             ]
         } else {
             vec![
-                Mode {
-                    name: "default: exact EMD of 200 PQ, then bound scan of all".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: true },
-                    candidates: 200,
-                },
-                Mode {
-                    name: "exact EMD of 50 PQ, then bound scan of all".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: true },
-                    candidates: 50,
-                },
-                Mode {
-                    name: "exact EMD of 1000 PQ, no scan".into(),
-                    stage1: Stage1::Today,
-                    stage2: Stage2::Library { scan: false },
-                    candidates: 1000,
-                },
+                lib("default: exact EMD of 200 PQ, then bound scan of all", true, 200),
+                lib("exact EMD of 50 PQ, then bound scan of all", true, 50),
+                lib("exact EMD of 1000 PQ, no scan", false, 1000),
             ]
         };
         let old = [

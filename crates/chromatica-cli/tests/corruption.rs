@@ -12,9 +12,8 @@ mod common;
 
 use chromatica::testing::layout::{get_u32, get_u64};
 use chromatica::testing::model::*;
-use chromatica::testing::Rng;
 use chromatica::testing::SnapshotInternals;
-use chromatica::{Error, Index, TrainOptions};
+use chromatica::{Error, Index};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -22,35 +21,11 @@ use std::path::{Path, PathBuf};
 /// a segment with 8-byte ids, a tombstone file hiding ids of both, and the
 /// manifest. Returns its files (name, bytes), LOCK excluded.
 fn build(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut rng = Rng::mixed(31);
-    let index = Index::create(dir, config(4)).unwrap();
-    index.train(&vectors(&mut rng, 600), &TrainOptions::default(), &mut |_| ()).unwrap();
-    index.add(&vectors(&mut rng, 120), None).unwrap();
-    let wide: Vec<u64> = (0..100).map(|i| (1u64 << 33) + 3 * i).collect();
-    index.add(&vectors(&mut rng, 100), Some(&wide)).unwrap();
-    let mut dead: Vec<u64> = (0..120).step_by(7).collect();
-    dead.extend(wide.iter().step_by(9));
-    index.delete(&dead).unwrap();
-    drop(index);
-    let files = files_of(dir);
+    let files = corruption_suite_index(dir);
     let ext = |e: &str| files.iter().filter(|(n, _)| n.ends_with(e)).count();
     assert_eq!((ext(".qnt"), ext(".seg"), ext(".del")), (1, 2, 1), "{:?}", names(&files));
     assert_eq!(files.iter().filter(|(n, _)| n.starts_with("MANIFEST-")).count(), 1);
     files
-}
-
-fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "LOCK")
-        .map(|n| {
-            let b = std::fs::read(dir.join(&n)).unwrap();
-            (n, b)
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {

@@ -256,30 +256,6 @@ fn id_list_segment_and_explain() {
     assert!(index.explain_query(&x[..4], 10, &SearchParams::new(5)).is_err());
 }
 
-/// The corruption suite's index: quantizers, two segments (4- and 8-byte
-/// ids), a tombstone file, the manifest.
-fn damaged_suite_index(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    use chromatica::testing::model::{config, vectors};
-    let mut rng = Rng::mixed(31);
-    let index = Index::create(dir, config(4)).unwrap();
-    index.train(&vectors(&mut rng, 600), &TrainOptions::default(), &mut |_| ()).unwrap();
-    index.add(&vectors(&mut rng, 120), None).unwrap();
-    let wide: Vec<u64> = (0..100).map(|i| (1u64 << 33) + 3 * i).collect();
-    index.add(&vectors(&mut rng, 100), Some(&wide)).unwrap();
-    let mut dead: Vec<u64> = (0..120).step_by(7).collect();
-    dead.extend(wide.iter().step_by(9));
-    index.delete(&dead).unwrap();
-    drop(index);
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "LOCK")
-        .map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap()))
-        .collect();
-    v.sort();
-    v
-}
-
 /// The list of a segment whose codes or ids hold byte `at` (FORMAT.md's offsets).
 fn list_of_byte(seg: &[u8], at: usize, nlist: usize) -> Option<usize> {
     let (code_size, id_width, n) = (get_u32(seg, 20) as usize, get_u32(seg, 24) as usize, get_u64(seg, 32) as usize);
@@ -306,7 +282,7 @@ fn damage_report_on_the_corruption_suite() {
     use chromatica::testing::model::NLIST;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
-    let files = damaged_suite_index(&dir);
+    let files = chromatica::testing::model::corruption_suite_index(&dir);
     let intact = Index::verify_all(&dir).unwrap();
     assert!(intact.sound && intact.problems.is_empty(), "{intact:?}");
     let live = Index::open_read_only(&dir).unwrap().len();

@@ -11,68 +11,11 @@
 mod common;
 
 use chromatica::testing::data::clustered;
+use chromatica::testing::moto::Moto;
 use chromatica::vecio::write_fvecs;
 use common::*;
 use std::ffi::OsStr;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Option<Moto> {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let spawned = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIPPED: moto_server is not installed ({e}); pip install 'moto[server]' to run the S3 tests");
-            return None;
-        }
-    };
-    let m = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Retried: a server that has just started listening may still refuse
-    // or drop a first connection.
-    let mut last = String::new();
-    loop {
-        assert!(Instant::now() < deadline, "creating the bucket on moto: no 200 within 60 s (last: {last:?})");
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let sent = write!(
-                s,
-                "PUT /bucket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let mut reply = String::new();
-            if sent.is_ok() && s.read_to_string(&mut reply).is_ok() && reply.starts_with("HTTP/1.1 200") {
-                break;
-            }
-            last = reply;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Some(m)
-}
 
 /// Runs the binary with the S3 environment; must succeed.
 fn s3_ok<S: AsRef<OsStr>>(port: u16, cache: &Path, args: &[S]) -> String {
@@ -91,7 +34,8 @@ fn s3_ok<S: AsRef<OsStr>>(port: u16, cache: &Path, args: &[S]) -> String {
 
 #[test]
 fn every_command_works_on_s3_and_matches_a_local_index() {
-    let Some(m) = moto() else { return };
+    let Some(m) = Moto::start() else { return };
+    m.make_bucket("bucket");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let (train, base, more, q) =

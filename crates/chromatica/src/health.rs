@@ -677,12 +677,7 @@ impl Snapshot {
         let plan = self.plan(params)?;
         let live_n = usize::try_from(self.vectors()).unwrap_or(usize::MAX).max(1);
         let copy = self.explain_id(id)?.copies.into_iter().find(|c| !c.deleted);
-        let rerank = match plan.rerank {
-            Rerank::Off => "none",
-            Rerank::L2 => "l2",
-            Rerank::Emd(_) => "emd",
-            Rerank::ExactEmd => "exact",
-        };
+        let rerank = plan.rerank.name();
         let rank_of =
             |found: &[crate::read::Neighbor]| found.iter().position(|n| n.id == id).map(|r| (r + 1, found[r].distance));
         let (list, list_rank) = match (&self.quantizers, &copy) {

@@ -10,73 +10,10 @@
 
 use chromatica::object_store::aws::AmazonS3Builder;
 use chromatica::testing::model::*;
+use chromatica::testing::moto::Moto;
 use chromatica::testing::{Rng, SnapshotInternals};
 use chromatica::{CacheOptions, Error, Index, ObjectStorage, TrainOptions};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
-
-/// A moto server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Option<Moto> {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = match Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIPPED: moto_server is not installed ({e}); pip install 'moto[server]' to run the S3 tests");
-            return None;
-        }
-    };
-    let m = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start listening on port {port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(m)
-}
-
-/// Creates a bucket with a plain HTTP request (moto needs no signature),
-/// retried for up to 60 s: a server that has just started listening may
-/// still refuse or drop a first connection.
-fn make_bucket(port: u16, bucket: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let sent = write!(
-                s,
-                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let mut reply = String::new();
-            if sent.is_ok() && s.read_to_string(&mut reply).is_ok() && reply.starts_with("HTTP/1.1 200") {
-                return;
-            }
-            last = reply;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("creating bucket {bucket} on moto at port {port}: no 200 within 60 s (last reply: {last:?})");
-}
 
 fn backend(port: u16, bucket: &str, prefix: &str, cache: &std::path::Path) -> ObjectStorage {
     let store = AmazonS3Builder::new()
@@ -94,8 +31,8 @@ fn backend(port: u16, bucket: &str, prefix: &str, cache: &std::path::Path) -> Ob
 
 #[test]
 fn an_index_on_s3_commits_searches_and_races() {
-    let Some(m) = moto() else { return };
-    make_bucket(m.port, "chromatica-test");
+    let Some(m) = Moto::start() else { return };
+    m.make_bucket("chromatica-test");
     let dir = tempfile::tempdir().unwrap();
     let label = "s3://chromatica-test/photos/idx";
     let index =

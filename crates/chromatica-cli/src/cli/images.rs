@@ -126,53 +126,27 @@ pub struct RerankArgs<'a> {
 impl RerankArgs<'_> {
     fn resolve(&self) -> Result<Option<Rerank>> {
         let emd_options = self.emd_epsilon.is_some() || self.emd_iterations.is_some();
-        let rerank = match self.rerank.map(str::to_ascii_lowercase).as_deref() {
-            None if emd_options => Some("emd"),
+        let rerank = match self.rerank.map(str::to_ascii_lowercase) {
+            None if emd_options => Some(Rerank::Emd(Sinkhorn::default())),
             None => None,
-            Some("l2") => Some("l2"),
-            Some("emd") => Some("emd"),
-            Some("exact") => Some("exact"),
-            Some("none") | Some("off") => Some("none"),
-            Some(other) => {
-                return Err(Error::invalid_argument(
-                    "--rerank",
-                    format!("--rerank {other:?}: expected exact, l2, emd or none"),
-                ));
-            }
+            Some(other) => Some(Rerank::from_name(&other).ok_or_else(|| {
+                Error::invalid_argument("--rerank", format!("--rerank {other:?}: expected exact, l2, emd or none"))
+            })?),
         };
-        if emd_options && rerank != Some("emd") {
-            return Err(Error::invalid_argument(
-                "--emd-epsilon",
-                "--emd-epsilon and --emd-iterations need --rerank emd",
-            ));
-        }
-        Ok(match rerank {
-            None => None,
-            Some("l2") => Some(Rerank::L2),
-            Some("none") => Some(Rerank::Off),
-            Some("exact") => Some(Rerank::ExactEmd),
-            _ => {
-                let d = Sinkhorn::default();
+        match rerank {
+            Some(Rerank::Emd(d)) => {
                 let s = Sinkhorn {
                     epsilon: self.emd_epsilon.unwrap_or(d.epsilon),
                     iterations: self.emd_iterations.unwrap_or(d.iterations),
                 };
                 s.validate()?;
-                Some(Rerank::Emd(s))
+                Ok(Some(Rerank::Emd(s)))
             }
-        })
-    }
-}
-
-fn rerank_name(r: Rerank) -> &'static str {
-    match r {
-        Rerank::Off => "none",
-        Rerank::L2 => "l2",
-        Rerank::Emd(_) => "emd",
-        Rerank::ExactEmd => "exact",
-        // `Rerank` is non-exhaustive: a kind added later prints as such
-        // until this command learns its name.
-        _ => "other",
+            _ if emd_options => {
+                Err(Error::invalid_argument("--emd-epsilon", "--emd-epsilon and --emd-iterations need --rerank emd"))
+            }
+            other => Ok(other),
+        }
     }
 }
 
@@ -289,7 +263,7 @@ pub fn search(a: SearchArgs<'_>) -> Result<()> {
                 None => format!(
                     "nprobe {}, rerank {} of {} candidates",
                     found.nprobe,
-                    rerank_name(found.rerank),
+                    found.rerank.name(),
                     found.candidates
                 ),
             }
@@ -325,7 +299,7 @@ fn print_json(found: &SearchResults, kind: &str, value: &str, k: usize, [histogr
     query.insert(kind.into(), json!(value));
     query.insert("palette".into(), json!(hexes(&found.query_colors)));
     query.insert("k".into(), json!(k));
-    query.insert("rerank".into(), json!(rerank_name(found.rerank)));
+    query.insert("rerank".into(), json!(found.rerank.name()));
     query.insert("nprobe".into(), json!(found.nprobe));
     query.insert("candidates".into(), json!(found.candidates));
     let doc = json!({

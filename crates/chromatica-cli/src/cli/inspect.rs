@@ -293,15 +293,11 @@ pub fn explain(a: ExplainArgs<'_>) -> Result<()> {
     let mut params = SearchParams::new(a.k);
     params.nprobe = a.nprobe;
     params.candidates = a.candidates;
-    params.rerank = match a.rerank.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    params.rerank = match a.rerank.as_deref().map(str::to_ascii_lowercase) {
         None => None,
-        Some("l2") => Some(Rerank::L2),
-        Some("none") | Some("off") => Some(Rerank::Off),
-        Some("emd") => Some(Rerank::Emd(chromatica::color::Sinkhorn::default())),
-        Some("exact") => Some(Rerank::ExactEmd),
-        Some(o) => {
-            return Err(Error::invalid_argument("--rerank", format!("--rerank {o:?}: expected exact, l2, emd or none")))
-        }
+        Some(o) => Some(Rerank::from_name(&o).ok_or_else(|| {
+            Error::invalid_argument("--rerank", format!("--rerank {o:?}: expected exact, l2, emd or none"))
+        })?),
     };
     let e = index.explain_query(&query, a.id, &params)?;
     if a.json {

@@ -15,7 +15,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chromatica::Record;
 use std::fs::File;
-use std::time::UNIX_EPOCH;
 
 /// The recorded file of image `id`, opened and checked (see the module
 /// documentation), with its record.
@@ -45,7 +44,7 @@ pub fn open_recorded(st: &Shared, id: u64) -> ApiResult<(File, Record)> {
     if !meta.is_file() {
         return Err(gone("it is no longer a regular file"));
     }
-    if meta.len() != rec.size || mtime_ns(&meta) != rec.mtime_ns {
+    if !rec.matches(&meta) {
         return Err(gone("it changed since it was indexed"));
     }
     #[cfg(target_os = "linux")]
@@ -58,17 +57,6 @@ pub fn open_recorded(st: &Shared, id: u64) -> ApiResult<(File, Record)> {
         }
     }
     Ok((file, rec))
-}
-
-/// Nanoseconds since the epoch, as the sync records them.
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    match meta.modified() {
-        Ok(t) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-        },
-        Err(_) => 0,
-    }
 }
 
 /// The content type for a recorded file, by its extension.

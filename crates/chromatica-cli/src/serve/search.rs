@@ -152,13 +152,12 @@ async fn run(
     })))
 }
 
+/// The re-rank as the original's API names it ("off" for stage 1 only).
 fn rerank_name(r: Rerank) -> &'static str {
-    match r {
-        Rerank::Off => "off",
-        Rerank::L2 => "l2",
-        Rerank::Emd(_) => "emd",
-        Rerank::ExactEmd => "exact",
-        _ => "other",
+    if r == Rerank::Off {
+        "off"
+    } else {
+        r.name()
     }
 }
 

@@ -593,16 +593,8 @@ impl EmdQuery {
     /// shared mass in place). Bounded first by both nearest-mass bounds of
     /// the reduced problem.
     fn reduced_within(&mut self, hellinger: impl Iterator<Item = (usize, f32)>, limit: f64) -> Option<f64> {
+        let t = self.load_masses(hellinger);
         let hist = self.hist.as_ref().expect("a histogram query");
-        self.masses.clear();
-        self.bins.clear();
-        for (j, v) in hellinger {
-            if v != 0.0 && j < HIST_DIM {
-                self.bins.push(j);
-                self.masses.push(f64::from(v) * f64::from(v));
-            }
-        }
-        let t: f64 = self.masses.iter().sum();
         if !(t > 0.0 && t.is_finite()) {
             return if limit == f64::INFINITY { Some(f64::INFINITY) } else { None };
         }
@@ -754,12 +746,11 @@ impl EmdQuery {
         }
     }
 
-    /// The exact EMD from the query to a stored histogram, given by its
-    /// non-zero Hellinger values `(bin, value)` (masses are the squares). A
-    /// histogram without mass is at distance infinity.
-    pub fn distance(&mut self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
+    /// Keeps a stored histogram's non-zero bins and their masses (the
+    /// squares of its Hellinger values) in `bins` and `masses`; returns the
+    /// total mass.
+    fn load_masses(&mut self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
         self.masses.clear();
-        self.cost.clear();
         self.bins.clear();
         for (j, v) in hellinger {
             if v != 0.0 && j < HIST_DIM {
@@ -767,7 +758,15 @@ impl EmdQuery {
                 self.masses.push(f64::from(v) * f64::from(v));
             }
         }
-        let t: f64 = self.masses.iter().sum();
+        self.masses.iter().sum()
+    }
+
+    /// The exact EMD from the query to a stored histogram, given by its
+    /// non-zero Hellinger values `(bin, value)` (masses are the squares). A
+    /// histogram without mass is at distance infinity.
+    pub fn distance(&mut self, hellinger: impl Iterator<Item = (usize, f32)>) -> f64 {
+        self.cost.clear();
+        let t = self.load_masses(hellinger);
         if !(t > 0.0 && t.is_finite()) {
             return f64::INFINITY;
         }

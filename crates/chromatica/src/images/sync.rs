@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 /// File extensions (lower case; matched in any case) that a sync picks up
 /// inside folders. Files given by name are tried whatever their extension.
@@ -114,16 +114,6 @@ pub(super) fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-}
-
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    match meta.modified() {
-        Ok(t) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-        },
-        Err(_) => 0,
-    }
 }
 
 /// What the index holds for one path.
@@ -236,7 +226,7 @@ impl ImageIndex {
                     continue;
                 }
             };
-            let (size, mtime) = (meta.len(), mtime_ns(&meta));
+            let (size, mtime) = (meta.len(), Record::modified_ns(&meta));
             let old_ids = match known.remove(&path) {
                 Some(k) if k.size == size && k.mtime_ns == mtime && k.ids.len() == 1 => {
                     summary.unchanged += 1;

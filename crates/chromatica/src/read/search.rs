@@ -67,6 +67,32 @@ pub enum Rerank {
     ExactEmd,
 }
 
+impl Rerank {
+    /// Its name in the CLI, the JSON reports and the Python package:
+    /// "none", "l2", "emd" (Sinkhorn) or "exact".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rerank::Off => "none",
+            Rerank::L2 => "l2",
+            Rerank::Emd(_) => "emd",
+            Rerank::ExactEmd => "exact",
+        }
+    }
+
+    /// The re-rank a name stands for ([`name`](Self::name)'s, or "off" for
+    /// none); "emd" is Sinkhorn with its default settings. `None` for any
+    /// other text (callers name the argument in their error).
+    pub fn from_name(name: &str) -> Option<Rerank> {
+        match name {
+            "none" | "off" => Some(Rerank::Off),
+            "l2" => Some(Rerank::L2),
+            "emd" => Some(Rerank::Emd(Sinkhorn::default())),
+            "exact" => Some(Rerank::ExactEmd),
+            _ => None,
+        }
+    }
+}
+
 /// Candidates stage 1 hands to stage 2 unless told otherwise.
 pub const DEFAULT_CANDIDATES: usize = 200;
 

@@ -33,6 +33,7 @@ pub mod files;
 mod internals;
 pub mod layout;
 pub mod model;
+pub mod moto;
 pub mod reference;
 pub mod repair;
 pub mod rng;

@@ -249,3 +249,21 @@ pub fn verify_clean(storage: &dyn Storage, context: &str) -> crate::verify::Veri
     assert!(r.leftovers.is_empty(), "{context}: verify reports leftovers {:?}", r.leftovers);
     r
 }
+
+/// The corruption suite's index in `dir`: quantizers (nbits 4), a segment
+/// with 4-byte ids, a segment with 8-byte ids, a tombstone file hiding ids
+/// of both, and the manifest. Returns its files (name, bytes), sorted by
+/// name, LOCK excluded.
+pub fn corruption_suite_index(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut rng = Rng::mixed(31);
+    let index = crate::Index::create(dir, config(4)).unwrap();
+    index.train(&vectors(&mut rng, 600), &crate::TrainOptions::default(), &mut |_| ()).unwrap();
+    index.add(&vectors(&mut rng, 120), None).unwrap();
+    let wide: Vec<u64> = (0..100).map(|i| (1u64 << 33) + 3 * i).collect();
+    index.add(&vectors(&mut rng, 100), Some(&wide)).unwrap();
+    let mut dead: Vec<u64> = (0..120).step_by(7).collect();
+    dead.extend(wide.iter().step_by(9));
+    index.delete(&dead).unwrap();
+    drop(index);
+    super::files::dir_contents(dir).into_iter().filter(|(n, _)| n != "LOCK").collect()
+}

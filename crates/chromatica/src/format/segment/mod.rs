@@ -90,6 +90,26 @@ pub struct Record {
     pub mtime_ns: i64,
 }
 
+impl Record {
+    /// A file's modification time as records keep it: nanoseconds since the
+    /// Unix epoch (negative before it, 0 when the system cannot tell).
+    pub fn modified_ns(meta: &std::fs::Metadata) -> i64 {
+        match meta.modified() {
+            Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+                Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+            },
+            Err(_) => 0,
+        }
+    }
+
+    /// Whether a file still has the size and modification time recorded
+    /// (what `sync` takes for "unchanged").
+    pub fn matches(&self, meta: &std::fs::Metadata) -> bool {
+        meta.len() == self.size && Record::modified_ns(meta) == self.mtime_ns
+    }
+}
+
 /// A vector's exact values, sparse: (dimension, value), dimensions ascending.
 pub type Sparse = Vec<(u16, f32)>;
 
