@@ -101,6 +101,8 @@ fn search_by_colours_answers_the_original_shape() {
     assert!(m.get("rerank_time_ms").is_some());
     assert_eq!(m["index_size"], PHOTOS.len());
     assert_eq!(m["rerank"], "exact");
+    assert!(m["solves"].as_u64().is_some_and(|n| n >= 3), "{m}");
+    assert_eq!(m["timed_out"], false, "six photos: well within the default time limit");
 
     // Each photo's own colour finds it first; weights move the answer.
     for (name, rgb) in PHOTOS {
@@ -617,12 +619,31 @@ fn a_second_server_on_the_same_index_serves_it_read_only() {
 }
 
 #[test]
+fn a_search_time_limit_cuts_the_exact_scan_and_says_so() {
+    let f = fixture(&["--search-time-limit", "0"]);
+    let v = f.server.get("/search?colors=e6194b,4363d8&k=3").json();
+    let m = &v["metadata"];
+    // Never fewer than k: the first k solved are kept, then the limit stops it.
+    assert_eq!(v["results"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(m["timed_out"], true, "{m}");
+    assert_eq!(m["solves"], 3, "{m}");
+    let f = fixture(&["--search-time-limit", "none"]);
+    let m = f.server.get("/search?colors=e6194b,4363d8&k=3").json()["metadata"].clone();
+    assert_eq!(m["timed_out"], false, "{m}");
+}
+
+#[test]
 fn bad_command_lines_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let idx = tmp.path().join("idx");
-    for args in
-        [vec!["--threads", "0"], vec!["--max-concurrent", "0"], vec!["--read-timeout", "0"], vec!["--bind", "nonsense"]]
-    {
+    for args in [
+        vec!["--threads", "0"],
+        vec!["--max-concurrent", "0"],
+        vec!["--read-timeout", "0"],
+        vec!["--bind", "nonsense"],
+        vec!["--search-time-limit", "soon"],
+        vec!["--search-time-limit", "-1"],
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_chromatica"))
             .arg("serve")
             .arg(&idx)

@@ -2,8 +2,8 @@
 //! store: on a trained IVF-PQ index of synthetic colour histograms, the
 //! results of colour and histogram queries are the exact-EMD top k found by
 //! brute force (every stored histogram solved), also with a fuzz, excluded
-//! colours and deletions; fast mode is stage 1 only; bad options are
-//! one-line errors.
+//! colours and deletions; fast mode is stage 1 only; a time limit cuts the
+//! scan short and says so; bad options are one-line errors.
 
 use chromatica::color::{bin_centers_lab, emd_lab, hellinger, histogram_of_pixels, srgb_to_lab, Excluded};
 use chromatica::images::{ImageIndex, Query, SearchOptions};
@@ -11,6 +11,7 @@ use chromatica::testing::color::Transport;
 use chromatica::testing::Rng;
 use chromatica::{Config, Index, Rerank, TrainOptions};
 use std::path::Path;
+use std::time::Duration;
 
 const N: usize = 3000;
 const K: usize = 10;
@@ -169,6 +170,39 @@ fn fuzz_exclusions_deletions_and_fast_mode() {
     assert_eq!(fast.rerank, Rerank::Off);
     assert_eq!(fast.solves, None);
     assert_eq!(fast.hits.len(), K);
+}
+
+#[test]
+fn a_time_limit_cuts_the_scan_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hists = histograms(13);
+    let index = build(&tmp.path().join("idx"), &hists);
+    let spec = "1e90ff:0.6,ffe119:0.4";
+    let truth = brute(&colour_points(spec), &hists, |d| d);
+    let q = Query::colors(spec).unwrap();
+    let exact = index.search(&q, &SearchOptions::default().k(K)).unwrap();
+    assert!(!exact.timed_out, "no limit: the scan runs to the end");
+    // A limit it never reaches changes nothing.
+    let roomy = index.search(&q, &SearchOptions::default().k(K).time_limit(Duration::from_secs(600))).unwrap();
+    assert!(!roomy.timed_out);
+    assert_eq!(
+        roomy.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        exact.hits.iter().map(|h| h.id).collect::<Vec<_>>()
+    );
+    // A zero limit: the candidates only, exactly solved, and flagged.
+    let cut = index.search(&q, &SearchOptions::default().k(K).candidates(30).time_limit(Duration::ZERO)).unwrap();
+    assert!(cut.timed_out);
+    assert!(cut.solves.is_some_and(|s| s <= 30), "{:?} solves", cut.solves);
+    assert_eq!(cut.hits.len(), K);
+    let by_id: std::collections::HashMap<u64, f64> = truth.iter().map(|&(d, i)| (i, d)).collect();
+    for (h, t) in cut.hits.iter().zip(&truth) {
+        assert!((f64::from(h.distance) - by_id[&h.id]).abs() < 1e-3, "id {}: an exact distance", h.id);
+        assert!(f64::from(h.distance) >= t.0 - 1e-3, "never nearer than the exact top k");
+    }
+    assert!(cut.hits.windows(2).all(|w| w[0].distance <= w[1].distance));
+    // Every vector a candidate: a zero limit still gives the exact top k.
+    let all = SearchOptions::default().k(K).nprobe(16).candidates(N).time_limit(Duration::ZERO);
+    assert_top_k(&index.search(&q, &all).unwrap().hits, &truth, "all candidates, zero limit");
 }
 
 #[test]

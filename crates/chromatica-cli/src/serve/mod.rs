@@ -64,6 +64,13 @@ pub struct ServeArgs {
     /// Threads that decode images during a sync.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub index_threads: usize,
+    /// How long a search's exact EMD scan may run, in milliseconds, or
+    /// "none". A palette far from every image can cost a scan of every
+    /// stored histogram and thousands of exact solves (hundreds of ms on a
+    /// 100k index); past the limit the search answers with the best found
+    /// so far, solved in increasing lower bound, and `"timed_out": true`.
+    #[arg(long, default_value = "20", value_name = "MS|none", value_parser = TimeLimit::parse)]
+    pub search_time_limit: TimeLimit,
     /// Requests handled at once; more get 503.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_concurrent: usize,
@@ -82,6 +89,22 @@ pub struct ServeArgs {
     /// Allow cross-origin requests from this origin (none by default).
     #[arg(long, value_name = "ORIGIN")]
     pub cors: Option<String>,
+}
+
+/// `--search-time-limit`: milliseconds, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimit(pub Option<std::time::Duration>);
+
+impl TimeLimit {
+    fn parse(s: &str) -> std::result::Result<TimeLimit, String> {
+        if s == "none" {
+            return Ok(TimeLimit(None));
+        }
+        match s.parse::<u64>() {
+            Ok(ms) if ms <= 3_600_000 => Ok(TimeLimit(Some(std::time::Duration::from_millis(ms)))),
+            _ => Err(format!("expected milliseconds (0 to 3600000) or none, got {s:?}")),
+        }
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.

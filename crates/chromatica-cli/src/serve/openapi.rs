@@ -120,7 +120,8 @@ pub fn spec() -> Value {
                     "ann_time_ms": { "type": "number", "description": "The engine's search: PQ scan, re-rank and resolving records and palettes (one step in the public API)." },
                     "rerank_time_ms": { "type": "number", "nullable": true, "description": "Not measured apart: included in ann_time_ms." },
                     "total_time_ms": { "type": "number" }, "index_size": { "type": "integer" },
-                    "rerank": { "type": "string" }, "exact": { "type": "boolean" }, "nprobe": { "type": "integer" } } } } },
+                    "rerank": { "type": "string" }, "exact": { "type": "boolean" }, "nprobe": { "type": "integer" },
+                    "solves": { "type": "integer", "nullable": true }, "timed_out": { "type": "boolean" } } } } },
             "Extracted": { "type": "object", "required": ["colors", "weights", "num_colors", "status"], "properties": {
                 "colors": { "type": "array", "items": { "type": "string" } }, "weights": { "type": "array", "items": { "type": "number" } },
                 "num_colors": { "type": "integer" }, "status": { "type": "string" } } },

@@ -33,7 +33,8 @@ fn ask(p: &Params) -> ApiResult<Ask> {
 /// distances, no re-rank); `fuzz` forgives that much colour distance in
 /// the exact EMD re-rank.
 fn options(ask: &Ask, st: &Shared) -> SearchOptions {
-    let o = SearchOptions::default().k(ask.k).colors(PALETTE_SIZE).limits(st.limits).fast(ask.fast_mode);
+    let mut o = SearchOptions::default().k(ask.k).colors(PALETTE_SIZE).limits(st.limits).fast(ask.fast_mode);
+    o.time_limit = st.time_limit;
     match ask.fuzz {
         Some(f) => o.fuzz(f),
         None => o,
@@ -148,6 +149,10 @@ async fn run(
             "rerank": rerank_name(found.rerank),
             "exact": found.exact,
             "nprobe": found.nprobe,
+            // Exact transport problems solved, and whether the time limit
+            // (`--search-time-limit`) cut the exact EMD scan short.
+            "solves": found.solves,
+            "timed_out": found.timed_out,
         },
     })))
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub search_threads: usize,
     /// What an uploaded or indexed image may cost to decode.
     pub limits: ImageLimits,
+    /// How long a search's exact EMD scan may run (`None`: to the end).
+    pub time_limit: Option<std::time::Duration>,
     /// Largest upload in bytes.
     pub max_upload: usize,
     /// Folders a sync covers.
@@ -108,6 +110,7 @@ impl AppState {
             index_pool: pool(args.index_threads, "serve-index", true)?,
             search_threads: threads,
             limits: ImageLimits::with_max_pixels(args.max_pixels),
+            time_limit: args.search_time_limit.0,
             max_upload: args.max_upload,
             watch: args.watch.clone(),
             watch_interval: args.watch_interval,

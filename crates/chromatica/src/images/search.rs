@@ -10,6 +10,7 @@ use crate::color::{
 use crate::read::emd_search::EmdSearch;
 use crate::{Error, Neighbor, Rerank, Result, SearchParams};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Results per search unless told otherwise.
 pub const DEFAULT_K: usize = 10;
@@ -139,6 +140,15 @@ pub struct SearchOptions {
     /// Colours the results must not hold much of (see [`Excluded`]).
     /// Only with the exact EMD re-rank.
     pub exclude: Vec<Excluded>,
+    /// How long the exact EMD scan may run (`None`, the default: until it
+    /// has proved the exact top k). What bounds a query's cost: a palette
+    /// far from every image can need a bound check of every histogram and
+    /// tens of thousands of solves on a 100k index (about 20 µs each), so a
+    /// server sets this. The PQ candidates are always solved; after the
+    /// limit the scan stops once it holds k, and the hits are the best solved so far (the
+    /// scan solves in increasing lower bound), flagged by
+    /// [`SearchResults::timed_out`]. `Duration::ZERO`: the candidates only.
+    pub time_limit: Option<Duration>,
     /// Dominant colours per result. Default [`PALETTE_SIZE`].
     pub colors: usize,
     /// What an example image may cost to decode.
@@ -155,6 +165,7 @@ impl Default for SearchOptions {
             fuzz: 0.0,
             fast: false,
             exclude: Vec::new(),
+            time_limit: None,
             colors: PALETTE_SIZE,
             limits: ImageLimits::default(),
         }
@@ -201,6 +212,12 @@ impl SearchOptions {
     /// Sets [`exclude`](Self::exclude).
     pub fn exclude(mut self, exclude: Vec<Excluded>) -> Self {
         self.exclude = exclude;
+        self
+    }
+
+    /// Sets [`time_limit`](Self::time_limit).
+    pub fn time_limit(mut self, time_limit: Duration) -> Self {
+        self.time_limit = Some(time_limit);
         self
     }
 
@@ -283,6 +300,9 @@ pub struct SearchResults {
     /// Exact transport problems solved (`None` unless the re-rank was
     /// [`Rerank::ExactEmd`]).
     pub solves: Option<usize>,
+    /// [`SearchOptions::time_limit`] stopped the exact EMD scan before it
+    /// had proved its top k: the hits are the best of those solved.
+    pub timed_out: bool,
 }
 
 impl ImageIndex {
@@ -297,6 +317,7 @@ impl ImageIndex {
     /// one snapshot of the index.
     pub fn search_prepared(&self, query: &PreparedQuery, options: &SearchOptions) -> Result<SearchResults> {
         options.check()?;
+        let start = Instant::now();
         let snap = self.index.snapshot();
         let config = snap.manifest.config;
         let rerank = match (options.fast, options.rerank) {
@@ -313,6 +334,7 @@ impl ImageIndex {
         let params = SearchParams { k: options.k, nprobe: options.nprobe, rerank, candidates: options.candidates };
         let plan = snap.plan(&params)?;
         let mut solves = None;
+        let mut timed_out = false;
         let found: Vec<Neighbor> = if plan.rerank == Rerank::ExactEmd {
             let mut emd = match &query.color_query {
                 Some(q) => {
@@ -329,9 +351,11 @@ impl ImageIndex {
                 candidates: plan.candidates,
                 scan: query.color_query.is_some() || IMAGE_QUERY_SCAN,
                 exclude: &options.exclude,
+                deadline: options.time_limit.and_then(|t| start.checked_add(t)),
             };
             let (found, stats) = snap.emd_search(&query.vector, &mut emd, &s)?;
             solves = Some(stats.solves);
+            timed_out = stats.timed_out;
             found
         } else {
             snap.search_planned(&query.vector, &plan)?.into_iter().next().unwrap_or_default()
@@ -358,6 +382,7 @@ impl ImageIndex {
             candidates: plan.candidates,
             exact: snap.quantizers.is_none(),
             solves,
+            timed_out,
         })
     }
 }

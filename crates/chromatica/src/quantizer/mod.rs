@@ -274,8 +274,6 @@ impl Quantizers {
         }
     }
 
-    // Only the tests and benchmarks ask this.
-    #[cfg(any(test, feature = "testing"))]
     /// Centroid of list `l`.
     pub fn centroid(&self, l: usize) -> &[f32] {
         let d = self.config.dim;

@@ -8,9 +8,14 @@
 //! its Lab mean to the query's (kept per segment, see
 //! `SegmentView::lab_means`), then the nearest-mass bound (every unit of the
 //! histogram travels at least to its nearest query colour, one sparse dot
-//! product with a per-query table) — and the survivors are solved in
-//! increasing bound until the bound passes the k-th EMD found. The top k of
-//! a scan is exact: only vectors that cannot be nearer are skipped.
+//! product with a per-query table) — a list at a time, nearest coarse
+//! centroid first, each list's survivors solved in increasing bound until
+//! the bound passes the k-th EMD found, which tightens the limit for the
+//! next list. The top k of a scan is exact: only vectors that cannot be
+//! nearer are skipped (the limit only falls, so a vector skipped against an
+//! earlier limit stays beyond the final one). A deadline stops the scan
+//! between lists or solves once k are held: the top k is then the best
+//! solved so far, found in the likeliest lists first.
 
 use super::search::{Location, Neighbor};
 use super::Snapshot;
@@ -19,6 +24,7 @@ use crate::color::{bin_centers_lab, Excluded, HIST_DIM};
 use crate::error::Result;
 use crate::format::segment::RefineRef;
 use crate::{Rerank, SearchParams};
+use std::time::Instant;
 
 /// Dual bounds the scan takes from the best candidates (see
 /// `EmdQuery::add_dual_bound`): each costs one more product per histogram
@@ -38,6 +44,11 @@ pub(crate) struct EmdSearch<'a> {
     pub scan: bool,
     /// Images holding too much of one of these drop out.
     pub exclude: &'a [Excluded],
+    /// When the scan stops (`None`: when it is done). The candidates are
+    /// always solved; a scan cut short returns the best found so far
+    /// (survivors are solved in increasing lower bound) and says so in
+    /// [`EmdStats::timed_out`].
+    pub deadline: Option<Instant>,
 }
 
 /// What an EMD search did.
@@ -47,6 +58,17 @@ pub(crate) struct EmdStats {
     pub solves: usize,
     /// Lists probed by stage 1 (0 on an untrained index).
     pub nprobe: usize,
+    /// The deadline stopped the scan before it was done: the top k is the
+    /// best of the histograms solved, not necessarily the exact one.
+    pub timed_out: bool,
+}
+
+impl EmdStats {
+    /// Whether the deadline has passed (and notes it).
+    fn expired(&mut self, deadline: Option<Instant>) -> bool {
+        self.timed_out |= deadline.is_some_and(|d| Instant::now() >= d);
+        self.timed_out
+    }
 }
 
 /// The excluded colours as bin masks with their largest share.
@@ -79,6 +101,10 @@ struct Best {
 }
 
 impl Best {
+    /// Whether k are held: a deadline never cuts a search short of k.
+    fn full(&self) -> bool {
+        self.items.len() == self.k
+    }
     fn limit(&self) -> f64 {
         if self.items.len() == self.k {
             self.items[self.k - 1].0
@@ -98,6 +124,18 @@ impl Best {
 fn centres() -> &'static [[f64; 3]] {
     static C: std::sync::OnceLock<Vec<[f64; 3]>> = std::sync::OnceLock::new();
     C.get_or_init(bin_centers_lab)
+}
+
+impl Snapshot {
+    /// Every list, nearest coarse centroid to `x` first (index order when
+    /// untrained: every vector is then in list 0).
+    fn lists_nearest_first(&self, x: &[f32]) -> Vec<usize> {
+        let nlist = self.manifest.config.nlist;
+        let Some(q) = &self.quantizers else { return (0..nlist).collect() };
+        let mut d: Vec<(f32, usize)> = (0..nlist).map(|l| (crate::distance::l2sq(x, q.centroid(l)), l)).collect();
+        d.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        d.into_iter().map(|(_, l)| l).collect()
+    }
 }
 
 fn rows<'a>(r: &'a RefineRef<'_>) -> impl Iterator<Item = (usize, f32)> + Clone + 'a {
@@ -159,20 +197,23 @@ impl Snapshot {
         if s.scan || !trained {
             let qm = query.mean();
             let fuzz = query.fuzz();
-            let limit = best.limit();
             let mut survivors: Vec<(f64, u64, u64)> = Vec::new();
-            for (si, seg) in self.segments.iter().enumerate() {
-                let means = seg.lab_means(centres())?;
-                let hide = self.hider(si);
-                for l in 0..self.manifest.config.nlist {
+            let means: Vec<_> = self.segments.iter().map(|seg| seg.lab_means(centres())).collect::<Result<_>>()?;
+            let hiders: Vec<_> = (0..self.segments.len()).map(|si| self.hider(si)).collect();
+            // A list at a time, nearest centroid first, its survivors solved
+            // before the next list is bounded: the limit tightens early, and
+            // a scan the deadline cuts short has covered the likeliest lists.
+            'lists: for l in self.lists_nearest_first(stage1) {
+                let limit = best.limit();
+                for (si, seg) in self.segments.iter().enumerate() {
                     let (_, ids) = seg.list(l)?;
                     let start = seg.list_start(l);
                     for (i, id) in ids.iter().enumerate() {
                         let p = start + i;
-                        let m = means[p];
+                        let m = means[si][p];
                         let cb = ((0..3).map(|d| (f64::from(m[d]) - qm[d]).powi(2)).sum::<f64>()).sqrt() - fuzz;
                         // f32 means: a small relative margin; NaN (no mass) never passes.
-                        if cb.is_nan() || cb * (1.0 - 1e-5) > limit || hide.hides(id) {
+                        if cb.is_nan() || cb * (1.0 - 1e-5) > limit || hiders[si].hides(id) {
                             continue;
                         }
                         let loc = Location { segment: si as u32, position: p as u32 }.pack();
@@ -186,21 +227,28 @@ impl Snapshot {
                         }
                     }
                 }
-            }
-            survivors.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            for (lb, id, loc) in survivors {
-                let limit = best.limit();
-                if lb > limit {
+                survivors.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                for &(lb, id, loc) in &survivors {
+                    let limit = best.limit();
+                    if lb > limit {
+                        break;
+                    }
+                    if best.full() && stats.expired(s.deadline) {
+                        break 'lists;
+                    }
+                    let at = Location::unpack(loc);
+                    let r = self.segments[at.segment as usize].refine(at.position as usize)?;
+                    if exclusions.drops(rows(&r)) {
+                        continue;
+                    }
+                    if let Some(d) = query.distance_within(rows(&r), limit) {
+                        stats.solves += 1;
+                        best.offer(d, id, loc);
+                    }
+                }
+                survivors.clear();
+                if best.full() && stats.expired(s.deadline) {
                     break;
-                }
-                let at = Location::unpack(loc);
-                let r = self.segments[at.segment as usize].refine(at.position as usize)?;
-                if exclusions.drops(rows(&r)) {
-                    continue;
-                }
-                if let Some(d) = query.distance_within(rows(&r), limit) {
-                    stats.solves += 1;
-                    best.offer(d, id, loc);
                 }
             }
         }
