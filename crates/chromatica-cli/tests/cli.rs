@@ -455,3 +455,48 @@ fn create_with_refine_keeps_exact_vectors_and_can_retrain() {
     let hit = index.search(&data[16 * 5..16 * 6], &SearchParams::new(1)).unwrap();
     assert_eq!(hit[0][0].distance, 0.0);
 }
+
+#[test]
+fn vector_search_takes_rerank_and_candidates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    ok(&["create", p(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "4", "--nprobe", "4", "--refine"]);
+    let data: Vec<f32> = (0..400 * 16).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    let vf = tmp.path().join("v.fvecs");
+    write_fvecs(&vf, &data, 16).unwrap();
+    ok(&["train", p(&dir), "--vectors", p(&vf)]);
+    ok(&["add", p(&dir), "--vectors", p(&vf)]);
+    let queries = tmp.path().join("q.fvecs");
+    write_fvecs(&queries, &data[..20 * 16], 16).unwrap();
+    let search = |extra: &[&str]| -> (Vec<i32>, Vec<f32>) {
+        let (out, dist) = (tmp.path().join("o.ivecs"), tmp.path().join("d.fvecs"));
+        let mut args =
+            vec!["search", p(&dir), "--vectors", p(&queries), "--k", "3", "--out", p(&out), "--distances", p(&dist)];
+        args.extend_from_slice(extra);
+        ok(&args);
+        (read_ivecs(&out).2, VectorFile::open(&dist).unwrap().read_all().unwrap())
+    };
+    // Exact L2 over every vector as a candidate: each stored vector is its own nearest, at 0.
+    let (ids, d) = search(&["--rerank", "l2", "--candidates", "400"]);
+    for q in 0..20 {
+        assert_eq!((ids[q * 3], d[q * 3]), (q as i32, 0.0), "query {q}");
+    }
+    // The same as the library's search with those parameters.
+    let lib = Index::open_read_only(&dir).unwrap();
+    let mut params = SearchParams::new(3);
+    params.candidates = Some(5);
+    let want = lib.search(&data[..20 * 16], &params).unwrap();
+    let (ids5, _) = search(&["--candidates", "5"]);
+    let want_ids: Vec<i32> = want.iter().flat_map(|r| r.iter().map(|n| n.id as i32)).collect();
+    assert_eq!(ids5, want_ids, "--candidates 5 as the library");
+    // No re-rank: PQ estimates, not the exact zero.
+    let (_, d) = search(&["--rerank", "none"]);
+    assert!((0..20).any(|q| d[q * 3] > 0.0), "PQ distances, not exact");
+    // Bad values: one line, nothing written.
+    let out = tmp.path().join("never.ivecs");
+    for (flag, value) in [("--rerank", "exact"), ("--rerank", "emd"), ("--rerank", "bogus"), ("--candidates", "0")] {
+        let msg = fails(&["search", p(&dir), "--vectors", p(&queries), "--out", p(&out), flag, value]);
+        assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+        assert!(!out.exists(), "{flag} {value}: nothing written");
+    }
+}

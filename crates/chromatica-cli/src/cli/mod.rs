@@ -150,7 +150,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
         /// Query vectors (.fvecs or .npy); results go to --out.
-        #[arg(long, value_name = "FILE", requires = "out", conflicts_with_all = ["json", "html", "rerank", "candidates", "emd_epsilon", "emd_iterations", "fuzz", "fast", "exclude", "exclude_radius"])]
+        #[arg(long, value_name = "FILE", requires = "out", conflicts_with_all = ["json", "html", "emd_epsilon", "emd_iterations", "fuzz", "fast", "exclude", "exclude_radius"])]
         vectors: Option<PathBuf>,
         /// Results per query, at most the index's live vectors (a larger k is
         /// capped there; with --vectors the output has that many columns).
@@ -160,7 +160,8 @@ enum Command {
         nprobe: Option<usize>,
         /// Re-rank by the exact Earth Mover's Distance in CIE Lab (the
         /// default with a refine store: colour queries get the exact EMD top
-        /// k), by exact L2, by Sinkhorn EMD, or not at all.
+        /// k), by exact L2, by Sinkhorn EMD, or not at all. With --vectors:
+        /// l2 (the default with a refine store) or none.
         #[arg(long, value_name = "exact|l2|emd|none")]
         rerank: Option<String>,
         /// How far (ΔE) a colour may stray at no cost (default 0).
@@ -406,7 +407,8 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             if let Some(vectors) = vectors {
                 let out = out.expect("clap: --vectors requires --out");
-                return vectors::search(&dir, &vectors, k, nprobe, threads, &out, distances.as_deref());
+                let params = vectors::search_params(k, nprobe, rerank.as_deref(), candidates)?;
+                return vectors::search(&dir, &vectors, params, threads, &out, distances.as_deref());
             }
             images::search(images::SearchArgs {
                 dir: &dir,

@@ -4,7 +4,7 @@
 use super::progress::bar;
 use chromatica::vecio::{self, VectorFile};
 use chromatica::{check_dim, check_vectors};
-use chromatica::{Config, Error, Index, Preset, Result, SearchParams, TrainOptions, TrainStep};
+use chromatica::{Config, Error, Index, Preset, Rerank, Result, SearchParams, TrainOptions, TrainStep};
 use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
@@ -150,11 +150,40 @@ pub fn add(dir: &Path, vectors: &Path, ids: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// `search --vectors`'s options: `--rerank l2|none` (the EMD re-ranks are
+/// for colour histograms, which colour and image queries make) and
+/// `--candidates`; the library checks them against the index.
+pub fn search_params(
+    k: usize,
+    nprobe: Option<usize>,
+    rerank: Option<&str>,
+    candidates: Option<usize>,
+) -> Result<SearchParams> {
+    if k == 0 {
+        return Err(Error::invalid_argument("--k", "--k must be at least 1"));
+    }
+    let mut p = SearchParams::new(k);
+    p.nprobe = nprobe;
+    p.candidates = candidates;
+    p.rerank = match rerank {
+        None => None,
+        Some(name) => match Rerank::from_name(name) {
+            Some(r @ (Rerank::L2 | Rerank::Off)) => Some(r),
+            _ => {
+                return Err(Error::invalid_argument(
+                    "--rerank",
+                    format!("with --vectors, --rerank is l2 or none, got {name:?}"),
+                ))
+            }
+        },
+    };
+    Ok(p)
+}
+
 pub fn search(
     dir: &Path,
     vectors: &Path,
-    k: usize,
-    nprobe: Option<usize>,
+    mut params: SearchParams,
     threads: Option<usize>,
     out: &Path,
     distances: Option<&Path>,
@@ -162,10 +191,7 @@ pub fn search(
     let ids_format = IdsFormat::of(out)?;
     let index = super::open_read_only(dir)?;
     let c = index.config();
-    if k == 0 {
-        return Err(Error::invalid_argument("--k", "--k must be at least 1"));
-    }
-    if let Some(p) = nprobe {
+    if let Some(p) = params.nprobe {
         c.check_nprobe(p)?;
     }
     if !index.is_trained() {
@@ -175,12 +201,8 @@ pub fn search(
     let file = open_vectors(vectors, &c, "queries")?;
     // No query has more results than the index has live vectors: the
     // output has min(k, live) columns, so no k can make it outgrow that.
-    let k = k.min(usize::try_from(index.len()).unwrap_or(usize::MAX).max(1));
-    let params = {
-        let mut p = SearchParams::new(k);
-        p.nprobe = nprobe;
-        p
-    };
+    let k = params.k.min(usize::try_from(index.len()).unwrap_or(usize::MAX).max(1));
+    params.k = k;
     let pb = bar(file.len() as u64, "searching");
     let t = Instant::now();
     let (mut ids, mut dists) = (Vec::new(), Vec::new());
@@ -221,7 +243,7 @@ pub fn search(
     eprintln!(
         "searched {} queries (k {k}, nprobe {}, {} threads) in {secs:.3}s ({:.0} queries/s)",
         file.len(),
-        nprobe.unwrap_or(c.nprobe),
+        params.nprobe.unwrap_or(c.nprobe),
         pool.current_num_threads(),
         file.len() as f64 / secs
     );
