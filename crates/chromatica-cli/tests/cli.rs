@@ -437,16 +437,23 @@ fn commands_on_a_non_index_directory_write_nothing() {
     assert!(changed.is_empty(), "commands wrote into a non-index directory: {changed:?}");
 }
 
-#[test]
-fn create_with_refine_keeps_exact_vectors_and_can_retrain() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("r");
+/// A trained refine index (dim 16, nlist 4, PQ 4 × 4 bits) made through
+/// the binary, holding 400 vectors (ids = rows), and those vectors.
+fn refine_index(root: &Path) -> (PathBuf, Vec<f32>) {
+    let dir = root.join("r");
     ok(&["create", p(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "4", "--nprobe", "4", "--refine"]);
     let data: Vec<f32> = (0..400 * 16).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-    let vf = tmp.path().join("v.fvecs");
+    let vf = root.join("v.fvecs");
     write_fvecs(&vf, &data, 16).unwrap();
     ok(&["train", p(&dir), "--vectors", p(&vf)]);
     ok(&["add", p(&dir), "--vectors", p(&vf)]);
+    (dir, data)
+}
+
+#[test]
+fn create_with_refine_keeps_exact_vectors_and_can_retrain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = refine_index(tmp.path());
     ok(&["retrain", p(&dir), "--seed", "9"]);
     let index = Index::open_read_only(&dir).unwrap();
     assert!(index.config().refine);
@@ -459,13 +466,7 @@ fn create_with_refine_keeps_exact_vectors_and_can_retrain() {
 #[test]
 fn vector_search_takes_rerank_and_candidates() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("r");
-    ok(&["create", p(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "4", "--nprobe", "4", "--refine"]);
-    let data: Vec<f32> = (0..400 * 16).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-    let vf = tmp.path().join("v.fvecs");
-    write_fvecs(&vf, &data, 16).unwrap();
-    ok(&["train", p(&dir), "--vectors", p(&vf)]);
-    ok(&["add", p(&dir), "--vectors", p(&vf)]);
+    let (dir, data) = refine_index(tmp.path());
     let queries = tmp.path().join("q.fvecs");
     write_fvecs(&queries, &data[..20 * 16], 16).unwrap();
     let search = |extra: &[&str]| -> (Vec<i32>, Vec<f32>) {

@@ -64,9 +64,10 @@ pub(crate) struct EmdStats {
 }
 
 impl EmdStats {
-    /// Whether the deadline has passed (and notes it).
-    fn expired(&mut self, deadline: Option<Instant>) -> bool {
-        self.timed_out |= deadline.is_some_and(|d| Instant::now() >= d);
+    /// Whether the scan stops here: k are held (a deadline never cuts a
+    /// search short of k) and the deadline has passed (noted).
+    fn expired(&mut self, best: &Best, deadline: Option<Instant>) -> bool {
+        self.timed_out |= best.full() && deadline.is_some_and(|d| Instant::now() >= d);
         self.timed_out
     }
 }
@@ -101,7 +102,7 @@ struct Best {
 }
 
 impl Best {
-    /// Whether k are held: a deadline never cuts a search short of k.
+    /// Whether k are held.
     fn full(&self) -> bool {
         self.items.len() == self.k
     }
@@ -233,7 +234,7 @@ impl Snapshot {
                     if lb > limit {
                         break;
                     }
-                    if best.full() && stats.expired(s.deadline) {
+                    if stats.expired(&best, s.deadline) {
                         break 'lists;
                     }
                     let at = Location::unpack(loc);
@@ -247,7 +248,7 @@ impl Snapshot {
                     }
                 }
                 survivors.clear();
-                if best.full() && stats.expired(s.deadline) {
+                if stats.expired(&best, s.deadline) {
                     break;
                 }
             }
