@@ -16,6 +16,9 @@ Colours::
 
 The original service's ``AnnIndex``: ``from chromatica.compat import AnnIndex``.
 
+Beyond one machine (``pip install "ray[data]"``): ``chromatica.ray.build``
+and ``chromatica.ray.ShardedSearcher``; Ray is imported only by that module.
+
 Errors: ``ValueError`` / ``TypeError`` for bad arguments and data,
 ``FileNotFoundError``, ``FileExistsError``, ``PermissionError`` (a write on a
 read-only handle), :class:`CorruptIndexError`, :class:`LockedError` (another
@@ -34,6 +37,7 @@ from ._native import (
     get_num_threads,
     hellinger,
     histogram,
+    merge_candidates,
     set_num_threads,
 )
 
@@ -49,5 +53,6 @@ __all__ = [
     "get_num_threads",
     "hellinger",
     "histogram",
+    "merge_candidates",
     "set_num_threads",
 ]

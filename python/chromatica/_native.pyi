@@ -99,6 +99,37 @@ class Index:
         (Sinkhorn EMD between colour distributions) or "none".
         ``candidates``: stage-1 candidates handed to re-ranking (default 200).
         """
+    def search_candidates(
+        self,
+        x: npt.NDArray[np.float32],
+        k: int,
+        nprobe: Optional[int] = None,
+        rerank: _Rerank = None,
+        candidates: Optional[int] = None,
+        segments: Optional[Sequence[int]] = None,
+    ) -> Tuple[npt.NDArray[np.float32], Optional[npt.NDArray[np.float32]], npt.NDArray[np.int64]]:
+        """Stage 1 of ``search`` over the segments numbered ``segments`` (default all): ``(A, E, I)``.
+
+        Shape (nq, max(k, candidates)) (k without re-ranking), nearest first
+        by A (PQ distance); E: each candidate's exact squared L2 (None
+        without re-ranking); padded with inf, inf, -1. ``rerank``: None,
+        "l2" or "none". ``merge_candidates`` merges disjoint groups into
+        exactly ``search``'s answer (what ``chromatica.ray.ShardedSearcher`` does).
+        """
+    def stage_segment(
+        self, x: npt.NDArray[np.float32], ids: _Ids, first_file: int, paths: Optional[Sequence[_Path]] = None
+    ) -> Dict[str, int]:
+        """Encodes ``x`` with the committed quantizers into a segment file no manifest names yet.
+
+        Numbered from ``first_file`` (at least ``state()["next_file"]``);
+        durable when this returns; works on a read-only handle. ``paths``:
+        one image file per row, recorded (path, size, mtime). Returns
+        ``{"file", "vectors", "bytes", "quantizer_file"}`` for ``commit_staged``.
+        """
+    def commit_staged(self, staged: Sequence[Dict[str, int]]) -> Dict[str, Any]:
+        """Commits staged segments (from any process) as one generation, all or nothing: ``{"ids": (lo, hi), "segments"}``."""
+    def state(self) -> Dict[str, Any]:
+        """The state this handle sees: ``{"generation", "next_file", "quantizer_file", "segments": [{"file", "vectors"}]}``."""
     def delete(self, ids: _Ids) -> int:
         """Deletes ``ids`` (each must be live, else ``ValueError`` and nothing is deleted); returns how many."""
     def compact(self) -> Dict[str, int]:
@@ -242,6 +273,16 @@ class ImageLibrary:
     def __len__(self) -> int:
         """Images in the library."""
 
+def merge_candidates(
+    parts: Sequence[Tuple[npt.NDArray[np.float32], Optional[npt.NDArray[np.float32]], npt.NDArray[np.int64]]],
+    k: int,
+    candidates: Optional[int] = None,
+) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Merges ``Index.search_candidates`` answers of disjoint segment groups of one state into ``(D, I)``.
+
+    Exactly what ``Index.search`` on the whole state returns (same k and
+    candidates), padded with inf and -1.
+    """
 def histogram(path: _Path) -> npt.NDArray[np.float32]:
     """The 1152-bin CIE Lab histogram of an image file, float32 of shape (1152,), summing to 1 (not Hellinger-transformed)."""
 

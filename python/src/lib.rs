@@ -14,8 +14,8 @@
 use chromatica::color::{self, DominantColor};
 use chromatica::images::{self, ImageIndex, Query, SearchOptions, SyncEvent, SyncOptions, SyncSummary};
 use chromatica::{
-    CompactReport, Config, Error, Index as CoreIndex, Preset, Rerank, Rows, SearchParams, TrainOptions, TrainReport,
-    VectorSource,
+    Candidate, CompactReport, Config, Error, Index as CoreIndex, Preset, Record, Rerank, Rows, SearchParams,
+    StagedSegment, TrainOptions, TrainReport, VectorSource,
 };
 use numpy::ndarray::Array2;
 use numpy::{
@@ -554,17 +554,8 @@ impl Index {
         let index = self.get()?;
         let dim = index.config().dim;
         let m = matrix(x, "x", dim, true)?;
-        let k = positive("k", k)?;
-        let mut params = SearchParams::new(k);
-        if let Some(n) = nprobe {
-            params = params.nprobe(positive("nprobe", n)?);
-        }
-        if let Some(r) = rerank_arg(rerank)? {
-            params = params.rerank(r);
-        }
-        if let Some(c) = candidates {
-            params = params.candidates(positive("candidates", c)?);
-        }
+        let params = search_params(k, nprobe, rerank, candidates)?;
+        let k = params.k;
         let nq = m.rows;
         let entries = nq.checked_mul(k).filter(|&e| e <= MAX_RESULT_ENTRIES).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -593,6 +584,152 @@ impl Index {
         let d = Array2::from_shape_vec((nq, k), d).expect("nq × k").into_pyarray(py);
         let i = Array2::from_shape_vec((nq, k), i).expect("nq × k").into_pyarray(py);
         Ok((d.into_any(), i.into_any()))
+    }
+
+    /// Stage 1 of `search` over the segments numbered `segments` (all of
+    /// them when None) of the current state: `(A, E, I)` of shape
+    /// (nq, max(k, candidates)) — k without re-ranking —, nearest first by
+    /// A (the PQ distance), E the exact squared L2 of each candidate (None
+    /// without re-ranking), padded with inf, inf and -1. What a shard of
+    /// `chromatica.ray.ShardedSearcher` answers; `merge_candidates` merges
+    /// shards into exactly what `search` on the whole index returns.
+    /// `rerank`: None (the default), "l2" or "none".
+    #[pyo3(signature = (x, k, nprobe=None, rerank=None, candidates=None, segments=None))]
+    fn search_candidates<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        k: i64,
+        nprobe: Option<i64>,
+        rerank: Option<&str>,
+        candidates: Option<i64>,
+        segments: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let index = self.get()?;
+        let m = matrix(x, "x", index.config().dim, true)?;
+        let params = search_params(k, nprobe, rerank, candidates)?;
+        let data = m.slice();
+        let work = || -> chromatica::Result<Vec<Vec<Candidate>>> {
+            let snap = index.snapshot();
+            match &segments {
+                Some(files) => snap.subset(files)?.search_candidates(data, &params),
+                None => snap.search_candidates(data, &params),
+            }
+        };
+        // One query runs on the calling thread, as in `search`.
+        let rows = if m.rows == 1 { py.detach(work) } else { run(py, work)? }.map_err(to_py)?;
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let entries = m.rows * width;
+        let (mut a, mut e, mut i) = (vec![f32::INFINITY; entries], vec![f32::INFINITY; entries], vec![-1i64; entries]);
+        let exact = rows.iter().flatten().any(|c| c.exact.is_some());
+        for (q, row) in rows.iter().enumerate() {
+            for (j, c) in row.iter().enumerate() {
+                a[q * width + j] = c.approx;
+                e[q * width + j] = c.exact.unwrap_or(f32::INFINITY);
+                i[q * width + j] = c.id as i64;
+            }
+        }
+        let shape = (m.rows, width);
+        let a = Array2::from_shape_vec(shape, a).expect("shape").into_pyarray(py).into_any();
+        let e = if exact {
+            Array2::from_shape_vec(shape, e).expect("shape").into_pyarray(py).into_any()
+        } else {
+            py.None().into_bound(py)
+        };
+        let i = Array2::from_shape_vec(shape, i).expect("shape").into_pyarray(py).into_any();
+        Ok(pyo3::types::PyTuple::new(py, [a, e, i])?.into_any())
+    }
+
+    /// Encodes the rows of `x` (n × dim float32, one id each in `ids`) with
+    /// the committed quantizers into a new segment file that no manifest
+    /// names yet, numbered from `first_file` (at least the index's
+    /// `state()["next_file"]`), durable when this returns. Works on a
+    /// read-only handle (a Ray worker's). `paths`: one image file per row,
+    /// recorded (path, size, mtime) as `ImageLibrary.index` records them.
+    /// Returns the staged segment (a dict) for `commit_staged`.
+    #[pyo3(signature = (x, ids, first_file, paths=None))]
+    fn stage_segment(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        ids: &Bound<'_, PyAny>,
+        first_file: u64,
+        paths: Option<Vec<PathBuf>>,
+    ) -> PyResult<Py<PyAny>> {
+        let index = self.get()?;
+        let m = matrix(x, "x", index.config().dim, false)?;
+        let ids = ids_arg(ids)?;
+        let records = paths
+            .map(|paths| {
+                paths
+                    .into_iter()
+                    .map(|path| {
+                        let meta = std::fs::metadata(&path)
+                            .map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))?;
+                        let mtime_ns = Record::modified_ns(&meta);
+                        Ok(Record { path, size: meta.len(), mtime_ns })
+                    })
+                    .collect::<PyResult<Vec<Record>>>()
+            })
+            .transpose()?;
+        let data = m.slice();
+        let s = run(py, || index.stage_segment(first_file, data, &ids, records.as_deref()))?.map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("file", s.file)?;
+        d.set_item("vectors", s.vectors)?;
+        d.set_item("bytes", s.bytes)?;
+        d.set_item("quantizer_file", s.quantizer_file)?;
+        Ok(d.into_any().unbind())
+    }
+
+    /// Commits segments staged by `stage_segment` (in any process) as one
+    /// new generation, all or nothing; needs the writer. Returns
+    /// ``{"ids": (lo, hi), "segments": [file, ...]}``.
+    fn commit_staged(&self, py: Python<'_>, staged: Vec<Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let index = self.get()?;
+        let field = |d: &Bound<'_, PyDict>, key: &str| -> PyResult<u64> {
+            d.get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("staged segment without {key:?}: {d}")))?
+                .extract::<u64>()
+        };
+        let staged = staged
+            .iter()
+            .map(|d| {
+                Ok(StagedSegment {
+                    file: field(d, "file")?,
+                    vectors: field(d, "vectors")?,
+                    bytes: field(d, "bytes")?,
+                    quantizer_file: field(d, "quantizer_file")?,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let r = py.detach(|| index.commit_staged(&staged)).map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("ids", (r.ids.start, r.ids.end))?;
+        d.set_item("segments", r.segments)?;
+        Ok(d.into_any().unbind())
+    }
+
+    /// The committed state this handle sees: ``{"generation", "next_file",
+    /// "quantizer_file" (None untrained), "segments": [{"file", "vectors"
+    /// (live)}, ...]}`` (file numbers as `search_candidates` and
+    /// `stage_segment` take them).
+    fn state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let index = self.get()?;
+        let snap = index.snapshot();
+        let d = PyDict::new(py);
+        d.set_item("generation", snap.generation())?;
+        d.set_item("next_file", snap.next_file())?;
+        d.set_item("quantizer_file", snap.quantizer_file())?;
+        let segments = PyList::empty(py);
+        for (file, live) in snap.segment_files() {
+            let e = PyDict::new(py);
+            e.set_item("file", file)?;
+            e.set_item("vectors", live)?;
+            segments.append(e)?;
+        }
+        d.set_item("segments", segments)?;
+        Ok(d.into_any().unbind())
     }
 
     /// Deletes `ids` (all must be live; else nothing is deleted and
@@ -1097,12 +1234,90 @@ fn dominant_colors(histogram: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<(Stri
     Ok(colors_list(&images::dominant_colors(m.slice(), n)))
 }
 
+/// Search settings from Python's keyword arguments, each checked.
+fn search_params(k: i64, nprobe: Option<i64>, rerank: Option<&str>, candidates: Option<i64>) -> PyResult<SearchParams> {
+    let mut params = SearchParams::new(positive("k", k)?);
+    if let Some(n) = nprobe {
+        params = params.nprobe(positive("nprobe", n)?);
+    }
+    if let Some(r) = rerank_arg(rerank)? {
+        params = params.rerank(r);
+    }
+    if let Some(c) = candidates {
+        params = params.candidates(positive("candidates", c)?);
+    }
+    Ok(params)
+}
+
+/// One shard's `(A, E, I)` from `Index.search_candidates`.
+type Part<'py> = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>, Bound<'py, PyAny>);
+
+/// Merges what `Index.search_candidates` returned for disjoint groups of
+/// one state's segments (a list of `(A, E, I)`, with the same k and
+/// candidates) into `(D, I)` of shape (nq, k): exactly what `search` on the
+/// whole state returns, padded with inf and -1.
+#[pyfunction]
+#[pyo3(signature = (parts, k, candidates=None))]
+fn merge_candidates<'py>(
+    py: Python<'py>,
+    parts: Vec<Part<'py>>,
+    k: i64,
+    candidates: Option<i64>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let params = search_params(k, None, None, candidates)?;
+    let mut all = Vec::with_capacity(parts.len());
+    for (n, (a, e, i)) in parts.iter().enumerate() {
+        let a: numpy::PyReadonlyArray2<'_, f32> = a.extract().map_err(|_| {
+            PyTypeError::new_err(format!("part {n}: A must be a 2-D float32 array (from search_candidates)"))
+        })?;
+        let i: numpy::PyReadonlyArray2<'_, i64> = i.extract().map_err(|_| {
+            PyTypeError::new_err(format!("part {n}: I must be a 2-D int64 array (from search_candidates)"))
+        })?;
+        let e: Option<numpy::PyReadonlyArray2<'_, f32>> = e
+            .as_ref()
+            .map(|e| e.extract())
+            .transpose()
+            .map_err(|_| PyTypeError::new_err(format!("part {n}: E must be None or a 2-D float32 array")))?;
+        let (a, i) = (a.as_array(), i.as_array());
+        if a.shape() != i.shape() || e.as_ref().is_some_and(|e| e.as_array().shape() != a.shape()) {
+            return Err(PyValueError::new_err(format!("part {n}: A, E and I differ in shape")));
+        }
+        let rows: Vec<Vec<Candidate>> = (0..a.nrows())
+            .map(|q| {
+                (0..a.ncols())
+                    .filter(|&j| i[[q, j]] >= 0)
+                    .map(|j| Candidate {
+                        id: i[[q, j]] as u64,
+                        approx: a[[q, j]],
+                        exact: e.as_ref().map(|e| e.as_array()[[q, j]]),
+                    })
+                    .collect()
+            })
+            .collect();
+        all.push(rows);
+    }
+    let merged = chromatica::merge_candidates(&all, &params).map_err(to_py)?;
+    let k = params.k;
+    let nq = merged.len();
+    let (mut d, mut ids) = (vec![f32::INFINITY; nq * k], vec![-1i64; nq * k]);
+    for (q, row) in merged.iter().enumerate() {
+        for (j, &(id, dist)) in row.iter().enumerate() {
+            d[q * k + j] = dist;
+            ids[q * k + j] = id as i64;
+        }
+    }
+    let d = Array2::from_shape_vec((nq, k), d).expect("nq × k").into_pyarray(py);
+    let ids = Array2::from_shape_vec((nq, k), ids).expect("nq × k").into_pyarray(py);
+    Ok((d.into_any(), ids.into_any()))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Index>()?;
     m.add_class::<ImageLibrary>()?;
     m.add_function(wrap_pyfunction!(histogram, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(hellinger, m)?)?;
     m.add_function(wrap_pyfunction!(dominant_colors, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;

@@ -1,6 +1,13 @@
 """Shared data for the chromatica package tests: clustered float32 vectors
 and a numpy brute-force reference."""
 
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
 import numpy as np
 import pytest
 
@@ -32,3 +39,46 @@ def recall(found, truth):
 @pytest.fixture
 def data():
     return clustered(4000, 32, seed=1), clustered(50, 32, seed=2)
+
+
+@contextlib.contextmanager
+def moto_server(bucket):
+    """moto's S3 server on a free loopback port with `bucket` created; yields
+    its endpoint. Skips the test, saying so, without ``moto_server``."""
+    if shutil.which("moto_server") is None:
+        pytest.skip("moto_server is not installed: pip install 'moto[server]'")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    server = subprocess.Popen(
+        ["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Creating the bucket is the readiness check, retried: a server that
+        # has just started listening may still refuse a first connection.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/{bucket}", method="PUT")
+                urllib.request.urlopen(req, timeout=30).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto_server did not answer within 60 s"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def aws_env(endpoint):
+    """The AWS SDK variables that point the package at a local S3 server."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }

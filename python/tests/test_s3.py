@@ -5,56 +5,21 @@ same calls on a local directory; another handle (another cache) opens it
 read-only. Skipped, saying so, when ``moto_server`` is not installed."""
 
 import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 import chromatica
-from conftest import clustered
+from conftest import aws_env, clustered, moto_server
 
 
 @pytest.fixture
 def moto_env(tmp_path, monkeypatch):
-    if shutil.which("moto_server") is None:
-        pytest.skip("moto_server is not installed: pip install 'moto[server]'")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    server = subprocess.Popen(
-        ["moto_server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        # Creating the bucket is the readiness check, retried: a server that
-        # has just started listening may still refuse a first connection.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/pybucket", method="PUT")
-                urllib.request.urlopen(req, timeout=30).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto_server did not answer within 60 s"
-                time.sleep(0.2)
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "CHROMATICA_CACHE_DIR": str(tmp_path / "cache"),
-        }.items():
+    with moto_server("pybucket") as endpoint:
+        for k, v in aws_env(endpoint).items():
             monkeypatch.setenv(k, v)
+        monkeypatch.setenv("CHROMATICA_CACHE_DIR", str(tmp_path / "cache"))
         yield
-    finally:
-        server.kill()
-        server.wait()
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -29,6 +29,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod staged;
+pub use staged::StagedSegment;
+
 /// An open index. `Send + Sync`: share it between threads with an `Arc`;
 /// searches run concurrently, writes are serialised.
 pub struct Index {
@@ -117,6 +120,24 @@ pub fn adaptive_nlist(n: usize) -> usize {
 }
 
 /// The non-zero entries of a vector.
+/// Encodes checked rows (n × dim) with the snapshot's quantizers, if
+/// trained, into a batch for one segment: what `add` and
+/// [`Index::stage_segment`] write.
+fn encode_batch(snap: &Snapshot, data: &[f32], ids: &[u64], records: Option<&[Record]>) -> write::Batch {
+    let c = snap.manifest.config;
+    let (lists, codes) = match snap.quantizers.as_deref() {
+        Some(q) => q.encode(data),
+        None => (vec![0; ids.len()], Vec::new()),
+    };
+    write::Batch {
+        lists,
+        codes,
+        ids: ids.to_vec(),
+        refine: c.refine.then(|| data.chunks_exact(c.dim).map(sparse).collect()),
+        records: records.map(<[Record]>::to_vec),
+    }
+}
+
 fn sparse(v: &[f32]) -> Sparse {
     v.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(i, &x)| (i as u16, x)).collect()
 }
@@ -499,18 +520,8 @@ impl Index {
         let mut segments = Vec::new();
         for (start, count) in batches() {
             let data = source.read(start, count, &mut buf)?;
-            let (lists, codes) = match snap.quantizers.as_deref() {
-                Some(q) => q.encode(data),
-                None => (vec![0; count], Vec::new()),
-            };
             let rows = start..start + count;
-            let batch = write::Batch {
-                lists,
-                codes,
-                ids: ids[rows.clone()].to_vec(),
-                refine: c.refine.then(|| data.chunks_exact(c.dim).map(sparse).collect()),
-                records: records.map(|r| r[rows].to_vec()),
-            };
+            let batch = encode_batch(&snap, data, &ids[rows.clone()], records.map(|r| &r[rows]));
             segments.push(pending.add_segment(batch)?);
         }
         let mut snap = self.install(pending.publish()?);

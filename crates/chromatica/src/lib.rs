@@ -78,7 +78,7 @@ pub use health::{
     thresholds, Advice, HealthOptions, HealthReport, IdReport, ListHealth, ListInSegment, ListReport, NearList,
     QueryExplanation, RecallPoint, SegmentReport, StoredCopy, TunePoint, TuneReport,
 };
-pub use index::{AddReport, CompactReport, DeleteReport, Index, AUTO_TRAIN_MIN};
+pub use index::{AddReport, CompactReport, DeleteReport, Index, StagedSegment, AUTO_TRAIN_MIN};
 pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};
 /// The `object_store` crate the object-storage backend is built on, for
 /// callers that construct their own store ([`ObjectStorage::new`]).
@@ -86,7 +86,7 @@ pub use input::{check_dim, check_vectors, Rows, VectorSource, MAX_ABS_VALUE};
 pub use object_store;
 pub use quantizer::kmeans::KMeansBackend;
 pub use quantizer::{TrainOptions, TrainReport, TrainStep};
-pub use read::{Location, Neighbor, Rerank, SearchParams, Snapshot, DEFAULT_CANDIDATES};
+pub use read::{merge_candidates, Candidate, Location, Neighbor, Rerank, SearchParams, Snapshot, DEFAULT_CANDIDATES};
 pub use recovery::RecoverReport;
 pub use report::{DiskBytes, Inspection, ListStats, MemoryReport, SegmentInfo, TombstoneInfo};
 #[cfg(feature = "object-store")]

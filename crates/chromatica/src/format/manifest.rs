@@ -138,15 +138,22 @@ impl Manifest {
 
     /// The names among `names` that are files of ours this manifest does
     /// not need: temporary files, other manifests, and numbered files it does
-    /// not name. Names the engine does not use are never leftovers.
+    /// not name (by name: a staged `5.seg` left beside a committed `5.qnt`
+    /// is a leftover). Names the engine does not use are never leftovers.
     pub fn leftovers(&self, names: impl IntoIterator<Item = String>) -> Vec<String> {
-        let live = self.file_numbers();
+        let live: std::collections::HashSet<(u64, &str)> = self
+            .segments
+            .iter()
+            .map(|s| (s.file, "seg"))
+            .chain(self.tombstones.iter().map(|t| (t.file, "del")))
+            .chain(self.quantizer_file.map(|q| (q, "qnt")))
+            .collect();
         names
             .into_iter()
             .filter(|name| {
                 super::parse_manifest_temp_name(name).is_some()
                     || super::parse_manifest_name(name).is_some_and(|g| g != self.generation)
-                    || super::parse_numbered_name(name).is_some_and(|(n, _)| !live.contains(&n))
+                    || super::parse_numbered_name(name).is_some_and(|n| !live.contains(&n))
             })
             .collect()
     }

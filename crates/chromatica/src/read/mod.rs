@@ -7,6 +7,7 @@
 pub(crate) mod emd_search;
 pub mod fastscan;
 pub mod search;
+pub mod shard;
 pub mod topk;
 
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use search::{Location, Neighbor, Rerank, SearchParams, DEFAULT_CANDIDATES};
+pub use shard::{merge_candidates, Candidate};
 
 /// One committed state of an index, from [`Index::snapshot`](crate::Index::snapshot):
 /// searching it gives the same answers however the index is written to
@@ -131,6 +133,23 @@ impl Snapshot {
     /// How many segment files this state reads (compaction makes it one).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Each segment this state reads, in its order: (file number, live
+    /// vectors). The numbers are what [`subset`](Self::subset) takes.
+    pub fn segment_files(&self) -> Vec<(u64, u64)> {
+        self.manifest.segments.iter().map(|s| (s.file, s.vectors - s.deleted)).collect()
+    }
+
+    /// The smallest file number this state has not used: where
+    /// [`Index::stage_segment`](crate::Index::stage_segment) numbering may start.
+    pub fn next_file(&self) -> u64 {
+        self.manifest.next_file
+    }
+
+    /// The number of the quantizer file, if trained.
+    pub fn quantizer_file(&self) -> Option<u64> {
+        self.manifest.quantizer_file
     }
 
     /// Live vectors: stored minus those hidden by tombstones.

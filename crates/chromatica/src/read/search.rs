@@ -169,6 +169,10 @@ struct Work {
     fast: Option<super::fastscan::FastScan>,
 }
 
+/// What becomes of one query's stage-1 candidates (query, candidates):
+/// stage 2 and the results, or the candidates themselves.
+pub(crate) type Finish<'a, T> = dyn Fn(&[f32], Vec<Entry>) -> Result<T> + Sync + 'a;
+
 /// What one search call does, resolved and checked once for all queries.
 pub(crate) struct Plan {
     k: usize,
@@ -245,21 +249,28 @@ impl Snapshot {
 
     /// [`search`](Self::search) with settings already checked by [`plan`](Self::plan).
     pub(crate) fn search_planned(&self, queries: &[f32], plan: &Plan) -> Result<Vec<Vec<Neighbor>>> {
+        self.run_planned(queries, plan, &|x, stage1| self.finish(x, stage1, plan))
+    }
+
+    /// Stage 1 for each query, then `finish` on its candidates (stage 2
+    /// and the results, or for a part of an index the candidates
+    /// themselves): queries in batches on the current rayon pool.
+    pub(crate) fn run_planned<T: Send>(&self, queries: &[f32], plan: &Plan, finish: &Finish<'_, T>) -> Result<Vec<T>> {
         let c = self.manifest.config;
         crate::input::check_vectors(queries, c.dim, "queries")?;
         let d = c.dim;
         if queries.len() == d {
-            return self.search_batch(queries, plan, &mut Scratch::default());
+            return self.search_batch(queries, plan, &mut Scratch::default(), finish);
         }
-        let batches: Vec<Vec<Vec<Neighbor>>> = queries
+        let batches: Vec<Vec<T>> = queries
             .par_chunks(QUERY_BATCH * d)
-            .map_init(Scratch::default, |s, xs| self.search_batch(xs, plan, s))
+            .map_init(Scratch::default, |s, xs| self.search_batch(xs, plan, s, finish))
             .collect::<Result<_>>()?;
         Ok(batches.into_iter().flatten().collect())
     }
 
     /// Searches a batch of queries (nq × dim) sharing one table computation.
-    fn search_batch(&self, xs: &[f32], plan: &Plan, s: &mut Scratch) -> Result<Vec<Vec<Neighbor>>> {
+    fn search_batch<T>(&self, xs: &[f32], plan: &Plan, s: &mut Scratch, finish: &Finish<'_, T>) -> Result<Vec<T>> {
         let c = &self.manifest.config;
         if let Some(q) = self.quantizers.as_deref() {
             q.query_tables(xs, &mut s.nonzeros, &mut s.term1, &mut s.ip);
@@ -275,7 +286,7 @@ impl Snapshot {
                 }
                 None => self.scan_exact(x, plan.keep)?,
             };
-            out.push(self.finish(x, stage1, plan)?);
+            out.push(finish(x, stage1)?);
         }
         Ok(out)
     }
@@ -454,7 +465,7 @@ impl Snapshot {
 /// 1152, so this costs a twentieth of a dense pass. Each term is a square of
 /// a difference, never an expansion like ‖x‖² + ‖y‖² − 2⟨x, y⟩, so equal
 /// vectors are at distance exactly 0.
-fn exact_l2(x: &[(u32, f32)], y: RefineRef<'_>) -> f32 {
+pub(crate) fn exact_l2(x: &[(u32, f32)], y: RefineRef<'_>) -> f32 {
     let mut sum = 0f64;
     let mut i = 0;
     for (k, v) in y.iter() {
