@@ -567,3 +567,36 @@ fn an_indexed_file_swapped_for_a_fifo_does_not_hang_the_contact_sheet() {
     assert!(html.contains("a FIFO (only regular files are read)"), "no note of the FIFO");
     assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 59);
 }
+
+/// `explain --colors` explains the search `search --colors` runs (the exact
+/// EMD by default): the first result is explained as returned first, with
+/// its EMD equal to the distance search printed; an image of other colours
+/// as not returned, its EMD beyond the k-th.
+#[test]
+fn explain_follows_the_colour_search() {
+    let f = Fixture::indexed();
+    let spec = format!("{},{}", hex(RED), hex(BLUE));
+    let v = f.search_json(&["--colors", &spec, "--k", "5"]);
+    let first = &v["results"][0];
+    let id = first["id"].as_u64().unwrap().to_string();
+    let (so, _) = ok(&["explain", p(&f.idx), "--id", &id, "--colors", &spec, "--k", "5", "--json"]);
+    let e: Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(e["rerank"], "exact", "{so}");
+    assert_eq!(e["returned"], true);
+    assert_eq!(e["final_rank"], 1);
+    let (d, emd) = (first["distance"].as_f64().unwrap(), e["emd"].as_f64().unwrap());
+    assert!((d - emd).abs() < 1e-3, "search said {d}, explain {emd}");
+    for key in ["emd_bound", "kth_distance", "scanned", "excluded", "reason"] {
+        assert!(e.get(key).is_some(), "{key} in {so}");
+    }
+    // An image without red or blue: not returned, its EMD beyond the 5th.
+    let other = f.images.iter().position(|(_, c)| !c.contains(&RED) && !c.contains(&BLUE)).unwrap();
+    let (path, _) = &f.images[other];
+    let hit = f.search_json(&["--image", p(path), "--k", "1"]);
+    let other_id = hit["results"][0]["id"].as_u64().unwrap().to_string();
+    let (so, _) = ok(&["explain", p(&f.idx), "--id", &other_id, "--colors", &spec, "--k", "5"]);
+    assert!(so.contains("not returned") && so.contains("exact EMD"), "{so}");
+    let (so, _) = ok(&["explain", p(&f.idx), "--id", &other_id, "--colors", &spec, "--k", "5", "--json"]);
+    let e: Value = serde_json::from_str(&so).unwrap();
+    assert!(e["emd"].as_f64().unwrap() > e["kth_distance"].as_f64().unwrap(), "{so}");
+}

@@ -286,6 +286,20 @@ pub struct QueryExplanation {
     pub k: usize,
     /// Whether it is among the k results.
     pub returned: bool,
+    /// The k-th result's distance: what it had to beat.
+    pub kth_distance: Option<f32>,
+    /// Exact-EMD searches (image indexes): its exact EMD to the query.
+    pub emd: Option<f32>,
+    /// Exact-EMD searches: the scan's lower bound on its EMD (the larger of
+    /// the Lab-mean and nearest-mass bounds), when the scan looked at it;
+    /// a bound above the k-th EMD skips it without a solve.
+    pub emd_bound: Option<f32>,
+    /// Exact-EMD searches: whether every live image was checked by bounds
+    /// after the PQ candidates (colour and image queries), so that being no
+    /// PQ candidate does not keep it out.
+    pub scanned: bool,
+    /// An excluded colour dropped it.
+    pub excluded: bool,
     /// The explanation, as a sentence.
     pub reason: String,
 }
@@ -711,8 +725,10 @@ impl Snapshot {
         let in_candidates = reranks && stage1.is_some_and(|(r, _)| r <= candidates);
         let mut fin = *params;
         fin.k = if reranks { candidates } else { params.k.min(live_n) };
-        let final_hit = if copy.is_some() { rank_of(&self.search(query, &fin)?[0]) } else { None };
+        let finals = self.search(query, &fin)?.swap_remove(0);
+        let final_hit = if copy.is_some() { rank_of(&finals) } else { None };
         let k = params.k.min(live_n);
+        let kth_distance = finals.get(k - 1).map(|n| n.distance);
         let returned = final_hit.is_some_and(|(r, _)| r <= k);
         let reason = if copy.is_none() {
             format!("id {id} has no live copy (never added, or deleted)")
@@ -759,6 +775,11 @@ impl Snapshot {
             final_distance: final_hit.map(|r| r.1),
             k,
             returned,
+            kth_distance,
+            emd: None,
+            emd_bound: None,
+            scanned: false,
+            excluded: false,
             reason,
         })
     }

@@ -243,3 +243,59 @@ fn bad_options_are_one_line_errors() {
     let e = chromatica::color::parse_excluded("ff0000", 0.0).unwrap_err().to_string();
     assert!(e.contains("radius"), "{e}");
 }
+
+/// `ImageIndex::explain` follows the search it explains: its final rank is
+/// the search's, its EMD the brute-force one, its scan bound never above
+/// its EMD, and its sentence names the step that decided (a PQ candidate
+/// solved, the scan's bounds letting it through, or skipping it unsolved).
+#[test]
+fn explain_follows_the_exact_emd_scan() {
+    use chromatica::images::ImageLimits;
+    let tmp = tempfile::tempdir().unwrap();
+    let hists = histograms(11);
+    let index = build(&tmp.path().join("idx"), &hists);
+    let spec = "1e90ff,ffffff";
+    let truth = brute(&colour_points(spec), &hists, |d| d);
+    let query = Query::colors(spec).unwrap().prepare(&ImageLimits::default(), 5).unwrap();
+    // Few PQ candidates, so that some of the top k come from the scan.
+    let options = SearchOptions::default().k(K).candidates(3);
+    let hits = index.search_prepared(&query, &options).unwrap().hits;
+    let emd: std::collections::HashMap<u64, f64> = truth.iter().map(|&(d, i)| (i, d)).collect();
+    let (mut by_scan, mut skipped) = (0, 0);
+    let ids: Vec<u64> =
+        hits.iter().map(|h| h.id).chain(truth[K..K + 20].iter().map(|t| t.1)).chain([2999, 1234, 7]).collect();
+    for id in ids {
+        let e = index.explain(&query, id, &options).unwrap();
+        let rank = hits.iter().position(|h| h.id == id);
+        assert_eq!(e.returned, rank.is_some(), "id {id}: {e:?}");
+        assert_eq!(e.final_rank, rank.map(|r| r + 1), "id {id}");
+        assert_eq!(e.rerank, "exact");
+        assert!(e.scanned && !e.excluded);
+        let d = emd[&id];
+        assert!((f64::from(e.emd.unwrap()) - d).abs() < 1e-3 * d.max(1.0), "id {id}: EMD {:?} vs {d}", e.emd);
+        assert!((f64::from(e.kth_distance.unwrap()) - truth[K - 1].0).abs() < 1e-3, "the k-th EMD");
+        if let Some(b) = e.emd_bound {
+            assert!(f64::from(b) <= d + 1e-4, "id {id}: bound {b} above its EMD {d}");
+        }
+        if e.returned && !e.in_candidates {
+            by_scan += 1;
+            assert!(e.reason.contains("the scan's bounds let it through"), "{}", e.reason);
+        }
+        if e.reason.contains("skipped it unsolved") {
+            skipped += 1;
+            assert!(!e.returned && e.emd_bound.unwrap() > e.kth_distance.unwrap());
+        }
+        if e.returned && e.in_candidates {
+            assert!(e.reason.contains("solved as a candidate"), "{}", e.reason);
+        }
+    }
+    assert!(by_scan > 0 && skipped > 0, "both paths seen: {by_scan} through the scan, {skipped} skipped");
+    // Not live: said so.
+    index.index().delete(&[hits[0].id]).unwrap();
+    let e = index.explain(&query, hits[0].id, &options).unwrap();
+    assert!(!e.live && !e.returned && e.reason.contains("no live copy"), "{e:?}");
+    // Another re-rank is explained as the plain search explains it.
+    let e = index.explain(&query, hits[1].id, &options.clone().rerank(Rerank::L2)).unwrap();
+    assert_eq!(e.rerank, "l2");
+    assert!(e.emd.is_none());
+}

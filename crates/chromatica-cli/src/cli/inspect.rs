@@ -273,12 +273,39 @@ pub struct ExplainArgs<'a> {
 
 /// `chromatica explain`.
 pub fn explain(a: ExplainArgs<'_>) -> Result<()> {
-    use chromatica::images::{ImageLimits, Query};
+    use chromatica::images::{ImageIndex, ImageLimits, Query, SearchOptions};
+    let rerank = match a.rerank.as_deref().map(str::to_ascii_lowercase) {
+        None => None,
+        Some(o) => Some(Rerank::from_name(&o).ok_or_else(|| {
+            Error::invalid_argument("--rerank", format!("--rerank {o:?}: expected exact, l2, emd or none"))
+        })?),
+    };
+    // A colour or image query is explained as `search --colors/--image`
+    // runs it (the exact-EMD scan by default), traced step by step.
+    let image_query = match (&a.colors, &a.image) {
+        (Some(spec), _) => Some(Query::colors(spec)?),
+        (_, Some(path)) => Some(Query::Image(path.clone())),
+        _ => None,
+    };
+    if let Some(q) = image_query {
+        let lib = ImageIndex::open_read_only(a.dir)?;
+        let prepared = q.prepare(&ImageLimits::default(), 5)?;
+        let mut options = SearchOptions::default().k(a.k);
+        if let Some(n) = a.nprobe {
+            options = options.nprobe(n);
+        }
+        if let Some(c) = a.candidates {
+            options = options.candidates(c);
+        }
+        if let Some(r) = rerank {
+            options = options.rerank(r);
+        }
+        let e = lib.explain(&prepared, a.id, &options)?;
+        return print_explanation(&e, a.json);
+    }
     let index = super::open_read_only(a.dir)?;
-    let query = match (&a.colors, &a.image, &a.vectors) {
-        (Some(spec), _, _) => Query::colors(spec)?.prepare(&ImageLimits::default(), 5)?.vector,
-        (_, Some(path), _) => Query::Image(path.clone()).prepare(&ImageLimits::default(), 5)?.vector,
-        (_, _, Some(path)) => {
+    let query = match &a.vectors {
+        Some(path) => {
             let f = chromatica::vecio::VectorFile::open(path)?;
             let row = a.row.expect("clap: --vectors requires --row");
             if row >= f.len() {
@@ -288,20 +315,20 @@ pub fn explain(a: ExplainArgs<'_>) -> Result<()> {
             f.read_rows(row, 1, &mut out)?;
             out
         }
-        _ => unreachable!("clap: one of --colors, --image, --vectors"),
+        None => unreachable!("clap: one of --colors, --image, --vectors"),
     };
     let mut params = SearchParams::new(a.k);
     params.nprobe = a.nprobe;
     params.candidates = a.candidates;
-    params.rerank = match a.rerank.as_deref().map(str::to_ascii_lowercase) {
-        None => None,
-        Some(o) => Some(Rerank::from_name(&o).ok_or_else(|| {
-            Error::invalid_argument("--rerank", format!("--rerank {o:?}: expected exact, l2, emd or none"))
-        })?),
-    };
+    params.rerank = rerank;
     let e = index.explain_query(&query, a.id, &params)?;
-    if a.json {
-        print_json(&e);
+    print_explanation(&e, a.json)
+}
+
+/// `explain`'s text (or JSON) for one explanation.
+fn print_explanation(e: &chromatica::QueryExplanation, json: bool) -> Result<()> {
+    if json {
+        print_json(e);
         return Ok(());
     }
     println!("id {}: {}", e.id, if e.returned { "returned" } else { "not returned" });
@@ -326,6 +353,16 @@ pub fn explain(a: ExplainArgs<'_>) -> Result<()> {
             if e.in_candidates { "among them" } else { "not among them" },
             opt(e.final_rank),
             opt(e.final_distance)
+        );
+    }
+    if e.rerank == "exact" {
+        println!(
+            "  exact EMD   {} (k-th {}; scan bound {}; {}{})",
+            opt(e.emd),
+            opt(e.kth_distance),
+            opt(e.emd_bound),
+            if e.scanned { "every image checked by bounds" } else { "candidates only" },
+            if e.excluded { "; dropped by an excluded colour" } else { "" }
         );
     }
     println!("  why         {}", e.reason);

@@ -29,6 +29,7 @@
 //! # Ok::<(), chromatica::Error>(())
 //! ```
 
+mod explain;
 mod search;
 mod sync;
 mod walk;

@@ -24,7 +24,7 @@ pub const PALETTE_SIZE: usize = 5;
 /// candidates hold 99.5% of an image query's EMD-nearest images, and their
 /// exact EMDs set a limit so tight that the scan solves only a few more and
 /// costs about as much as it saves, while making the top k exact.
-const IMAGE_QUERY_SCAN: bool = true;
+pub(super) const IMAGE_QUERY_SCAN: bool = true;
 
 /// What a search looks for.
 #[non_exhaustive]
@@ -173,6 +173,16 @@ impl Default for SearchOptions {
 }
 
 impl SearchOptions {
+    /// The re-rank these options ask of an index with `config`: none in
+    /// fast mode, the exact EMD by default with a refine store.
+    pub(super) fn resolved_rerank(&self, config: &crate::Config) -> Option<Rerank> {
+        match (self.fast, self.rerank) {
+            (true, _) => Some(Rerank::Off),
+            (false, None) if config.refine => Some(Rerank::ExactEmd),
+            (false, r) => r,
+        }
+    }
+
     /// Sets [`k`](Self::k).
     pub fn k(mut self, k: usize) -> Self {
         self.k = k;
@@ -222,7 +232,7 @@ impl SearchOptions {
     }
 
     /// Checks the options that do not depend on the index; one-line errors.
-    fn check(&self) -> Result<()> {
+    pub(super) fn check(&self) -> Result<()> {
         if !(self.fuzz.is_finite() && (0.0..=MAX_FUZZ as f32).contains(&self.fuzz)) {
             return Err(Error::invalid_argument(
                 "fuzz",
@@ -305,6 +315,43 @@ pub struct SearchResults {
     pub timed_out: bool,
 }
 
+/// The exact-EMD search of an image query, as `search_prepared` runs it
+/// (and `explain` traces it: `trace`, an id to follow).
+pub(super) fn exact_emd(
+    snap: &crate::Snapshot,
+    query: &PreparedQuery,
+    options: &SearchOptions,
+    candidates: usize,
+    start: Instant,
+    trace: Option<u64>,
+) -> Result<(Vec<Neighbor>, crate::read::emd_search::EmdStats)> {
+    let mut emd = emd_query(query, options)?;
+    let s = EmdSearch {
+        k: options.k,
+        nprobe: options.nprobe,
+        candidates,
+        scan: query.color_query.is_some() || IMAGE_QUERY_SCAN,
+        exclude: &options.exclude,
+        deadline: options.time_limit.and_then(|t| start.checked_add(t)),
+        trace,
+    };
+    snap.emd_search(&query.vector, &mut emd, &s)
+}
+
+/// What the exact EMD is measured from: the colours asked for, or the
+/// example's histogram; with the options' fuzz.
+pub(super) fn emd_query(query: &PreparedQuery, options: &SearchOptions) -> Result<EmdQuery> {
+    match &query.color_query {
+        Some(q) => {
+            let points: Vec<([f64; 3], f64)> =
+                q.colors.iter().map(|&(rgb, w)| (srgb_to_lab(rgb), f64::from(w))).collect();
+            EmdQuery::from_points(&points)
+        }
+        None => EmdQuery::from_hellinger(&query.vector),
+    }?
+    .with_fuzz(f64::from(options.fuzz))
+}
+
 impl ImageIndex {
     /// Searches for `query`: [`Query::prepare`], then
     /// [`search_prepared`](Self::search_prepared).
@@ -320,11 +367,7 @@ impl ImageIndex {
         let start = Instant::now();
         let snap = self.index.snapshot();
         let config = snap.manifest.config;
-        let rerank = match (options.fast, options.rerank) {
-            (true, _) => Some(Rerank::Off),
-            (false, None) if config.refine => Some(Rerank::ExactEmd),
-            (false, r) => r,
-        };
+        let rerank = options.resolved_rerank(&config);
         if !config.refine && (options.fuzz != 0.0 || !options.exclude.is_empty()) {
             return Err(Error::invalid_argument(
                 "fuzz",
@@ -336,24 +379,7 @@ impl ImageIndex {
         let mut solves = None;
         let mut timed_out = false;
         let found: Vec<Neighbor> = if plan.rerank == Rerank::ExactEmd {
-            let mut emd = match &query.color_query {
-                Some(q) => {
-                    let points: Vec<([f64; 3], f64)> =
-                        q.colors.iter().map(|&(rgb, w)| (srgb_to_lab(rgb), f64::from(w))).collect();
-                    EmdQuery::from_points(&points)?
-                }
-                None => EmdQuery::from_hellinger(&query.vector)?,
-            }
-            .with_fuzz(f64::from(options.fuzz))?;
-            let s = EmdSearch {
-                k: options.k,
-                nprobe: options.nprobe,
-                candidates: plan.candidates,
-                scan: query.color_query.is_some() || IMAGE_QUERY_SCAN,
-                exclude: &options.exclude,
-                deadline: options.time_limit.and_then(|t| start.checked_add(t)),
-            };
-            let (found, stats) = snap.emd_search(&query.vector, &mut emd, &s)?;
+            let (found, stats) = exact_emd(&snap, query, options, plan.candidates, start, None)?;
             solves = Some(stats.solves);
             timed_out = stats.timed_out;
             found

@@ -49,6 +49,29 @@ pub(crate) struct EmdSearch<'a> {
     /// (survivors are solved in increasing lower bound) and says so in
     /// [`EmdStats::timed_out`].
     pub deadline: Option<Instant>,
+    /// An id whose way through the search is recorded in
+    /// [`EmdStats::trace`] (`chromatica explain`).
+    pub trace: Option<u64>,
+}
+
+/// What the search did with the traced id, step by step (`None`: that step
+/// never looked at it).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct EmdTrace {
+    /// It was among stage 1's candidates (solved unless excluded).
+    pub candidate: bool,
+    /// An excluded colour dropped it.
+    pub excluded: bool,
+    /// The scan's Lab-mean bound (mean distance − fuzz), and the k-th EMD
+    /// it was held against.
+    pub mean_bound: Option<(f64, f64)>,
+    /// The scan's nearest-mass (and dual) bound, and the k-th EMD then.
+    pub lower_bound: Option<(f64, f64)>,
+    /// Its exact EMD, when solved within the limit of the moment.
+    pub solved: Option<f64>,
+    /// The k-th EMD when a solve was tried (a solve that found it beyond
+    /// that limit leaves `solved` at `None`).
+    pub solve_limit: Option<f64>,
 }
 
 /// What an EMD search did.
@@ -61,6 +84,8 @@ pub(crate) struct EmdStats {
     /// The deadline stopped the scan before it was done: the top k is the
     /// best of the histograms solved, not necessarily the exact one.
     pub timed_out: bool,
+    /// The traced id's way (see [`EmdSearch::trace`]).
+    pub trace: EmdTrace,
 }
 
 impl EmdStats {
@@ -175,11 +200,19 @@ impl Snapshot {
             for c in &cands {
                 let loc = c.location.pack();
                 seen.push(loc);
+                let traced = s.trace == Some(c.id);
+                stats.trace.candidate |= traced;
                 let r = self.segments[c.location.segment as usize].refine(c.location.position as usize)?;
                 if exclusions.drops(rows(&r)) {
+                    stats.trace.excluded |= traced;
                     continue;
                 }
-                if let Some(d) = query.distance_within(rows(&r), best.limit()) {
+                let limit = best.limit();
+                let solved = query.distance_within(rows(&r), limit);
+                if traced {
+                    (stats.trace.solved, stats.trace.solve_limit) = (solved, Some(limit));
+                }
+                if let Some(d) = solved {
                     stats.solves += 1;
                     best.offer(d, c.id, loc);
                 }
@@ -213,6 +246,10 @@ impl Snapshot {
                         let p = start + i;
                         let m = means[si][p];
                         let cb = ((0..3).map(|d| (f64::from(m[d]) - qm[d]).powi(2)).sum::<f64>()).sqrt() - fuzz;
+                        let traced = s.trace == Some(id) && !hiders[si].hides(id);
+                        if traced && !stats.trace.candidate {
+                            stats.trace.mean_bound = Some((cb, limit));
+                        }
                         // f32 means: a small relative margin; NaN (no mass) never passes.
                         if cb.is_nan() || cb * (1.0 - 1e-5) > limit || hiders[si].hides(id) {
                             continue;
@@ -223,6 +260,9 @@ impl Snapshot {
                         }
                         let r = seg.refine(p)?;
                         let lb = query.lower_bound(rows(&r));
+                        if traced {
+                            stats.trace.lower_bound = Some((lb, limit));
+                        }
                         if lb <= limit {
                             survivors.push((lb, id, loc));
                         }
@@ -239,10 +279,16 @@ impl Snapshot {
                     }
                     let at = Location::unpack(loc);
                     let r = self.segments[at.segment as usize].refine(at.position as usize)?;
+                    let traced = s.trace == Some(id);
                     if exclusions.drops(rows(&r)) {
+                        stats.trace.excluded |= traced;
                         continue;
                     }
-                    if let Some(d) = query.distance_within(rows(&r), limit) {
+                    let solved = query.distance_within(rows(&r), limit);
+                    if traced {
+                        (stats.trace.solved, stats.trace.solve_limit) = (solved, Some(limit));
+                    }
+                    if let Some(d) = solved {
                         stats.solves += 1;
                         best.offer(d, id, loc);
                     }

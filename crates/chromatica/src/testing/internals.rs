@@ -110,7 +110,8 @@ impl SnapshotInternals for Snapshot {
         scan: bool,
         exclude: &[crate::color::Excluded],
     ) -> Result<(Vec<crate::Neighbor>, usize)> {
-        let s = crate::read::emd_search::EmdSearch { k, nprobe, candidates, scan, exclude, deadline: None };
+        let s =
+            crate::read::emd_search::EmdSearch { k, nprobe, candidates, scan, exclude, deadline: None, trace: None };
         let (found, stats) = Snapshot::emd_search(self, stage1, query, &s)?;
         Ok((found, stats.solves))
     }
