@@ -600,3 +600,21 @@ fn explain_follows_the_colour_search() {
     let e: Value = serde_json::from_str(&so).unwrap();
     assert!(e["emd"].as_f64().unwrap() > e["kth_distance"].as_f64().unwrap(), "{so}");
 }
+
+/// `tune` on a colour index measures against the exact EMD (and says what
+/// it needs), `--truth` chooses, and `--truth emd` with `--vectors` is a
+/// usage error.
+#[test]
+fn tune_on_a_colour_index_uses_the_exact_emd() {
+    let f = Fixture::indexed();
+    // 60 images: below automatic training, so no quantizers to tune.
+    common::fails_with(
+        &["tune", p(&f.idx), "--recall", "0.9", "--dry-run"],
+        "tuning by exact EMD needs a trained colour index",
+    );
+    common::fails_with(&["tune", p(&f.idx), "--recall", "0.9", "--truth", "l2"], "tuning needs a trained index");
+    let vf = f.root.join("q.fvecs");
+    std::fs::write(&vf, []).unwrap();
+    common::fails_with(&["tune", p(&f.idx), "--recall", "0.9", "--truth", "emd", "--vectors", p(&vf)], "--truth emd");
+    assert!(common::usage_error(&["tune", p(&f.idx), "--recall", "0.9", "--truth", "cosine"]).contains("cosine"));
+}

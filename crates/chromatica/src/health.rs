@@ -914,6 +914,11 @@ pub struct TunePoint {
     pub micros_per_query: f64,
     /// Whether it meets the target.
     pub meets_target: bool,
+    /// The re-rank measured: `"l2"`, `"exact"` (EMD, colour indexes) or
+    /// `"none"` (the fast path: stage 1 alone).
+    pub rerank: String,
+    /// Exact EMD problems solved per query (exact-EMD points).
+    pub solves_per_query: Option<f64>,
 }
 
 /// What [`Index::tune`](crate::Index::tune) measured and chose.
@@ -936,6 +941,23 @@ pub struct TuneReport {
     pub fastest: Option<TunePoint>,
     /// The default nprobe before tuning.
     pub nprobe_before: usize,
+    /// What recall is measured against: `"exact L2"` (the refine store) or
+    /// `"exact EMD"` (colour indexes, `ImageIndex::tune`).
+    pub truth: String,
+}
+
+impl TuneReport {
+    pub(crate) fn new(
+        target: f64,
+        queries: usize,
+        points: Vec<TunePoint>,
+        chosen: Option<TunePoint>,
+        fastest: Option<TunePoint>,
+        nprobe_before: usize,
+        truth: &str,
+    ) -> TuneReport {
+        TuneReport { target, queries, points, chosen, fastest, nprobe_before, truth: truth.into() }
+    }
 }
 
 impl Snapshot {
@@ -1022,6 +1044,8 @@ impl Snapshot {
                     recall_at_10: recall,
                     micros_per_query: micros,
                     meets_target: recall >= target,
+                    rerank: "l2".into(),
+                    solves_per_query: None,
                 });
             }
         }
@@ -1037,7 +1061,7 @@ impl Snapshot {
             .min_by_key(|p| p.nprobe)
             .cloned();
         let fastest = fastest_of(&mut points.iter());
-        Ok(TuneReport { target, queries: qids.len(), points, chosen, fastest, nprobe_before: c.nprobe })
+        Ok(TuneReport::new(target, qids.len(), points, chosen, fastest, c.nprobe, "exact L2"))
     }
 }
 

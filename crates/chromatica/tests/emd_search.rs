@@ -299,3 +299,29 @@ fn explain_follows_the_exact_emd_scan() {
     assert_eq!(e.rerank, "l2");
     assert!(e.emd.is_none());
 }
+
+/// `ImageIndex::tune`: against the exact EMD, every exact-EMD setting
+/// reaches recall 1 (the scan makes the top k exact whatever nprobe and
+/// candidates are), the fast path is measured beside them with its own
+/// recall, and the choice is an exact setting with the default candidates.
+#[test]
+fn tune_by_exact_emd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hists = histograms(13);
+    let index = build(&tmp.path().join("idx"), &hists);
+    let r = index.tune(1.0, 20, 5).unwrap();
+    assert_eq!(r.truth, "exact EMD");
+    assert_eq!(r.queries, 20);
+    let exact: Vec<_> = r.points.iter().filter(|p| p.rerank == "exact").collect();
+    let fast: Vec<_> = r.points.iter().filter(|p| p.rerank == "none").collect();
+    assert_eq!(exact.len(), 3 * fast.len(), "three candidate counts per nprobe");
+    assert!(exact.iter().all(|p| p.recall_at_10 == 1.0 && p.meets_target && p.solves_per_query.unwrap() > 0.0));
+    assert!(fast.iter().all(|p| p.candidates == 0 && p.solves_per_query.is_none() && p.recall_at_10 <= 1.0));
+    assert!(fast.iter().any(|p| p.recall_at_10 < 1.0), "stage 1 alone misses some: {fast:?}");
+    let chosen = r.chosen.unwrap();
+    assert_eq!((chosen.rerank.as_str(), chosen.candidates), ("exact", chromatica::DEFAULT_CANDIDATES));
+    // Bad targets, and an index that is not a trained colour index.
+    assert!(index.tune(0.0, 20, 5).is_err() && index.tune(1.5, 20, 5).is_err() && index.tune(0.9, 0, 5).is_err());
+    let small = ImageIndex::open_or_create(tmp.path().join("empty")).unwrap();
+    assert!(small.tune(0.9, 10, 1).unwrap_err().to_string().contains("trained colour index"));
+}

@@ -378,17 +378,23 @@ pub fn grown(h: &chromatica::HealthReport) -> String {
     }
 }
 
-/// `chromatica tune`: measures on a read-only snapshot, then (unless
-/// --dry-run) takes the writer lock for the one commit that stores nprobe.
-pub fn tune(
-    dir: &Path,
-    target: f64,
-    queries: usize,
-    vectors: Option<&Path>,
-    seed: u64,
-    dry_run: bool,
-    json: bool,
-) -> Result<()> {
+/// What `chromatica tune` was given.
+pub struct TuneArgs<'a> {
+    pub dir: &'a Path,
+    pub target: f64,
+    pub queries: usize,
+    pub vectors: Option<&'a Path>,
+    pub seed: u64,
+    pub dry_run: bool,
+    pub truth: &'a str,
+    pub json: bool,
+}
+
+/// `chromatica tune`: measures on a read-only snapshot (by exact EMD on a
+/// colour index, see `--truth`), then (unless --dry-run) takes the writer
+/// lock for the one commit that stores nprobe.
+pub fn tune(a: TuneArgs<'_>) -> Result<()> {
+    let TuneArgs { dir, target, queries, vectors, seed, dry_run, truth, json } = a;
     if !(target > 0.0 && target <= 1.0) {
         return Err(Error::invalid_argument("--recall", format!("--recall must be in (0, 1], got {target}")));
     }
@@ -397,7 +403,21 @@ pub fn tune(
     }
     let t = std::time::Instant::now();
     let index = super::open_read_only(dir)?;
+    let c = index.config();
+    let colour = c.refine && c.dim == chromatica::color::HIST_DIM;
+    let emd = match truth {
+        "emd" if vectors.is_some() => {
+            return Err(Error::invalid_argument("--truth", "--truth emd tunes on colour palettes, not --vectors"))
+        }
+        "emd" => true,
+        "l2" => false,
+        _ => colour && vectors.is_none(),
+    };
     let r = match vectors {
+        None if emd => {
+            drop(index);
+            chromatica::images::ImageIndex::open_read_only(dir)?.tune(target, queries, seed)?
+        }
         None => index.tune(target, queries, seed)?,
         Some(path) => {
             let f = chromatica::vecio::VectorFile::open(path)?;
@@ -407,7 +427,6 @@ pub fn tune(
             index.tune_with_queries(target, &rows)?
         }
     };
-    drop(index);
     let seconds = t.elapsed().as_secs_f64();
     let stored = match (&r.chosen, dry_run) {
         (Some(c), false) => {
@@ -423,26 +442,35 @@ pub fn tune(
         print_json(&v);
     } else {
         println!(
-            "recall@10 against exact search on {} {} (target {}):",
+            "recall@10 against {} on {} {} (target {}):",
+            r.truth,
             r.queries,
-            if vectors.is_some() { "query vectors" } else { "stored vectors" },
+            if vectors.is_some() {
+                "query vectors"
+            } else if emd {
+                "colour palettes of stored images"
+            } else {
+                "stored vectors"
+            },
             r.target
         );
-        println!("  nprobe  candidates  recall@10  µs/query");
+        println!("  nprobe  candidates  rerank  recall@10  µs/query  solves/query");
         for p in &r.points {
             println!(
-                "  {:>6}  {:>10}  {:>9.3}  {:>8.1}{}",
+                "  {:>6}  {:>10}  {:>6}  {:>9.3}  {:>8.1}  {:>12}{}",
                 p.nprobe,
                 p.candidates,
+                p.rerank,
                 p.recall_at_10,
                 p.micros_per_query,
+                p.solves_per_query.map_or("-".into(), |s| format!("{s:.0}")),
                 if p.meets_target { "  meets" } else { "" }
             );
         }
         if let Some(f) = &r.fastest {
             println!(
-                "fastest meeting the target: nprobe {} with {} candidates ({:.3}, {:.1} µs/query)",
-                f.nprobe, f.candidates, f.recall_at_10, f.micros_per_query
+                "fastest meeting the target: nprobe {} with {} candidates, re-rank {} ({:.3}, {:.1} µs/query)",
+                f.nprobe, f.candidates, f.rerank, f.recall_at_10, f.micros_per_query
             );
         }
         match &r.chosen {

@@ -288,9 +288,11 @@ enum Command {
     },
     /// Measure recall@10 and speed over a grid of nprobe × candidates on a
     /// sample of stored vectors (exact search over the refine store is the
-    /// truth), print the curve, and store the smallest nprobe that meets
-    /// --recall with the default candidates as the index's default nprobe
-    /// (one commit; `search` uses it unless given --nprobe).
+    /// truth; on a colour index the exact EMD, with colour palettes of
+    /// stored images as queries), print the curve, and store the nprobe of
+    /// the cheapest setting that meets --recall with the default candidates
+    /// as the index's default nprobe (one commit; `search` uses it unless
+    /// given --nprobe).
     Tune {
         dir: PathBuf,
         /// Recall@10 to reach, in (0, 1].
@@ -309,6 +311,12 @@ enum Command {
         /// Measure and print only; store nothing.
         #[arg(long)]
         dry_run: bool,
+        /// What recall is measured against: `emd` (the exact EMD: colour
+        /// search), `l2` (exact L2 over the refine store), or `auto`: emd
+        /// on a colour index (dimension 1152 with a refine store) unless
+        /// --vectors is given, else l2.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "l2", "emd"])]
+        truth: String,
         #[arg(long)]
         json: bool,
     },
@@ -453,8 +461,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 _ => inspect::run(&dir, json),
             }
         }
-        Command::Tune { dir, recall, queries, vectors, seed, dry_run, json } => {
-            inspect::tune(&dir, recall, queries, vectors.as_deref(), seed, dry_run, json)
+        Command::Tune { dir, recall, queries, vectors, seed, dry_run, truth, json } => {
+            inspect::tune(inspect::TuneArgs {
+                dir: &dir,
+                target: recall,
+                queries,
+                vectors: vectors.as_deref(),
+                seed,
+                dry_run,
+                truth: &truth,
+                json,
+            })
         }
         Command::Explain { dir, id, colors, image, vectors, row, k, nprobe, rerank, candidates, json } => {
             inspect::explain(inspect::ExplainArgs {

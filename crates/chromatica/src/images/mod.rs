@@ -32,6 +32,7 @@
 mod explain;
 mod search;
 mod sync;
+mod tune;
 mod walk;
 
 pub use crate::color::{dominant_colors, DominantColor, ImageLimits, DEFAULT_MAX_PIXELS};
