@@ -6,7 +6,6 @@ read-only. Skipped, saying so, when ``moto_server`` is not installed."""
 
 import os
 
-import numpy as np
 import pytest
 
 import chromatica
