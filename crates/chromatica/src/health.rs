@@ -967,12 +967,7 @@ impl Snapshot {
     pub(crate) fn tune(&self, target: f64, queries: usize, seed: u64) -> Result<TuneReport> {
         use rand::SeedableRng;
         let c = self.manifest.config;
-        if !(target > 0.0 && target <= 1.0) {
-            return Err(Error::invalid_argument(
-                "recall",
-                format!("the recall target must be in (0, 1], got {target}"),
-            ));
-        }
+        check_target(target)?;
         if self.quantizers.is_none() || !c.refine {
             return Err(Error::InvalidInput(
                 "tuning needs a trained index with a refine store (the exact vectors are the truth)".into(),
@@ -1008,12 +1003,7 @@ impl Snapshot {
     /// is a stored vector; `u64::MAX` for none).
     pub(crate) fn tune_on(&self, target: f64, qs: &[f32], qids: &[u64]) -> Result<TuneReport> {
         let c = self.manifest.config;
-        if !(target > 0.0 && target <= 1.0) {
-            return Err(Error::invalid_argument(
-                "recall",
-                format!("the recall target must be in (0, 1], got {target}"),
-            ));
-        }
+        check_target(target)?;
         if self.quantizers.is_none() || !c.refine {
             return Err(Error::InvalidInput(
                 "tuning needs a trained index with a refine store (the exact vectors are the truth)".into(),
@@ -1023,13 +1013,7 @@ impl Snapshot {
             return Err(Error::InvalidInput(format!("tuning needs queries of dimension {}", c.dim)));
         }
         let truth = self.exact_top(qs, qids, 10)?;
-        let mut probes: Vec<usize> =
-            std::iter::successors(Some(1usize), |p| Some(p * 2)).take_while(|&p| p < c.nlist).collect();
-        probes.push(c.nlist);
-        if !probes.contains(&c.nprobe) {
-            probes.push(c.nprobe);
-            probes.sort_unstable();
-        }
+        let probes = tune_probes(&c);
         let mut points = Vec::new();
         for &np in &probes {
             for cand in [10usize, 50, 100, crate::read::DEFAULT_CANDIDATES, 400, 800] {
@@ -1062,6 +1046,28 @@ impl Snapshot {
             .cloned();
         let fastest = fastest_of(&mut points.iter());
         Ok(TuneReport::new(target, qids.len(), points, chosen, fastest, c.nprobe, "exact L2"))
+    }
+}
+
+/// The nprobe values a tune measures: 1, 2, 4, … below nlist, nlist, and
+/// the index's default.
+pub(crate) fn tune_probes(c: &crate::Config) -> Vec<usize> {
+    let mut probes: Vec<usize> =
+        std::iter::successors(Some(1usize), |p| Some(p * 2)).take_while(|&p| p < c.nlist).collect();
+    probes.push(c.nlist);
+    if !probes.contains(&c.nprobe) {
+        probes.push(c.nprobe);
+        probes.sort_unstable();
+    }
+    probes
+}
+
+/// A recall target is in (0, 1].
+pub(crate) fn check_target(target: f64) -> Result<()> {
+    if target > 0.0 && target <= 1.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument("recall", format!("the recall target must be in (0, 1], got {target}")))
     }
 }
 

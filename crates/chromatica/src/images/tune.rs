@@ -32,12 +32,7 @@ impl ImageIndex {
     /// meeting `target`. Changes nothing; store its nprobe with
     /// [`crate::Index::set_default_nprobe`].
     pub fn tune(&self, target: f64, queries: usize, seed: u64) -> Result<TuneReport> {
-        if !(target > 0.0 && target <= 1.0) {
-            return Err(Error::invalid_argument(
-                "recall",
-                format!("the recall target must be in (0, 1], got {target}"),
-            ));
-        }
+        crate::health::check_target(target)?;
         if queries == 0 {
             return Err(Error::invalid_argument("queries", "queries must be at least 1"));
         }
@@ -68,13 +63,7 @@ impl ImageIndex {
             .collect::<Result<_>>()?;
         let counts =
             |found: &[f32], kth: f32| found.iter().filter(|&&d| d <= kth + 1e-4 * kth.abs().max(1.0)).count().min(10);
-        let mut probes: Vec<usize> =
-            std::iter::successors(Some(1usize), |p| Some(p * 2)).take_while(|&p| p < c.nlist).collect();
-        probes.push(c.nlist);
-        if !probes.contains(&c.nprobe) {
-            probes.push(c.nprobe);
-            probes.sort_unstable();
-        }
+        let probes = crate::health::tune_probes(&c);
         let mut points = Vec::new();
         for &np in &probes {
             for cand in CANDIDATES {
