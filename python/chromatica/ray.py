@@ -210,33 +210,35 @@ def build(
         ctx = ray.data.DataContext.get_current()
         saved = ctx.raise_original_map_exception
         ctx.raise_original_map_exception = True
-        # One block per task and one segment per block: ceil(n / batch_rows)
-        # segments of near-equal size.
-        rows_ref, blocks = None, -(-n // batch_rows)
-        if dataset:
-            ds = data.repartition(blocks)
-        elif images:
-            ds = ray.data.from_items(
-                [{"row": i, "path": str(p)} for i, p in enumerate(data)], override_num_blocks=blocks
-            )
-        else:
-            ds = ray.data.range(n, override_num_blocks=blocks).rename_columns({"id": "row"})
-            rows_ref = ray.put(np.ascontiguousarray(data, dtype=np.float32))
-        staged_ds = ds.map_batches(
-            _encode_task,
-            batch_size=None,
-            batch_format="numpy",
-            fn_kwargs={"plan": ray.put(plan), "numbers": numbers, "rows": rows_ref, "fault": fault},
-            concurrency=workers,
-        )
         try:
+            # One block per task and one segment per block: ceil(n / batch_rows)
+            # segments of near-equal size.
+            rows_ref, blocks = None, -(-n // batch_rows)
+            if dataset:
+                ds = data.repartition(blocks)
+            elif images:
+                ds = ray.data.from_items(
+                    [{"row": i, "path": str(p)} for i, p in enumerate(data)], override_num_blocks=blocks
+                )
+            else:
+                ds = ray.data.range(n, override_num_blocks=blocks).rename_columns({"id": "row"})
+                rows_ref = ray.put(np.ascontiguousarray(data, dtype=np.float32))
+            staged_ds = ds.map_batches(
+                _encode_task,
+                batch_size=None,
+                batch_format="numpy",
+                fn_kwargs={"plan": ray.put(plan), "numbers": numbers, "rows": rows_ref, "fault": fault},
+                concurrency=workers,
+            )
             results = staged_ds.take_all()
         except ray.exceptions.RayError as e:
             # A task's own error (bad ids, a retrained index) is the caller's
             # to see as itself, not wrapped in Ray's layers.
             raise _cause(e) from e
         finally:
+            # Restored, and the numbering actor stopped, however the encode ended.
             ctx.raise_original_map_exception = saved
+            ray.kill(numbers)
         times["encode"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         staged = [
@@ -245,7 +247,6 @@ def build(
         failed = [line for r in results for line in str(r["failed"]).splitlines() if line]
         report = index.commit_staged(staged) if staged else {"ids": None, "segments": []}
         times["commit"] = time.perf_counter() - t2
-        ray.kill(numbers)
     per_task = [int(r["vectors"]) / float(r["seconds"]) for r in results if int(r["vectors"]) and float(r["seconds"]) > 0]
     return {
         "vectors": int(sum(s["vectors"] for s in staged)),

@@ -36,12 +36,19 @@ impl ImageIndex {
         let final_hit = found.iter().position(|n| n.id == id);
         let kth = found.get(k - 1).map(|n| n.distance);
         // Its exact EMD whatever the search did (one more solve).
-        let emd = match (e.live, snap.live_locations()?.into_iter().find(|&(i, _)| i == id)) {
-            (true, Some((_, at))) => {
-                let r = snap.segments[at.segment as usize].refine(at.position as usize)?;
+        // Where its live copy is: one pass, no sort (live_locations sorts all).
+        let mut at = None;
+        snap.for_each_live(|si, p, i| {
+            if i == id {
+                at = Some((si, p));
+            }
+        })?;
+        let emd = match at {
+            Some((si, p)) => {
+                let r = snap.segments[si].refine(p)?;
                 Some(super::search::emd_query(query, options)?.distance(r.iter()) as f32)
             }
-            _ => None,
+            None => None,
         };
         let scanned = query.color_query.is_some() || super::search::IMAGE_QUERY_SCAN;
         let bound = match (t.mean_bound, t.lower_bound) {
