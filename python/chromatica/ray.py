@@ -201,7 +201,7 @@ def build(
             "uri": str(uri),
             "quantizer_file": state["quantizer_file"],
             "ids": ids,
-            "first_id": _next_id(index),
+            "first_id": int(index.state()["next_id"]),
         }
         numbers = _FileNumbers.remote(state["next_file"])
         t1 = time.perf_counter()
@@ -290,10 +290,6 @@ def _decode_sample(paths):
 
     hs = [np.asarray(r["h"], dtype=np.float32) for r in ds.map_batches(decode, batch_format="numpy").take_all()]
     return hellinger(np.ascontiguousarray(np.stack(hs))) if hs else np.zeros((0, HIST_DIM), np.float32)
-
-
-def _next_id(index: Index) -> int:
-    return int(index.inspect()["next_id"])
 
 
 @ray.remote

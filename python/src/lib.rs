@@ -720,6 +720,7 @@ impl Index {
         let d = PyDict::new(py);
         d.set_item("generation", snap.generation())?;
         d.set_item("next_file", snap.next_file())?;
+        d.set_item("next_id", snap.next_id())?;
         d.set_item("quantizer_file", snap.quantizer_file())?;
         let segments = PyList::empty(py);
         for (file, live) in snap.segment_files() {

@@ -114,6 +114,7 @@ def test_a_dataset_with_ids_and_explicit_ids(s3, tmp_path):
         tmp_path / "arr", read_only=True
     ) as b:
         assert a.ntotal == b.ntotal == 1200
+        assert a.state()["next_id"] == b.state()["next_id"] == int(ids.max()) + 1
         _, ia = a.search(xq, 5)
         _, ib = b.search(xq, 5)
         assert set(ia.ravel()) <= set(ids) and set(ib.ravel()) <= set(ids)

@@ -81,7 +81,7 @@ fn staged_segments_commit_to_what_one_add_makes() {
     // The writer is open (as the driver keeps it) while read-only handles
     // (the workers) stage three uneven parts from numbers handed out in turn.
     let writer = Index::open(&b).unwrap();
-    let base = writer.snapshot().manifest().next_file;
+    let base = writer.snapshot().next_file();
     let mut staged = Vec::new();
     for (i, (lo, hi)) in [(0, 1000), (1000, 1100), (1100, 3000)].into_iter().enumerate() {
         let worker = Index::open_read_only(&b).unwrap();
@@ -102,6 +102,7 @@ fn staged_segments_commit_to_what_one_add_makes() {
     let queries = clustered(50, D, 99);
     assert_eq!(search(&writer, &queries), search(&added, &queries));
     // Records came along; the next add continues after the largest id.
+    assert_eq!(writer.snapshot().next_id(), 3000 * 3 + 3);
     let hit = writer.search(&data[1050 * D..1051 * D], &SearchParams::new(1)).unwrap()[0][0];
     assert_eq!(hit.id, ids[1050]);
     assert_eq!(writer.snapshot().record(hit.location).unwrap().unwrap(), records[1050]);

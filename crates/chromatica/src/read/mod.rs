@@ -147,6 +147,13 @@ impl Snapshot {
         self.manifest.next_file
     }
 
+    /// One past the largest id ever added (0 when none): where
+    /// [`Index::add`](crate::Index::add)'s default ids, and a staged
+    /// build's ids, start.
+    pub fn next_id(&self) -> u64 {
+        self.manifest.next_id
+    }
+
     /// The number of the quantizer file, if trained.
     pub fn quantizer_file(&self) -> Option<u64> {
         self.manifest.quantizer_file
