@@ -53,8 +53,9 @@ def bracket_ef(recall_of, target, start=10, limit=1024, rel_gap=0.125):
     """efSearch values (lo, hi) with recall_of(lo) < target <= recall_of(hi),
     hi - lo at most max(1, lo * rel_gap), found by doubling from `start` then
     bisecting; recall_of is called once per value. lo is None when `start`
-    already reaches the target, hi None when `limit` does not. Returns
-    (lo, hi, {ef: recall})."""
+    already reaches the target; hi is None when `limit` does not, and lo is
+    then the smallest ef of the best recall seen (graphs plateau: no need
+    to time a slower ef for nothing). Returns (lo, hi, {ef: recall})."""
     seen = {}
 
     def r(ef):
@@ -70,7 +71,8 @@ def bracket_ef(recall_of, target, start=10, limit=1024, rel_gap=0.125):
         if r(hi) >= target:
             break
         if hi >= limit:
-            return hi, None, seen
+            top = max(seen.values())
+            return min(ef for ef, r_ in seen.items() if r_ == top), None, seen
         lo = hi
     while hi - lo > max(1, int(lo * rel_gap)):
         mid = (lo + hi) // 2
