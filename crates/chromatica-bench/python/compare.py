@@ -54,6 +54,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, HERE)
+from faiss_ivfpq import add_ivf_args  # noqa: E402
 
 RECALL_SLACK = 0.01
 MSE_SLACK = 1.02
@@ -298,11 +300,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--threads", help="thread counts of the search passes (default: 1, 2 and all cores)")
-    ap.add_argument("--nlist", type=int, default=100)
-    ap.add_argument("--m", type=int, default=8)
-    ap.add_argument("--nbits", type=int, default=8)
-    ap.add_argument("--nprobe", type=int, default=10)
-    ap.add_argument("--train-n", type=int, default=20000)
+    add_ivf_args(ap)
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs of both engines (default 3)")
     ap.add_argument("--repeat", type=int, default=3, help="timed passes of each search kind per round")
     ap.add_argument("--opens", type=int, default=7, help="opens per round for the open time")

@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faiss_ivfpq import read_fvecs, read_ivecs, read_rss, recall_at  # noqa: E402
+from faiss_ivfpq import add_ivf_args, read_fvecs, read_ivecs, read_rss, recall_at  # noqa: E402
 
 
 def mib(b):
@@ -60,11 +60,7 @@ def fmt(v):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
-    p.add_argument("--nlist", type=int, default=100)
-    p.add_argument("--m", type=int, default=8)
-    p.add_argument("--nbits", type=int, default=8)
-    p.add_argument("--nprobe", type=int, default=10)
-    p.add_argument("--train-n", type=int, default=20000)
+    add_ivf_args(p)
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--single-k", type=int, default=10)
     p.add_argument("--candidates", type=int, default=200)

@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faiss_ivfpq import read_fvecs, read_ivecs, read_rss, recall_at, tie_aware_recall_at  # noqa: E402
+from faiss_ivfpq import add_ivf_args, read_fvecs, read_ivecs, read_rss, recall_at, tie_aware_recall_at  # noqa: E402
 
 K = 10  # the k of every timed pass (the targets are at recall@10)
 K_RECALL = 100  # the k of the untimed pass that gives recall@100
@@ -552,11 +552,7 @@ def main():
     ap.add_argument("--faiss-process", action="store_true")
     ap.add_argument("--data")
     ap.add_argument("--work")
-    ap.add_argument("--nlist", type=int, default=100)
-    ap.add_argument("--m", type=int, default=8)
-    ap.add_argument("--nbits", type=int, default=8)
-    ap.add_argument("--nprobe", type=int, default=10)
-    ap.add_argument("--train-n", type=int, default=20000)
+    add_ivf_args(ap)
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=100)

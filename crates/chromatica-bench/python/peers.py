@@ -63,7 +63,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import Server, median, run_json  # noqa: E402
-from faiss_ivfpq import read_ivecs, recall_at, tie_aware_recall_at, read_fvecs  # noqa: E402
+from faiss_ivfpq import add_ivf_args, read_fvecs, read_ivecs, recall_at, tie_aware_recall_at  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -277,11 +277,7 @@ def default_cli():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="the data directory (required unless --report)")
-    ap.add_argument("--nlist", type=int, default=100)
-    ap.add_argument("--m", type=int, default=8)
-    ap.add_argument("--nbits", type=int, default=8)
-    ap.add_argument("--nprobe", type=int, default=10)
-    ap.add_argument("--train-n", type=int, default=20000)
+    add_ivf_args(ap)
     ap.add_argument("--candidates", type=int, default=200, help="two-stage candidates (default 200)")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=100)
