@@ -129,7 +129,7 @@ class Index:
     def commit_staged(self, staged: Sequence[Dict[str, int]]) -> Dict[str, Any]:
         """Commits staged segments (from any process) as one generation, all or nothing: ``{"ids": (lo, hi), "segments"}``."""
     def state(self) -> Dict[str, Any]:
-        """The state this handle sees: ``{"generation", "next_file", "next_id", "quantizer_file", "segments": [{"file", "vectors"}]}``."""
+        """The state this handle sees: ``{"generation", "next_file", "next_id", "quantizer_file", "nprobe", "candidates" (an L2 search's defaults), "segments": [{"file", "vectors"}]}``."""
     def delete(self, ids: _Ids) -> int:
         """Deletes ``ids`` (each must be live, else ``ValueError`` and nothing is deleted); returns how many."""
     def compact(self) -> Dict[str, int]:

@@ -341,6 +341,9 @@ class ShardedSearcher:
         else:
             raise RuntimeError(f"{self.uri}: the shards could not agree on a generation in {attempts} tries")
         self.generation = states[0]["generation"]
+        # The merge needs the candidates each shard used: the index's stored
+        # default when the caller gives none.
+        self.candidates = states[0]["candidates"]
         self.dim = None
         load = [0] * len(self._actors)
         self.groups = [[] for _ in self._actors]
@@ -365,7 +368,7 @@ class ShardedSearcher:
         parts = ray.get(calls)
         if not parts:
             return np.full((len(x), k), np.inf, np.float32), np.full((len(x), k), -1, np.int64)
-        return merge_candidates(parts, k, candidates)
+        return merge_candidates(parts, k, self.candidates if candidates is None else candidates)
 
     def close(self):
         for a in self._actors:

@@ -711,7 +711,8 @@ impl Index {
     }
 
     /// The committed state this handle sees: ``{"generation", "next_file",
-    /// "quantizer_file" (None untrained), "segments": [{"file", "vectors"
+    /// "next_id", "quantizer_file" (None untrained), "nprobe", "candidates"
+    /// (an L2 search's defaults), "segments": [{"file", "vectors"
     /// (live)}, ...]}`` (file numbers as `search_candidates` and
     /// `stage_segment` take them).
     fn state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -722,6 +723,11 @@ impl Index {
         d.set_item("next_file", snap.next_file())?;
         d.set_item("next_id", snap.next_id())?;
         d.set_item("quantizer_file", snap.quantizer_file())?;
+        // What an L2 search that does not say uses (stored by `tune`):
+        // a merge of sharded candidates needs the same number.
+        let (nprobe, candidates) = snap.search_defaults(Rerank::L2);
+        d.set_item("nprobe", nprobe)?;
+        d.set_item("candidates", candidates)?;
         let segments = PyList::empty(py);
         for (file, live) in snap.segment_files() {
             let e = PyDict::new(py);

@@ -113,6 +113,11 @@ def test_reports_have_the_cli_json_fields(tmp_path, data):
         v = index.verify()
         assert v["vectors"] == len(xb) and v["leftovers"] == []
         assert index.config == {**i["config"]}
+        # The defaults an L2 search uses (what a sharded merge needs), as inspect states them.
+        s = index.state()
+        assert (s["nprobe"], s["candidates"]) == (i["config"]["nprobe"], i["default_candidates"]) == (
+            index.config["nprobe"], 200)
+        assert i["format_version"] == 2
         assert index.config["nlist"] == 16 and index.dim == index.d == 32 and index.is_trained
 
 

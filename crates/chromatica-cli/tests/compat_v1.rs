@@ -7,8 +7,9 @@ mod common;
 
 use chromatica::testing::data::{config, Clusters};
 use chromatica::testing::files::{dir_contents, read_ivecs};
+use chromatica::testing::layout::get_u32;
 use chromatica::vecio::{write_fvecs, VectorFile};
-use chromatica::{Config, Index, SearchParams, TrainOptions};
+use chromatica::{Config, HealthOptions, Index, Rerank, SearchParams, TrainOptions};
 use common::{ok, p};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -207,4 +208,27 @@ fn golden_index_v1_still_opens_and_searches() {
         .collect();
     assert_eq!(expected["searches"][1]["nprobe"], json!(4));
     assert_eq!(got, want);
+
+    // The add committed a version-2 manifest beside the version-1 files;
+    // the quantizer file stays version 1, without a training baseline,
+    // which the health report says.
+    let qnt = names.iter().find(|n| n.ends_with(".qnt")).unwrap();
+    assert_eq!(get_u32(&std::fs::read(dir.join(qnt)).unwrap(), 12), 1);
+    let rw = Index::open(&dir).unwrap();
+    assert_eq!(rw.inspect().format_version, 2);
+    let h = rw.health(&HealthOptions::default()).unwrap();
+    assert!(h.baseline.is_none() && h.reconstruction_growth.is_none() && h.train_points > 0, "{h:?}");
+    let (s, _) = ok(&["inspect", p(&dir), "--health"]);
+    assert!(s.contains("no training baseline stored") && s.contains("retrain to record one"), "{s}");
+    // Search defaults are stored in the new manifest; a retrain writes a
+    // version-2 quantizer file with its baseline; the mixed index verifies.
+    rw.set_search_defaults(Rerank::L2, 4, 50).unwrap();
+    rw.retrain(&TrainOptions { seed: 7, ..TrainOptions::default() }).unwrap();
+    let h = rw.health(&HealthOptions::default()).unwrap();
+    assert!(h.baseline.is_some_and(|b| b.points >= 256), "{:?}", h.baseline);
+    drop(rw);
+    let ro = Index::open_read_only(&dir).unwrap();
+    assert_eq!(ro.snapshot().search_defaults(Rerank::L2), (4, 50));
+    assert_eq!(Index::verify(&dir).unwrap().vectors, 597);
+    ok(&["verify", p(&dir)]);
 }

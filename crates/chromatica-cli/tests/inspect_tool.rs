@@ -136,6 +136,72 @@ fn health_numbers_match_brute_force() {
     assert!(!actions(&h).contains(&"compact"), "{:?}", h.advice);
 }
 
+/// The training baseline: stored with the quantizers (read back after
+/// reopening), what training reported and brute force on the training
+/// points; unseen vectors of the training distribution measure near it (no
+/// advice), shifted ones grow both errors past 1.25× and the advice names
+/// the growth with its numbers, and a retrain measures a new baseline. The
+/// CLI prints the comparison, as text, JSON and in the HTML report.
+#[test]
+fn drift_against_the_training_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let train = data(21, 1500, 8, false);
+    let index = Index::create(&dir, cfg(8, 8)).unwrap();
+    let report = index.train(&train, &TrainOptions::default(), &mut |_| ()).unwrap();
+    index.add(&data(22, 1500, 8, false), None).unwrap();
+    drop(index);
+    let index = Index::open(&dir).unwrap();
+    let h = index.health(&opts(1500, 10)).unwrap();
+    let b = h.baseline.expect("trained by this build: a baseline");
+    assert_eq!(b.points, 1500);
+    assert_eq!((b.coarse_error, b.reconstruction_error), (report.coarse_mse, report.reconstruction_mse));
+    let norm: f64 = train.chunks(DIM).map(|x| x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()).sum::<f64>() / 1500.0;
+    assert!((b.mean_norm - norm).abs() <= 1e-4 * norm, "{} vs {norm}", b.mean_norm);
+    assert!(b.imbalance >= 1.0 && b.imbalance < 2.0, "{}", b.imbalance);
+    let g = h.reconstruction_growth.unwrap();
+    assert_eq!(g, h.reconstruction_error.unwrap() / b.reconstruction_error);
+    assert_eq!(h.coarse_growth.unwrap(), h.coarse_error.unwrap() / b.coarse_error);
+    assert!((0.8..1.25).contains(&g), "unseen vectors of the same distribution: {g}");
+    assert!(!h.advice.iter().any(|a| a.message.contains("grew")), "{:?}", h.advice);
+
+    // Shifted: 1,500 more vectors 1.5 away on every coordinate.
+    let shifted: Vec<f32> = data(23, 1500, 8, false).iter().map(|v| v + 1.5).collect();
+    index.add(&shifted, None).unwrap();
+    let h = index.health(&opts(3000, 10)).unwrap();
+    for what in ["reconstruction", "coarse"] {
+        let a = h
+            .advice
+            .iter()
+            .find(|a| a.action == "retrain" && a.message.starts_with(&format!("retrain: {what} error grew")))
+            .unwrap_or_else(|| panic!("no {what} advice: {:?}", h.advice));
+        assert_eq!(a.threshold, chromatica::thresholds::ERROR_GROWTH);
+        let growth = if what == "coarse" { h.coarse_growth } else { h.reconstruction_growth }.unwrap();
+        assert!(a.value == growth && growth >= 1.25, "{growth}");
+        assert!(a.message.contains(&format!("{:.0}%", 100.0 * (growth - 1.0))), "{}", a.message);
+        assert!(a.message.contains("1500 training points"), "{}", a.message);
+    }
+    let d = p(&dir);
+    let (s, _) = ok(&["inspect", d, "--health", "--sample", "3000", "--queries", "10"]);
+    assert!(s.contains("drift       since training (1500 points)") && s.contains("error grew"), "{s}");
+    let (s, _) = ok(&["inspect", d, "--health", "--json", "--queries", "10"]);
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(v["baseline"]["points"].as_u64(), Some(1500));
+    assert!(v["reconstruction_growth"].as_f64().unwrap() >= 1.25);
+    let html = tmp.path().join("r.html");
+    ok(&["inspect", d, "--html", p(&html), "--queries", "10"]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Drift since training") && page.contains("at training (1500 points)"));
+
+    // A retrain measures the baseline on what is stored now.
+    index.retrain(&TrainOptions::default()).unwrap();
+    let h = index.health(&opts(3000, 10)).unwrap();
+    let b = h.baseline.unwrap();
+    assert!(b.points > 1500, "{b:?}");
+    assert!(h.reconstruction_growth.unwrap() < 1.25, "{h:?}");
+    assert!(!h.advice.iter().any(|a| a.message.contains("grew")), "{:?}", h.advice);
+}
+
 #[test]
 fn advice_on_constructed_cases() {
     let tmp = tempfile::tempdir().unwrap();
@@ -444,9 +510,10 @@ fn works_while_a_writer_adds() {
     });
 }
 
-/// `tune`: the chosen setting is the smallest nprobe meeting the target
-/// with the default candidates, it holds on held-back queries, and storing
-/// it is one commit that later searches use; `--dry-run` stores nothing.
+/// `tune`: the chosen setting is the cheapest meeting the target (of the
+/// settings within 10% of the fastest, the fewest lists, then candidates),
+/// it holds on held-back queries, and storing it is one commit of nprobe
+/// and candidates that later searches use; `--dry-run` stores nothing.
 #[test]
 fn tune_chooses_stores_and_holds_on_held_back_queries() {
     let tmp = tempfile::tempdir().unwrap();
@@ -455,20 +522,27 @@ fn tune_chooses_stores_and_holds_on_held_back_queries() {
     let index = trained(&dir, cfg(32, 32), &base);
     index.add(&base, None).unwrap();
     let r = index.tune(0.9, 200, 5).unwrap();
+    assert_eq!((r.nprobe_before, r.candidates_before, r.rerank()), (32, chromatica::DEFAULT_CANDIDATES, Rerank::L2));
     let chosen = r.chosen.clone().expect("0.9 is reachable");
-    assert!(chosen.meets_target && chosen.recall_at_10 >= 0.9 && chosen.candidates == chromatica::DEFAULT_CANDIDATES);
-    for p in r.points.iter().filter(|p| p.candidates == chosen.candidates && p.nprobe < chosen.nprobe) {
-        assert!(!p.meets_target, "{p:?} also meets the target");
+    assert!(chosen.meets_target && chosen.recall_at_10 >= 0.9 && chosen.rerank == "l2");
+    let meeting: Vec<_> = r.points.iter().filter(|p| p.meets_target).collect();
+    let fastest = meeting.iter().map(|p| p.micros_per_query).fold(f64::INFINITY, f64::min);
+    assert!(chosen.micros_per_query <= fastest * 1.1, "{chosen:?} is not within 10% of {fastest}");
+    for p in meeting.iter().filter(|p| p.micros_per_query <= fastest * 1.1) {
+        assert!((p.nprobe, p.candidates) >= (chosen.nprobe, chosen.candidates), "{p:?} is cheaper than {chosen:?}");
     }
     assert!(r.points.iter().all(|p| p.meets_target == (p.recall_at_10 >= 0.9)));
     // Held-back queries (not stored), brute force: the choice holds.
     let held = data(12, 300, 6, false);
     let truth = exact_knn(&base, &held, DIM, 10);
-    let got = index.search(&held, &SearchParams::new(10).nprobe(chosen.nprobe)).unwrap();
-    let hit: usize =
-        got.iter().zip(&truth).map(|(g, t)| t.iter().filter(|i| g.iter().any(|n| n.id == **i)).count()).sum();
-    let held_recall = hit as f64 / 3000.0;
-    assert!(held_recall >= 0.88, "held-back recall {held_recall} at nprobe {}", chosen.nprobe);
+    let recall_at = |index: &Index, params: &SearchParams| {
+        let got = index.search(&held, params).unwrap();
+        let hit: usize =
+            got.iter().zip(&truth).map(|(g, t)| t.iter().filter(|i| g.iter().any(|n| n.id == **i)).count()).sum();
+        hit as f64 / 3000.0
+    };
+    let held_recall = recall_at(&index, &SearchParams::new(10).nprobe(chosen.nprobe).candidates(chosen.candidates));
+    assert!(held_recall >= 0.88, "held-back recall {held_recall} at {chosen:?}");
     drop(index);
 
     let d = p(&dir);
@@ -478,13 +552,20 @@ fn tune_chooses_stores_and_holds_on_held_back_queries() {
     assert_eq!(Index::open_read_only(&dir).unwrap().snapshot().generation(), before);
     let (s, _) = ok(&["tune", d, "--recall", "0.9", "--seed", "5", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-    assert_eq!((v["stored"].as_bool(), v["chosen"]["nprobe"].as_u64()), (Some(true), Some(chosen.nprobe as u64)));
+    assert_eq!(v["stored"].as_bool(), Some(true));
+    let (nprobe, candidates) =
+        (v["chosen"]["nprobe"].as_u64().unwrap() as usize, v["chosen"]["candidates"].as_u64().unwrap() as usize);
+    assert_eq!((v["nprobe_before"].as_u64(), v["candidates_before"].as_u64()), (Some(32), Some(200)));
     let after = Index::open_read_only(&dir).unwrap();
-    assert_eq!((after.snapshot().generation(), after.config().nprobe), (before + 1, chosen.nprobe));
-    // Search without --nprobe uses the stored default.
+    assert_eq!((after.snapshot().generation(), after.config().nprobe), (before + 1, nprobe));
+    assert_eq!(after.inspect().default_candidates, candidates);
+    // Search without --nprobe or --candidates uses the stored defaults.
     let dflt = after.search(&held, &SearchParams::new(10)).unwrap();
-    assert_eq!(dflt, after.search(&held, &SearchParams::new(10).nprobe(chosen.nprobe)).unwrap());
-    assert!(after.set_default_nprobe(2).is_err(), "a read-only handle stored");
+    assert_eq!(dflt, after.search(&held, &SearchParams::new(10).nprobe(nprobe).candidates(candidates)).unwrap());
+    assert!(recall_at(&after, &SearchParams::new(10)) >= 0.88);
+    let (s, _) = ok(&["inspect", d]);
+    assert!(s.contains(&format!("vector search: nprobe {nprobe}, {candidates} candidates")), "{s}");
+    assert!(after.set_search_defaults(Rerank::L2, 2, 10).is_err(), "a read-only handle stored");
     fails_with(&["tune", d, "--recall", "1.5"], "--recall");
     fails_with(&["tune", d, "--recall", "0.9", "--queries", "0"], "--queries");
     // An index without a refine store has no truth to tune against.

@@ -5,6 +5,7 @@
 //! [`Snapshot`], so a writer may commit meanwhile.
 
 use crate::error::{Error, Result};
+use crate::format::quantizer_file::TrainBaseline;
 use crate::format::{segment_name, tombstone_name};
 use crate::read::topk::TopK;
 use crate::read::{Rerank, SearchParams, Snapshot};
@@ -196,6 +197,11 @@ pub mod thresholds {
     pub const GROWTH: f64 = 2.0;
     /// Retrain when the imbalance factor exceeds this.
     pub const IMBALANCE: f64 = 2.0;
+    /// Retrain when the mean reconstruction or coarse error of stored
+    /// vectors is this many times the training baseline's. Vectors from
+    /// the training distribution that were not trained on measure about
+    /// 1.1× (in-sample errors are lower); a shift in the data, far more.
+    pub const ERROR_GROWTH: f64 = 1.25;
     /// Compact when this fraction of stored vectors are deleted.
     pub const DELETED: f64 = 0.2;
     /// Suggest a larger nprobe when the estimated recall is below this …
@@ -235,6 +241,17 @@ pub struct HealthReport {
     pub coarse_error: Option<f64>,
     /// Mean ‖x‖² over the sample, to put the errors in proportion.
     pub mean_norm: Option<f64>,
+    /// The same numbers measured on the training points when the
+    /// quantizers were trained (`None`: imported quantizers, or trained by
+    /// a build that wrote quantizer files of version 1).
+    pub baseline: Option<TrainBaseline>,
+    /// `reconstruction_error / baseline.reconstruction_error`.
+    pub reconstruction_growth: Option<f64>,
+    /// `coarse_error / baseline.coarse_error`.
+    pub coarse_growth: Option<f64>,
+    /// `imbalance / baseline.imbalance` (the live vectors' lists against
+    /// the training points').
+    pub imbalance_growth: Option<f64>,
     /// The index's default nprobe.
     pub nprobe: usize,
     /// Estimated stage-1 recall@10 at the default nprobe and a few larger
@@ -596,7 +613,33 @@ impl Snapshot {
             self.vectors() as f64 / self.manifest.trained_vectors as f64
         };
         let deleted_fraction = if stored == 0 { 0.0 } else { deleted as f64 / stored as f64 };
+        let baseline = self.quantizers.as_ref().and_then(|q| q.baseline);
+        let ratio = |now: Option<f64>, then: f64| now.filter(|_| then > 0.0).map(|v| v / then);
+        let reconstruction_growth = baseline.and_then(|b| ratio(mean(rec), b.reconstruction_error));
+        let coarse_growth = baseline.and_then(|b| ratio(mean(coarse), b.coarse_error));
+        let imbalance_growth = baseline.and_then(|b| ratio(Some(stats.imbalance).filter(|&v| v > 0.0), b.imbalance));
         let mut advice = Vec::new();
+        if let Some(b) = baseline {
+            for (what, growth, now, then) in [
+                ("reconstruction", reconstruction_growth, mean(rec), b.reconstruction_error),
+                ("coarse", coarse_growth, mean(coarse), b.coarse_error),
+            ] {
+                if let (Some(g), Some(now)) = (growth, now) {
+                    if g >= thresholds::ERROR_GROWTH {
+                        advice.push(Advice {
+                            action: "retrain".into(),
+                            value: g,
+                            threshold: thresholds::ERROR_GROWTH,
+                            message: format!(
+                                "retrain: {what} error grew {:.0}% since training ({now:.4} on {n} stored vectors, {then:.4} on the {} training points)",
+                                100.0 * (g - 1.0),
+                                b.points
+                            ),
+                        });
+                    }
+                }
+            }
+        }
         if growth >= thresholds::GROWTH {
             advice.push(Advice {
                 action: "retrain".into(),
@@ -615,9 +658,10 @@ impl Snapshot {
                 value: stats.imbalance,
                 threshold: thresholds::IMBALANCE,
                 message: format!(
-                    "retrain: lists are uneven (imbalance factor {:.2} > {}; the largest list holds {}, the mean is {:.0})",
+                    "retrain: lists are uneven (imbalance factor {:.2} > {}{}; the largest list holds {}, the mean is {:.0})",
                     stats.imbalance,
                     thresholds::IMBALANCE,
+                    baseline.map_or(String::new(), |b| format!(", {:.2} at training", b.imbalance)),
                     stats.max,
                     stats.mean
                 ),
@@ -670,6 +714,10 @@ impl Snapshot {
             reconstruction_error: mean(rec),
             coarse_error: mean(coarse),
             mean_norm: mean(norm),
+            baseline,
+            reconstruction_growth,
+            coarse_growth,
+            imbalance_growth,
             nprobe: c.nprobe,
             recall,
             recall_queries: if can_measure { nq } else { 0 },
@@ -931,33 +979,79 @@ pub struct TuneReport {
     pub queries: usize,
     /// Every setting measured, ascending nprobe then candidates.
     pub points: Vec<TunePoint>,
-    /// The fastest setting meeting the target with the default candidates
-    /// (what `search` uses unless told otherwise): its nprobe is what
-    /// [`Index::set_default_nprobe`](crate::Index::set_default_nprobe)
-    /// stores. `None` when nothing meets the target.
+    /// The cheapest setting of the tuned re-rank meeting the target over
+    /// the whole grid (of those within 10% of the fastest, the fewest
+    /// lists, then the fewest candidates: one timing pass is noisy, and
+    /// fewer never cost more): what
+    /// [`Index::set_search_defaults`](crate::Index::set_search_defaults)
+    /// stores for that re-rank ([`TuneReport::rerank`]). `None` when
+    /// nothing meets the target.
     pub chosen: Option<TunePoint>,
-    /// The fastest setting meeting the target over the whole grid (its
-    /// candidates must be passed to each search; only nprobe is stored).
+    /// The fastest setting meeting the target over every point measured,
+    /// the fast path (`rerank` `"none"`, stage 1 alone) included: shown,
+    /// not stored.
     pub fastest: Option<TunePoint>,
-    /// The default nprobe before tuning.
+    /// The nprobe that re-rank used by default before tuning.
     pub nprobe_before: usize,
+    /// The candidates that re-rank used by default before tuning.
+    pub candidates_before: usize,
     /// What recall is measured against: `"exact L2"` (the refine store) or
     /// `"exact EMD"` (colour indexes, `ImageIndex::tune`).
     pub truth: String,
+    /// The re-rank tuned, whose defaults `chosen` is for.
+    #[serde(skip)]
+    pub(crate) rerank: Rerank,
 }
 
 impl TuneReport {
+    /// Picks `chosen` among the points of the tuned re-rank and `fastest`
+    /// among all, and notes what the defaults were.
     pub(crate) fn new(
+        snap: &Snapshot,
+        rerank: Rerank,
         target: f64,
         queries: usize,
         points: Vec<TunePoint>,
-        chosen: Option<TunePoint>,
-        fastest: Option<TunePoint>,
-        nprobe_before: usize,
         truth: &str,
     ) -> TuneReport {
-        TuneReport { target, queries, points, chosen, fastest, nprobe_before, truth: truth.into() }
+        let tuned = match rerank {
+            Rerank::L2 => "l2",
+            _ => "exact",
+        };
+        let chosen = cheapest(points.iter().filter(|p| p.rerank == tuned));
+        let fastest = points
+            .iter()
+            .filter(|p| p.meets_target)
+            .min_by(|a, b| a.micros_per_query.total_cmp(&b.micros_per_query))
+            .cloned();
+        let (nprobe_before, candidates_before) = snap.search_defaults(rerank);
+        TuneReport {
+            target,
+            queries,
+            points,
+            chosen,
+            fastest,
+            nprobe_before,
+            candidates_before,
+            truth: truth.into(),
+            rerank,
+        }
     }
+
+    /// The re-rank whose defaults `chosen` is for: [`Rerank::L2`] after
+    /// an exact-L2 tune, [`Rerank::ExactEmd`] after an exact-EMD one (pass
+    /// it to [`Index::set_search_defaults`](crate::Index::set_search_defaults)).
+    pub fn rerank(&self) -> Rerank {
+        self.rerank
+    }
+}
+
+/// Of the points meeting the target within 10% of the fastest of them, the
+/// one with the fewest lists, then the fewest candidates.
+fn cheapest<'a>(points: impl Iterator<Item = &'a TunePoint>) -> Option<TunePoint> {
+    let meeting: Vec<&TunePoint> = points.filter(|p| p.meets_target).collect();
+    let best = meeting.iter().map(|p| p.micros_per_query).fold(f64::INFINITY, f64::min);
+    meeting.into_iter().filter(|p| p.micros_per_query <= best * 1.1).min_by_key(|p| (p.nprobe, p.candidates)).cloned()
 }
 
 impl Snapshot {
@@ -1033,19 +1127,7 @@ impl Snapshot {
                 });
             }
         }
-        let fastest_of = |it: &mut dyn Iterator<Item = &TunePoint>| {
-            it.filter(|p| p.meets_target).min_by(|a, b| a.micros_per_query.total_cmp(&b.micros_per_query)).cloned()
-        };
-        // Among the default-candidate settings the cheapest is the smallest
-        // nprobe that meets the target: more lists never cost less, and
-        // timing noise must not pick a larger one.
-        let chosen = points
-            .iter()
-            .filter(|p| p.candidates == crate::read::DEFAULT_CANDIDATES && p.meets_target)
-            .min_by_key(|p| p.nprobe)
-            .cloned();
-        let fastest = fastest_of(&mut points.iter());
-        Ok(TuneReport::new(target, qids.len(), points, chosen, fastest, c.nprobe, "exact L2"))
+        Ok(TuneReport::new(self, Rerank::L2, target, qids.len(), points, "exact L2"))
     }
 }
 
@@ -1076,7 +1158,7 @@ impl crate::Index {
     /// `queries` stored vectors) and speed over a grid of nprobe ×
     /// candidates, and picks the cheapest setting meeting `target`. Changes
     /// nothing; store the choice with
-    /// [`Index::set_default_nprobe`](crate::Index::set_default_nprobe).
+    /// [`Index::set_search_defaults`](crate::Index::set_search_defaults).
     pub fn tune(&self, target: f64, queries: usize, seed: u64) -> Result<TuneReport> {
         self.snapshot().tune(target, queries, seed)
     }

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::segment::{Record, Sparse};
 use crate::input::{check_rows, check_vectors, Rows, VectorSource};
 use crate::quantizer::{Quantizers, TrainOptions, TrainReport, TrainStep};
-use crate::read::{Neighbor, SearchParams, Snapshot};
+use crate::read::{Neighbor, Rerank, SearchParams, Snapshot};
 use crate::recovery::{self, RecoverReport};
 use crate::storage::{FsStorage, Storage};
 use crate::write::{self, MergePolicy};
@@ -716,9 +716,14 @@ impl Index {
         crate::verify::verify_all(&FsStorage::new(path))
     }
 
-    /// Stores `nprobe` as the index's default (the manifest's nprobe), in
-    /// one commit; searches that do not say otherwise use it.
-    pub fn set_default_nprobe(&self, nprobe: usize) -> Result<()> {
+    /// Stores `nprobe` and `candidates` as the defaults of searches
+    /// re-ranked like `rerank`, in one commit (what `chromatica tune`
+    /// stores): [`Rerank::L2`] or [`Rerank::Off`] sets the index's nprobe
+    /// and the candidates of L2 re-ranking; [`Rerank::ExactEmd`] or
+    /// [`Rerank::Emd`] sets both for EMD re-ranking (colour searches)
+    /// only, so that a setting tuned against one truth never governs the
+    /// other. A search that says otherwise uses what it says.
+    pub fn set_search_defaults(&self, rerank: Rerank, nprobe: usize, candidates: usize) -> Result<()> {
         self.write(|_| {
             let snap = self.snapshot();
             let nlist = snap.manifest.config.nlist;
@@ -728,8 +733,23 @@ impl Index {
                     format!("nprobe must be between 1 and nlist ({nlist}), got {nprobe}"),
                 ));
             }
+            if candidates == 0 || candidates > u32::MAX as usize {
+                return Err(Error::invalid_argument(
+                    "candidates",
+                    format!("candidates must be between 1 and {}, got {candidates}", u32::MAX),
+                ));
+            }
             let mut next = snap.manifest.successor()?;
-            next.config.nprobe = nprobe;
+            match rerank {
+                Rerank::Emd(_) | Rerank::ExactEmd => {
+                    next.defaults.emd_nprobe = Some(nprobe);
+                    next.defaults.emd_candidates = Some(candidates);
+                }
+                _ => {
+                    next.config.nprobe = nprobe;
+                    next.defaults.candidates = Some(candidates);
+                }
+            }
             let state = write::commit_or_clean(&*self.storage, &snap, next, &[])?;
             self.install(state);
             Ok(())

@@ -72,6 +72,7 @@ pub(crate) mod write;
 
 pub use config::{Config, Metric, Preset};
 pub use error::{Error, Result};
+pub use format::quantizer_file::TrainBaseline;
 pub use format::segment::Record;
 pub use fsutil::write_atomic_bytes;
 pub use health::{

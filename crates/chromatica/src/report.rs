@@ -3,7 +3,7 @@
 //! file headers — not just the codes the design note's "576×" counts.
 
 use crate::config::Config;
-use crate::format::{manifest_name, quantizer_name, tombstone_name, FORMAT_VERSION};
+use crate::format::{manifest_name, quantizer_name, tombstone_name};
 use crate::read::Snapshot;
 use crate::storage::Storage;
 use serde::Serialize;
@@ -133,7 +133,8 @@ pub struct DiskBytes {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[non_exhaustive]
 pub struct Inspection {
-    /// On-disk format version of the files (FORMAT.md).
+    /// Format version of the manifest read (FORMAT.md): 1 for an index no
+    /// build of version 2 has committed to since, else 2.
     pub format_version: u32,
     /// Manifest generation: one more with every commit.
     pub generation: u64,
@@ -151,6 +152,13 @@ pub struct Inspection {
     pub deleted: u64,
     /// The id the next `add` without explicit ids gives its first vector.
     pub next_id: u64,
+    /// Candidates an L2-re-ranked search uses when it does not say (its
+    /// nprobe is `config.nprobe`); `tune` stores them.
+    pub default_candidates: usize,
+    /// nprobe of an EMD-re-ranked (colour) search that does not say.
+    pub emd_nprobe: usize,
+    /// Candidates of an EMD-re-ranked search that does not say.
+    pub emd_candidates: usize,
     /// The segment files, in manifest order.
     pub segments: Vec<SegmentInfo>,
     /// The tombstone files, in manifest order.
@@ -233,7 +241,7 @@ impl Snapshot {
         let mut sizes: Vec<u64> =
             (0..nlist).map(|l| self.segments.iter().map(|s| s.list_len(l) as u64).sum()).collect();
         let total: u64 = sizes.iter().sum();
-        let sq: f64 = sizes.iter().map(|&s| (s as f64).powi(2)).sum();
+        let imbalance = imbalance_factor(&sizes);
         sizes.sort_unstable();
         let pct = |p: f64| sizes[((nlist as f64 - 1.0) * p).round() as usize];
         ListStats {
@@ -245,7 +253,7 @@ impl Snapshot {
             p50: pct(0.5),
             p90: pct(0.9),
             p99: pct(0.99),
-            imbalance: if total == 0 { 0.0 } else { nlist as f64 * sq / (total as f64).powi(2) },
+            imbalance,
         }
     }
 
@@ -273,7 +281,7 @@ impl Snapshot {
             .collect();
         let quantizers = memory.quantizer_bytes + memory.precomputed_table_bytes;
         Inspection {
-            format_version: FORMAT_VERSION,
+            format_version: self.manifest.version,
             generation: self.manifest.generation,
             config: self.manifest.config,
             code_size: self.manifest.config.code_size(),
@@ -282,6 +290,9 @@ impl Snapshot {
             vectors: memory.vectors,
             deleted: self.manifest.deleted_vectors(),
             next_id: self.manifest.next_id,
+            default_candidates: self.search_defaults(crate::Rerank::L2).1,
+            emd_nprobe: self.search_defaults(crate::Rerank::ExactEmd).0,
+            emd_candidates: self.search_defaults(crate::Rerank::ExactEmd).1,
             segments,
             tombstones,
             lists: self.list_stats(),
@@ -308,5 +319,17 @@ impl crate::Index {
     /// Configuration, counts, segments, list sizes, memory and disk bytes.
     pub fn inspect(&self) -> Inspection {
         self.snapshot().inspect(self.storage())
+    }
+}
+
+/// faiss's imbalance factor of list sizes, nlist·Σn²/(Σn)²: 1 when every
+/// list holds as many, nlist when one holds all (0 when all are empty).
+pub(crate) fn imbalance_factor(sizes: &[u64]) -> f64 {
+    let total: u64 = sizes.iter().sum();
+    let sq: f64 = sizes.iter().map(|&s| (s as f64).powi(2)).sum();
+    if total == 0 {
+        0.0
+    } else {
+        sizes.len() as f64 * sq / (total as f64).powi(2)
     }
 }

@@ -303,7 +303,7 @@ fn explain_follows_the_exact_emd_scan() {
 /// `ImageIndex::tune`: against the exact EMD, every exact-EMD setting
 /// reaches recall 1 (the scan makes the top k exact whatever nprobe and
 /// candidates are), the fast path is measured beside them with its own
-/// recall, and the choice is an exact setting with the default candidates.
+/// recall, and the choice is an exact setting, stored for colour searches.
 #[test]
 fn tune_by_exact_emd() {
     let tmp = tempfile::tempdir().unwrap();
@@ -318,8 +318,17 @@ fn tune_by_exact_emd() {
     assert!(exact.iter().all(|p| p.recall_at_10 == 1.0 && p.meets_target && p.solves_per_query.unwrap() > 0.0));
     assert!(fast.iter().all(|p| p.candidates == 0 && p.solves_per_query.is_none() && p.recall_at_10 <= 1.0));
     assert!(fast.iter().any(|p| p.recall_at_10 < 1.0), "stage 1 alone misses some: {fast:?}");
-    let chosen = r.chosen.unwrap();
-    assert_eq!((chosen.rerank.as_str(), chosen.candidates), ("exact", chromatica::DEFAULT_CANDIDATES));
+    let chosen = r.chosen.clone().unwrap();
+    assert_eq!((chosen.rerank.as_str(), r.rerank()), ("exact", Rerank::ExactEmd));
+    // Storing it sets colour searches' defaults, not vector searches'.
+    let vector_defaults = index.index().snapshot().search_defaults(Rerank::L2);
+    index.index().set_search_defaults(r.rerank(), chosen.nprobe, chosen.candidates).unwrap();
+    let snap = index.index().snapshot();
+    assert_eq!(snap.search_defaults(Rerank::ExactEmd), (chosen.nprobe, chosen.candidates));
+    assert_eq!(snap.search_defaults(Rerank::L2), vector_defaults);
+    let q = Query::colors("ff0000:0.5,0000ff:0.5").unwrap();
+    let found = index.search(&q, &SearchOptions::default()).unwrap();
+    assert_eq!((found.nprobe, found.candidates), (chosen.nprobe, chosen.candidates));
     // Bad targets, and an index that is not a trained colour index.
     assert!(index.tune(0.0, 20, 5).is_err() && index.tune(1.5, 20, 5).is_err() && index.tune(0.9, 0, 5).is_err());
     let small = ImageIndex::open_or_create(tmp.path().join("empty")).unwrap();

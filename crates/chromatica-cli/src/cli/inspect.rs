@@ -31,6 +31,10 @@ pub fn run(dir: &Path, json: bool) -> Result<()> {
         c.nprobe,
         if c.fast_scan { ", fast-scan (codes in blocks of 32)" } else { "" }
     );
+    println!(
+        "defaults    vector search: nprobe {}, {} candidates; colour search (EMD): nprobe {}, {} candidates",
+        c.nprobe, i.default_candidates, i.emd_nprobe, i.emd_candidates
+    );
     let trained = match (i.trained, i.train_points) {
         (false, _) => "no".into(),
         // Training needs at least nlist points: none means imported quantizers.
@@ -198,6 +202,27 @@ pub fn segment(dir: &Path, n: usize, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The measures health compares with the training baseline: (name, now,
+/// at training, now / at training), for the text and the HTML report.
+pub fn drift_rows(h: &chromatica::HealthReport) -> Vec<(&'static str, Option<f64>, Option<f64>, Option<f64>)> {
+    let b = h.baseline;
+    vec![
+        ("reconstruction error", h.reconstruction_error, b.map(|b| b.reconstruction_error), h.reconstruction_growth),
+        ("coarse error", h.coarse_error, b.map(|b| b.coarse_error), h.coarse_growth),
+        ("mean ‖x‖²", h.mean_norm, b.map(|b| b.mean_norm), None),
+        ("imbalance", Some(h.imbalance), b.map(|b| b.imbalance), h.imbalance_growth),
+    ]
+}
+
+/// Why there is no baseline to compare with.
+pub fn no_baseline(h: &chromatica::HealthReport) -> &'static str {
+    if h.train_points == 0 {
+        "no training baseline (untrained, or imported quantizers)"
+    } else {
+        "no training baseline stored (trained by a build before format version 2): retrain to record one"
+    }
+}
+
 /// `inspect --health` and `--html`.
 pub fn health(dir: &Path, opts: &HealthOptions, json: bool, html: Option<&Path>) -> Result<()> {
     let index = super::open_read_only(dir)?;
@@ -233,6 +258,20 @@ pub fn health(dir: &Path, opts: &HealthOptions, json: bool, html: Option<&Path>)
         opt_f(h.coarse_error),
         opt_f(h.mean_norm)
     );
+    match &h.baseline {
+        Some(b) => {
+            println!("drift       since training ({} points):", b.points);
+            for (what, now, then, growth) in drift_rows(&h) {
+                println!(
+                    "  {what:<22} now {:>10}  at training {:>10}  {}",
+                    opt_f(now),
+                    opt_f(then),
+                    growth.map_or("-".into(), |g| format!("{g:.2}×"))
+                );
+            }
+        }
+        None => println!("drift       {}", no_baseline(&h)),
+    }
     if h.recall.is_empty() {
         println!("recall      not estimated (needs quantizers and a refine store)");
     }
@@ -430,11 +469,12 @@ pub fn tune(a: TuneArgs<'_>) -> Result<()> {
     let seconds = t.elapsed().as_secs_f64();
     let stored = match (&r.chosen, dry_run) {
         (Some(c), false) => {
-            chromatica::Index::open(dir)?.set_default_nprobe(c.nprobe)?;
+            chromatica::Index::open(dir)?.set_search_defaults(r.rerank(), c.nprobe, c.candidates)?;
             true
         }
         _ => false,
     };
+    let searches = if emd { "colour searches (exact EMD)" } else { "vector searches (exact L2 re-rank)" };
     if json {
         let mut v = serde_json::to_value(&r).expect("plain data");
         v["stored"] = serde_json::Value::Bool(stored);
@@ -474,14 +514,18 @@ pub fn tune(a: TuneArgs<'_>) -> Result<()> {
             );
         }
         match &r.chosen {
-            None => println!("no setting with the default candidates meets {}: nothing stored", r.target),
+            None => println!("no setting meets {}: nothing stored", r.target),
             Some(c) => println!(
-                "chosen (default candidates): nprobe {} ({:.3}, {:.1} µs/query); {}",
+                "chosen: nprobe {} with {} candidates ({:.3}, {:.1} µs/query); {}",
                 c.nprobe,
+                c.candidates,
                 c.recall_at_10,
                 c.micros_per_query,
                 if stored {
-                    format!("stored as the default nprobe (was {})", r.nprobe_before)
+                    format!(
+                        "stored as the defaults of {searches} (were nprobe {}, {} candidates)",
+                        r.nprobe_before, r.candidates_before
+                    )
                 } else {
                     "not stored (--dry-run)".into()
                 }
@@ -490,10 +534,7 @@ pub fn tune(a: TuneArgs<'_>) -> Result<()> {
         println!("measured in {seconds:.2}s");
     }
     if r.chosen.is_none() {
-        return Err(Error::InvalidInput(format!(
-            "no measured setting reaches recall@10 {} with the default candidates",
-            r.target
-        )));
+        return Err(Error::InvalidInput(format!("no measured setting reaches recall@10 {}", r.target)));
     }
     Ok(())
 }

@@ -252,6 +252,31 @@ pub fn page(dir: &str, i: &Inspection, h: &HealthReport) -> String {
         h.coarse_error.map_or("-".into(), |v| format!("{v:.4}")),
         h.mean_norm.map_or("-".into(), |v| format!("{v:.4}")),
     );
+    out.push_str("<h2>Drift since training</h2>");
+    match &h.baseline {
+        None => {
+            let _ = write!(out, "<p>{}.</p>", esc(super::inspect::no_baseline(h)));
+        }
+        Some(b) => {
+            let _ = write!(
+                out,
+                "<table><tr><th>measure</th><th>now ({} stored vectors)</th><th>at training ({} points)</th><th>now / then</th></tr>",
+                h.sample, b.points
+            );
+            let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+            for (what, now, then, growth) in super::inspect::drift_rows(h) {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(what),
+                    f(now),
+                    f(then),
+                    growth.map_or("-".into(), |g| format!("{g:.2}×"))
+                );
+            }
+            out.push_str("</table>");
+        }
+    }
     out.push_str(&list_sizes(h, i.lists.imbalance));
     out.push_str(&timeline(i));
     out.push_str(&bytes(i));

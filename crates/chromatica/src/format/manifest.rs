@@ -5,13 +5,44 @@
 use super::{read_checked_header, write_checked_header, FileHeader, FileKind};
 use crate::config::{Config, Metric};
 use crate::error::{Error, Result};
+use std::mem::size_of;
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-/// Fixed part of a manifest file (100 bytes).
+/// Fixed part of a manifest file, version 2 (112 bytes): version 1's
+/// fields, then the search defaults `tune` stores.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
 #[repr(C)]
 pub struct ManifestHeader {
+    pub file: FileHeader,
+    pub generation: U64,
+    pub dim: U32,
+    pub nlist: U32,
+    pub m: U32,
+    pub nbits: U32,
+    pub nprobe: U32,
+    pub metric: U32,
+    pub flags: U32,
+    pub tombstone_count: U32,
+    pub next_id: U64,
+    pub next_file: U64,
+    pub quantizer_file: U64,
+    pub trained_vectors: U64,
+    pub segment_count: U32,
+    pub table_crc: U32,
+    /// Candidates of an L2-re-ranked search; 0: `DEFAULT_CANDIDATES`.
+    pub candidates: U32,
+    /// nprobe of an EMD-re-ranked (colour) search; 0: `nprobe`.
+    pub emd_nprobe: U32,
+    /// Candidates of an EMD-re-ranked search; 0: `DEFAULT_CANDIDATES`.
+    pub emd_candidates: U32,
+    pub header_crc: U32,
+}
+
+/// Fixed part of a manifest file, version 1 (100 bytes), still read.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
+#[repr(C)]
+pub struct ManifestHeaderV1 {
     pub file: FileHeader,
     pub generation: U64,
     pub dim: U32,
@@ -75,9 +106,27 @@ pub struct SegmentMeta {
     pub deleted: u64,
 }
 
+/// Search settings stored by `tune`, one pair per kind of re-rank, since
+/// each tune measures one: exact L2 (vector searches) or exact EMD (colour
+/// searches). Unset (`None`, stored as 0, and all of version 1): the
+/// configuration's nprobe and `DEFAULT_CANDIDATES`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoredDefaults {
+    /// Candidates of a search re-ranked by L2 (its nprobe is the
+    /// configuration's).
+    pub candidates: Option<usize>,
+    /// nprobe of a search re-ranked by EMD.
+    pub emd_nprobe: Option<usize>,
+    /// Candidates of a search re-ranked by EMD.
+    pub emd_candidates: Option<usize>,
+}
+
 /// The decoded manifest.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Manifest {
+    /// The version it was read as (a new or successor manifest: the one
+    /// this build writes, [`FileKind::version`]).
+    pub version: u32,
     pub generation: u64,
     pub config: Config,
     /// Smallest id never handed out: default ids continue from here.
@@ -89,6 +138,8 @@ pub struct Manifest {
     /// Live vectors when the quantizers were trained (0 if untrained):
     /// automatic re-training compares the collection with this.
     pub trained_vectors: u64,
+    /// Search settings stored by `tune`.
+    pub defaults: StoredDefaults,
     pub segments: Vec<SegmentMeta>,
     pub tombstones: Vec<TombstoneMeta>,
 }
@@ -97,12 +148,14 @@ impl Manifest {
     /// The manifest of a new, untrained, empty index.
     pub fn new(config: Config) -> Manifest {
         Manifest {
+            version: FileKind::Manifest.version(),
             generation: 1,
             config,
             next_id: 0,
             next_file: 1,
             quantizer_file: None,
             trained_vectors: 0,
+            defaults: StoredDefaults::default(),
             segments: vec![],
             tombstones: vec![],
         }
@@ -118,7 +171,7 @@ impl Manifest {
                 "generations exhausted (the manifest's generation is 2^64 − 1); nothing was written".into(),
             )
         })?;
-        Ok(Manifest { generation, ..self.clone() })
+        Ok(Manifest { generation, version: FileKind::Manifest.version(), ..self.clone() })
     }
 
     /// Vectors stored in segments, deleted ones included.
@@ -197,6 +250,9 @@ impl Manifest {
             trained_vectors: U64::new(self.trained_vectors),
             segment_count: U32::new(self.segments.len() as u32),
             table_crc: U32::new(super::crc(&table)),
+            candidates: U32::new(self.defaults.candidates.map_or(0, |n| n as u32)),
+            emd_nprobe: U32::new(self.defaults.emd_nprobe.map_or(0, |n| n as u32)),
+            emd_candidates: U32::new(self.defaults.emd_candidates.map_or(0, |n| n as u32)),
             header_crc: U32::new(0),
         };
         let mut out = Vec::with_capacity(std::mem::size_of::<ManifestHeader>() + table.len());
@@ -206,9 +262,11 @@ impl Manifest {
     }
 
     pub fn decode(bytes: &[u8], file: &str) -> Result<Manifest> {
-        FileHeader::check(bytes, FileKind::Manifest, file)?;
-        let h: ManifestHeader = read_checked_header(bytes, file)?;
-        let hs = std::mem::size_of::<ManifestHeader>();
+        let version = FileHeader::check(bytes, FileKind::Manifest, file)?;
+        let (h, hs) = match version {
+            1 => (read_checked_header::<ManifestHeaderV1>(bytes, file)?.upgrade(), size_of::<ManifestHeaderV1>()),
+            _ => (read_checked_header::<ManifestHeader>(bytes, file)?, size_of::<ManifestHeader>()),
+        };
         let count = h.segment_count.get() as usize;
         let tcount = h.tombstone_count.get() as usize;
         let table = &bytes[hs..];
@@ -288,16 +346,55 @@ impl Manifest {
         if q >= next_file {
             return Err(Error::corrupt(file, 72, "quantizer file number out of range"));
         }
+        let stored = |v: U32| (v.get() != 0).then_some(v.get() as usize);
+        let defaults = StoredDefaults {
+            candidates: stored(h.candidates),
+            emd_nprobe: stored(h.emd_nprobe),
+            emd_candidates: stored(h.emd_candidates),
+        };
+        if defaults.emd_nprobe.is_some_and(|n| n > config.nlist) {
+            return Err(Error::corrupt(file, 100, "the stored EMD nprobe is above nlist"));
+        }
         Ok(Manifest {
+            version,
             generation,
             config,
             next_id: h.next_id.get(),
             next_file,
             quantizer_file: (q != 0).then_some(q),
             trained_vectors: h.trained_vectors.get(),
+            defaults,
             segments,
             tombstones,
         })
+    }
+}
+
+impl ManifestHeaderV1 {
+    /// The same fields in the version-2 layout, with no search defaults.
+    fn upgrade(self) -> ManifestHeader {
+        ManifestHeader {
+            file: self.file,
+            generation: self.generation,
+            dim: self.dim,
+            nlist: self.nlist,
+            m: self.m,
+            nbits: self.nbits,
+            nprobe: self.nprobe,
+            metric: self.metric,
+            flags: self.flags,
+            tombstone_count: self.tombstone_count,
+            next_id: self.next_id,
+            next_file: self.next_file,
+            quantizer_file: self.quantizer_file,
+            trained_vectors: self.trained_vectors,
+            segment_count: self.segment_count,
+            table_crc: self.table_crc,
+            candidates: U32::new(0),
+            emd_nprobe: U32::new(0),
+            emd_candidates: U32::new(0),
+            header_crc: self.header_crc,
+        }
     }
 }
 
@@ -312,6 +409,7 @@ mod tests {
         m.next_file = 5;
         m.quantizer_file = Some(1);
         m.trained_vectors = 777;
+        m.defaults = StoredDefaults { candidates: Some(50), emd_nprobe: Some(4), emd_candidates: None };
         m.config.refine = true;
         m.segments = vec![
             SegmentMeta { file: 2, vectors: 600, bytes: 9000, generation: 3, deleted: 12 },
@@ -323,8 +421,48 @@ mod tests {
     #[test]
     fn round_trips() {
         let m = sample();
-        assert_eq!(std::mem::size_of::<ManifestHeader>(), 100);
+        assert_eq!(size_of::<ManifestHeader>(), 112);
+        assert_eq!(size_of::<ManifestHeaderV1>(), 100);
         assert_eq!(Manifest::decode(&m.encode(), "M").unwrap(), m);
+    }
+
+    /// A version-1 manifest (the same fields, no defaults, 100-byte header)
+    /// decodes to the same manifest with the defaults unset.
+    #[test]
+    fn version_1_is_read() {
+        let mut m = sample();
+        m.defaults = StoredDefaults::default();
+        let b = m.encode();
+        m.version = 1;
+        let h = ManifestHeader::read_from_prefix(&b).unwrap().0;
+        let v1 = ManifestHeaderV1 {
+            file: FileHeader { version: U32::new(1), ..h.file },
+            generation: h.generation,
+            dim: h.dim,
+            nlist: h.nlist,
+            m: h.m,
+            nbits: h.nbits,
+            nprobe: h.nprobe,
+            metric: h.metric,
+            flags: h.flags,
+            tombstone_count: h.tombstone_count,
+            next_id: h.next_id,
+            next_file: h.next_file,
+            quantizer_file: h.quantizer_file,
+            trained_vectors: h.trained_vectors,
+            segment_count: h.segment_count,
+            table_crc: h.table_crc,
+            header_crc: U32::new(0),
+        };
+        let mut c = Vec::new();
+        write_checked_header(&v1, &mut c);
+        c.extend_from_slice(&b[112..]);
+        assert_eq!(Manifest::decode(&c, "M").unwrap(), m);
+        // A version-1 header followed by version 2's extra bytes is refused
+        // (the tables would not add up).
+        let mut c2 = c[..100].to_vec();
+        c2.extend_from_slice(&b[100..]);
+        assert!(Manifest::decode(&c2, "M").is_err());
     }
 
     #[test]
@@ -340,7 +478,7 @@ mod tests {
         h.flags = U32::new(8 | 4 | 1);
         let mut c = Vec::new();
         write_checked_header(&h, &mut c);
-        c.extend_from_slice(&b[100..]);
+        c.extend_from_slice(&b[112..]);
         let e = Manifest::decode(&c, "M").unwrap_err().to_string();
         assert!(e.contains("bits this build does not know"), "{e}");
         // The fast-scan bit with nbits other than 4 is an invalid shape.
@@ -348,7 +486,7 @@ mod tests {
         h.nbits = U32::new(8);
         let mut c = Vec::new();
         write_checked_header(&h, &mut c);
-        c.extend_from_slice(&b[100..]);
+        c.extend_from_slice(&b[112..]);
         assert!(Manifest::decode(&c, "M").unwrap_err().to_string().contains("fast_scan needs nbits 4"));
     }
 

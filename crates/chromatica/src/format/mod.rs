@@ -14,9 +14,13 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// First 8 bytes of every file.
 pub const MAGIC: [u8; 8] = *b"CHROMATI";
-/// The format version this build writes. Readers accept exactly the versions
-/// they know (only 1 so far) and refuse anything newer with a clear error.
-pub const FORMAT_VERSION: u32 = 1;
+/// The index format's version: the newest version of any file kind this
+/// build writes ([`FileKind::version`]). Version 2 added the search defaults
+/// to the manifest and the training baseline to the quantizer file; segment
+/// and tombstone files are still version 1. Readers accept every version
+/// of a kind up to the one they write, and refuse anything newer with a
+/// clear error, so an index written by version 1 builds opens unchanged.
+pub const FORMAT_VERSION: u32 = 2;
 /// Sections start at multiples of this, so that typed views stay aligned.
 pub const ALIGN: usize = 64;
 
@@ -30,6 +34,17 @@ pub enum FileKind {
     Tombstones = 4,
 }
 
+impl FileKind {
+    /// The version of this kind of file that this build writes (and the
+    /// newest it reads; every older one is read too).
+    pub fn version(self) -> u32 {
+        match self {
+            FileKind::Manifest | FileKind::Quantizers => 2,
+            FileKind::Segment | FileKind::Tombstones => 1,
+        }
+    }
+}
+
 /// The 16 bytes that open every file.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]
 #[repr(C)]
@@ -41,11 +56,12 @@ pub struct FileHeader {
 
 impl FileHeader {
     pub fn new(kind: FileKind) -> FileHeader {
-        FileHeader { magic: MAGIC, kind: U32::new(kind as u32), version: U32::new(FORMAT_VERSION) }
+        FileHeader { magic: MAGIC, kind: U32::new(kind as u32), version: U32::new(kind.version()) }
     }
 
-    /// Checks magic, kind and version at the start of `bytes`.
-    pub fn check(bytes: &[u8], kind: FileKind, file: &str) -> Result<()> {
+    /// Checks magic, kind and version at the start of `bytes`; returns the
+    /// version (1 up to [`FileKind::version`]).
+    pub fn check(bytes: &[u8], kind: FileKind, file: &str) -> Result<u32> {
         let (h, _) = FileHeader::read_from_prefix(bytes)
             .map_err(|_| Error::corrupt(file, 0, "file shorter than its 16-byte header"))?;
         if h.magic != MAGIC {
@@ -58,17 +74,17 @@ impl FileHeader {
                 format!("file kind {} where {} was expected", h.kind.get(), kind as u32),
             ));
         }
-        if h.version.get() != FORMAT_VERSION {
+        let (version, newest) = (h.version.get(), kind.version());
+        if !(1..=newest).contains(&version) {
             return Err(Error::corrupt(
                 file,
                 12,
                 format!(
-                    "format version {} is not supported by this build (it reads version {FORMAT_VERSION})",
-                    h.version.get()
+                    "format version {version} is not supported by this build (it reads versions 1 to {newest} of this file kind)"
                 ),
             ));
         }
-        Ok(())
+        Ok(version)
     }
 }
 
@@ -251,6 +267,17 @@ mod tests {
         assert!(FileHeader::check(&b, FileKind::Manifest, "f").unwrap_err().to_string().contains("kind"));
         b[12] = 2;
         assert!(FileHeader::check(&b, FileKind::Segment, "f").unwrap_err().to_string().contains("version 2"));
+        let mut m = FileHeader::new(FileKind::Manifest).as_bytes().to_vec();
+        assert_eq!(FileHeader::check(&m, FileKind::Manifest, "f").unwrap(), 2);
+        m[12] = 1;
+        assert_eq!(FileHeader::check(&m, FileKind::Manifest, "f").unwrap(), 1);
+        for v in [0u8, 3] {
+            m[12] = v;
+            assert!(FileHeader::check(&m, FileKind::Manifest, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("versions 1 to 2"));
+        }
         b[0] = b'X';
         assert!(FileHeader::check(&b, FileKind::Segment, "f").unwrap_err().to_string().contains("magic"));
         assert!(FileHeader::check(&b[..5], FileKind::Segment, "f").is_err());

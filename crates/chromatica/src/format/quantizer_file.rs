@@ -6,10 +6,15 @@ use super::{
     write_checked_header, FileHeader, FileKind,
 };
 use crate::error::{Error, Result};
-use zerocopy::byteorder::little_endian::{U32, U64};
+use serde::Serialize;
+use std::mem::size_of;
+use zerocopy::byteorder::little_endian::{F64, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-/// Fixed part of a quantizer file (88 bytes).
+/// Fixed part of a quantizer file, version 2 (128 bytes): version 1's
+/// fields, then the training baseline. The first section still starts at
+/// byte 128 (version 1's 88 rounded up to 64), so sections lie where they
+/// did.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
 #[repr(C)]
 pub struct QuantizerHeader {
@@ -26,7 +31,54 @@ pub struct QuantizerHeader {
     pub codebooks_crc: U32,
     pub table_offset: U64,
     pub table_crc: U32,
+    /// Training points the baseline was measured on; 0: no baseline (the
+    /// quantizers were imported), and the four values are 0.
+    pub baseline_points: U64,
+    pub baseline_coarse_error: F64,
+    pub baseline_reconstruction_error: F64,
+    pub baseline_mean_norm: F64,
+    pub baseline_imbalance: F64,
     pub header_crc: U32,
+}
+
+/// Fixed part of a quantizer file, version 1 (88 bytes), still read.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy)]
+#[repr(C)]
+pub struct QuantizerHeaderV1 {
+    pub file: FileHeader,
+    pub dim: U32,
+    pub nlist: U32,
+    pub m: U32,
+    pub nbits: U32,
+    pub train_points: U64,
+    pub seed: U64,
+    pub coarse_offset: U64,
+    pub coarse_crc: U32,
+    pub codebooks_offset: U64,
+    pub codebooks_crc: U32,
+    pub table_offset: U64,
+    pub table_crc: U32,
+    pub header_crc: U32,
+}
+
+/// How well the quantizers fitted their training points, measured when
+/// they were trained and stored with them (quantizer file version 2), so
+/// that [`Index::health`](crate::Index::health) can tell how far the same
+/// numbers on today's vectors have drifted. Errors are means over the
+/// training points, as faiss reports them.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct TrainBaseline {
+    /// Training points measured.
+    pub points: u64,
+    /// Mean ‖x − nearest centroid‖².
+    pub coarse_error: f64,
+    /// Mean ‖x − decode(encode(x))‖².
+    pub reconstruction_error: f64,
+    /// Mean ‖x‖², to put the errors in proportion.
+    pub mean_norm: f64,
+    /// The imbalance factor nlist·Σn²/(Σn)² of the training points' lists.
+    pub imbalance: f64,
 }
 
 /// The contents of a quantizer file, as plain arrays.
@@ -44,6 +96,9 @@ pub struct QuantizerData {
     pub codebooks: Vec<f32>,
     /// nlist × m × 2^nbits: ‖q_jk‖² + 2⟨c_l,j, q_jk⟩.
     pub table: Vec<f32>,
+    /// Measured at training; `None` for imported quantizers and version-1
+    /// files.
+    pub baseline: Option<TrainBaseline>,
 }
 
 impl QuantizerData {
@@ -82,6 +137,11 @@ impl QuantizerData {
             codebooks_crc: U32::new(sections[1].0),
             table_offset: U64::new(sections[2].1 as u64),
             table_crc: U32::new(sections[2].0),
+            baseline_points: U64::new(self.baseline.map_or(0, |b| b.points)),
+            baseline_coarse_error: F64::new(self.baseline.map_or(0.0, |b| b.coarse_error)),
+            baseline_reconstruction_error: F64::new(self.baseline.map_or(0.0, |b| b.reconstruction_error)),
+            baseline_mean_norm: F64::new(self.baseline.map_or(0.0, |b| b.mean_norm)),
+            baseline_imbalance: F64::new(self.baseline.map_or(0.0, |b| b.imbalance)),
             header_crc: U32::new(0),
         };
         let mut out = Vec::with_capacity(coarse_off + body.len());
@@ -94,8 +154,11 @@ impl QuantizerData {
     /// Decodes and checks every checksum. `expect` is (dim, nlist, m, nbits)
     /// from the manifest: a quantizer file of another shape is corrupt.
     pub fn decode(bytes: &[u8], file: &str, expect: (usize, usize, usize, usize)) -> Result<QuantizerData> {
-        FileHeader::check(bytes, FileKind::Quantizers, file)?;
-        let h: QuantizerHeader = read_checked_header(bytes, file)?;
+        let (h, hs) = match FileHeader::check(bytes, FileKind::Quantizers, file)? {
+            1 => (read_checked_header::<QuantizerHeaderV1>(bytes, file)?.upgrade(), size_of::<QuantizerHeaderV1>()),
+            _ => (read_checked_header::<QuantizerHeader>(bytes, file)?, size_of::<QuantizerHeader>()),
+        };
+        let baseline = baseline_of(&h, file)?;
         let shape = (h.dim.get() as usize, h.nlist.get() as usize, h.m.get() as usize, h.nbits.get() as usize);
         if shape != expect {
             return Err(Error::corrupt(
@@ -112,7 +175,6 @@ impl QuantizerData {
         check_crc(bytes, c.clone(), h.coarse_crc.get(), file, "coarse centroids")?;
         check_crc(bytes, b.clone(), h.codebooks_crc.get(), file, "PQ codebooks")?;
         check_crc(bytes, t.clone(), h.table_crc.get(), file, "precomputed table")?;
-        let hs = std::mem::size_of::<QuantizerHeader>();
         check_layout(bytes, hs, &[c.clone(), b.clone(), t.clone()], file)?;
         let data = QuantizerData {
             dim,
@@ -124,11 +186,63 @@ impl QuantizerData {
             coarse: bytes_to_f32s(&bytes[c]),
             codebooks: bytes_to_f32s(&bytes[b]),
             table: bytes_to_f32s(&bytes[t]),
+            baseline,
         };
         if let Some(i) = data.coarse.iter().chain(&data.codebooks).chain(&data.table).position(|x| !x.is_finite()) {
             return Err(Error::corrupt(file, 0, format!("non-finite value at float {i} of the quantizers")));
         }
         Ok(data)
+    }
+}
+
+/// The baseline a header stores: none when it names no points (then every
+/// value is 0), else finite, non-negative values (an imbalance ≥ 1).
+fn baseline_of(h: &QuantizerHeader, file: &str) -> Result<Option<TrainBaseline>> {
+    let b = TrainBaseline {
+        points: h.baseline_points.get(),
+        coarse_error: h.baseline_coarse_error.get(),
+        reconstruction_error: h.baseline_reconstruction_error.get(),
+        mean_norm: h.baseline_mean_norm.get(),
+        imbalance: h.baseline_imbalance.get(),
+    };
+    let values = [b.coarse_error, b.reconstruction_error, b.mean_norm, b.imbalance];
+    let at = std::mem::offset_of!(QuantizerHeader, baseline_points) as u64;
+    if b.points == 0 {
+        return match values.iter().all(|&v| v.to_bits() == 0) {
+            true => Ok(None),
+            false => Err(Error::corrupt(file, at, "training baseline values without baseline points")),
+        };
+    }
+    if values.iter().any(|v| !v.is_finite() || *v < 0.0) || b.imbalance < 1.0 {
+        return Err(Error::corrupt(file, at, "training baseline values are not finite non-negative numbers"));
+    }
+    Ok(Some(b))
+}
+
+impl QuantizerHeaderV1 {
+    /// The same fields in the version-2 layout, with no baseline.
+    fn upgrade(self) -> QuantizerHeader {
+        QuantizerHeader {
+            file: self.file,
+            dim: self.dim,
+            nlist: self.nlist,
+            m: self.m,
+            nbits: self.nbits,
+            train_points: self.train_points,
+            seed: self.seed,
+            coarse_offset: self.coarse_offset,
+            coarse_crc: self.coarse_crc,
+            codebooks_offset: self.codebooks_offset,
+            codebooks_crc: self.codebooks_crc,
+            table_offset: self.table_offset,
+            table_crc: self.table_crc,
+            baseline_points: U64::new(0),
+            baseline_coarse_error: F64::new(0.0),
+            baseline_reconstruction_error: F64::new(0.0),
+            baseline_mean_norm: F64::new(0.0),
+            baseline_imbalance: F64::new(0.0),
+            header_crc: self.header_crc,
+        }
     }
 }
 
@@ -149,6 +263,13 @@ mod tests {
             coarse: f(nlist * dim, 0.5),
             codebooks: f(4 * dim, -0.25),
             table: f(nlist * m * 4, 2.0),
+            baseline: Some(TrainBaseline {
+                points: 99,
+                coarse_error: 0.5,
+                reconstruction_error: 0.25,
+                mean_norm: 2.0,
+                imbalance: 1.5,
+            }),
         }
     }
 
@@ -156,7 +277,8 @@ mod tests {
     fn round_trips_and_catches_every_flip() {
         let q = sample();
         let b = q.encode();
-        assert_eq!(std::mem::size_of::<QuantizerHeader>(), 88);
+        assert_eq!(size_of::<QuantizerHeader>(), 128);
+        assert_eq!(size_of::<QuantizerHeaderV1>(), 88);
         assert_eq!(QuantizerData::decode(&b, "q", (8, 3, 2, 2)).unwrap(), q);
         assert!(QuantizerData::decode(&b, "q", (8, 4, 2, 2)).unwrap_err().to_string().contains("shape"));
         for i in 0..b.len() {
@@ -164,5 +286,37 @@ mod tests {
             c[i] ^= 1;
             assert!(QuantizerData::decode(&c, "q", (8, 3, 2, 2)).is_err(), "flip at byte {i} not caught");
         }
+    }
+
+    /// Version 1 (88-byte header, sections at the same offsets) decodes
+    /// with no baseline; a version-2 file without one round-trips.
+    #[test]
+    fn version_1_and_no_baseline_are_read() {
+        let mut q = sample();
+        q.baseline = None;
+        let b = q.encode();
+        assert_eq!(QuantizerData::decode(&b, "q", (8, 3, 2, 2)).unwrap(), q);
+        let h = QuantizerHeader::read_from_prefix(&b).unwrap().0;
+        let v1 = QuantizerHeaderV1 {
+            file: FileHeader { version: U32::new(1), ..h.file },
+            dim: h.dim,
+            nlist: h.nlist,
+            m: h.m,
+            nbits: h.nbits,
+            train_points: h.train_points,
+            seed: h.seed,
+            coarse_offset: h.coarse_offset,
+            coarse_crc: h.coarse_crc,
+            codebooks_offset: h.codebooks_offset,
+            codebooks_crc: h.codebooks_crc,
+            table_offset: h.table_offset,
+            table_crc: h.table_crc,
+            header_crc: U32::new(0),
+        };
+        let mut c = Vec::new();
+        write_checked_header(&v1, &mut c);
+        pad(&mut c);
+        c.extend_from_slice(&b[128..]);
+        assert_eq!(QuantizerData::decode(&c, "q", (8, 3, 2, 2)).unwrap(), q);
     }
 }

@@ -9,7 +9,8 @@
 //! the time. So the exact-EMD points all reach recall 1 (measured, not
 //! assumed) and the choice is the fastest; the fast path (stage 1 alone,
 //! `fast_mode`) is measured beside them, its recall against the exact EMD
-//! top 10 showing what the speed would cost.
+//! top 10 showing what the speed would cost. What it picks is stored for
+//! EMD re-ranking only: a vector search of the same index keeps its own.
 
 use super::search::{emd_query, exact_emd, PreparedQuery, Query, SearchOptions};
 use super::ImageIndex;
@@ -28,9 +29,10 @@ impl ImageIndex {
     /// dominant colours of stored images drawn at random, seeded): recall@10
     /// against the exact EMD top 10 (an image no farther than the true 10th
     /// counts, as ties), µs and exact solves per query, one query at a
-    /// time. Picks the fastest exact-EMD setting with the default candidates
-    /// meeting `target`. Changes nothing; store its nprobe with
-    /// [`crate::Index::set_default_nprobe`].
+    /// time. Picks the cheapest exact-EMD setting meeting `target` (see
+    /// [`TuneReport::chosen`]). Changes nothing; store it with
+    /// [`crate::Index::set_search_defaults`] for [`Rerank::ExactEmd`],
+    /// where it governs colour searches only.
     pub fn tune(&self, target: f64, queries: usize, seed: u64) -> Result<TuneReport> {
         crate::health::check_target(target)?;
         if queries == 0 {
@@ -103,23 +105,7 @@ impl ImageIndex {
                 solves_per_query: None,
             });
         }
-        // Time is what is chosen on, but one pass over the queries is noisy
-        // and the exact points differ little: of those within 10% of the
-        // fastest, the fewest lists and candidates (the cheaper for sure).
-        let fastest_of = |it: &mut dyn Iterator<Item = &TunePoint>| {
-            let meeting: Vec<&TunePoint> = it.filter(|p| p.meets_target).collect();
-            let best = meeting.iter().map(|p| p.micros_per_query).fold(f64::INFINITY, f64::min);
-            meeting
-                .into_iter()
-                .filter(|p| p.micros_per_query <= best * 1.1)
-                .min_by_key(|p| (p.nprobe, p.candidates))
-                .cloned()
-        };
-        let chosen = fastest_of(
-            &mut points.iter().filter(|p| p.rerank == "exact" && p.candidates == crate::read::DEFAULT_CANDIDATES),
-        );
-        let fastest = fastest_of(&mut points.iter());
-        Ok(TuneReport::new(target, qs.len(), points, chosen, fastest, c.nprobe, "exact EMD"))
+        Ok(TuneReport::new(&snap, Rerank::ExactEmd, target, qs.len(), points, "exact EMD"))
     }
 }
 

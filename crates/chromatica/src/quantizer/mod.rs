@@ -32,7 +32,7 @@ pub mod pq;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::format::quantizer_file::QuantizerData;
+use crate::format::quantizer_file::{QuantizerData, TrainBaseline};
 use kmeans::{KMeansBackend, KMeansParams, SparseRows};
 use pq::ProductQuantizer;
 use rayon::prelude::*;
@@ -134,6 +134,8 @@ pub struct Quantizers {
     coarse_t: std::sync::OnceLock<Vec<f32>>,
     pub train_points: u64,
     pub seed: u64,
+    /// How well they fitted their training points (stored with them).
+    pub baseline: Option<TrainBaseline>,
 }
 
 impl Quantizers {
@@ -186,7 +188,7 @@ impl Quantizers {
             progress(TrainStep::Pq { j, of: config.m })
         })?;
         let term2 = term2_table(config, &coarse, &pq);
-        let q = Quantizers::new(*config, coarse, pq, term2, n as u64, opts.seed);
+        let mut q = Quantizers::new(*config, coarse, pq, term2, n as u64, opts.seed);
         // Reconstruction error, as faiss reports it: mean ‖x − (c + r)‖²,
         // with each point encoded exactly as `add` would encode it.
         let (lists, codes) = q.encode(data);
@@ -200,6 +202,19 @@ impl Quantizers {
             })
             .sum::<f64>()
             / n as f64;
+        // The baseline health compares today's vectors with: the same
+        // means, the scale of the data and how evenly the lists filled.
+        let mean_norm = data.par_chunks(d).map(|x| crate::distance::norm_sq(x) as f64).sum::<f64>() / n as f64;
+        q.baseline = Some(TrainBaseline {
+            points: n as u64,
+            coarse_error: coarse_mse,
+            reconstruction_error: reconstruction_mse,
+            mean_norm,
+            imbalance: crate::report::imbalance_factor(&labels.iter().fold(vec![0u64; nlist], |mut n, &l| {
+                n[l as usize] += 1;
+                n
+            })),
+        });
         let report = TrainReport { warnings, train_points: n, coarse_mse, reconstruction_mse };
         Ok((q, report))
     }
@@ -306,12 +321,15 @@ impl Quantizers {
             coarse: self.coarse.clone(),
             codebooks: self.pq.centroids(),
             table: self.term2.clone(),
+            baseline: self.baseline,
         }
     }
 
     pub fn from_data(config: &Config, q: QuantizerData) -> Quantizers {
         let pq = ProductQuantizer::from_parts(config, q.codebooks);
-        Quantizers::new(*config, q.coarse, pq, q.table, q.train_points, q.seed)
+        let mut out = Quantizers::new(*config, q.coarse, pq, q.table, q.train_points, q.seed);
+        out.baseline = q.baseline;
+        out
     }
 
     fn new(
@@ -324,7 +342,17 @@ impl Quantizers {
     ) -> Self {
         let d = config.dim;
         let coarse_norms = coarse.chunks_exact(d).map(crate::distance::norm_sq).collect();
-        Quantizers { config, coarse, coarse_t: Default::default(), pq, term2, coarse_norms, train_points, seed }
+        Quantizers {
+            config,
+            coarse,
+            coarse_t: Default::default(),
+            pq,
+            term2,
+            coarse_norms,
+            train_points,
+            seed,
+            baseline: None,
+        }
     }
 
     /// The per-query parts of the decomposition for each row x of `queries`

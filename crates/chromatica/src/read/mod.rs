@@ -154,6 +154,20 @@ impl Snapshot {
         self.manifest.next_id
     }
 
+    /// The nprobe and candidates a search re-ranked by `rerank` uses when
+    /// it does not say: those [`Index::set_search_defaults`](crate::Index::set_search_defaults)
+    /// (`chromatica tune`) stored for that kind of re-rank, else the
+    /// configuration's nprobe and [`DEFAULT_CANDIDATES`]. A caller that
+    /// merges parts ([`merge_candidates`]) passes these candidates.
+    pub fn search_defaults(&self, rerank: Rerank) -> (usize, usize) {
+        let (c, stored) = (&self.manifest.config, &self.manifest.defaults);
+        let (nprobe, candidates) = match rerank {
+            Rerank::Emd(_) | Rerank::ExactEmd => (stored.emd_nprobe, stored.emd_candidates),
+            Rerank::L2 | Rerank::Off => (None, stored.candidates),
+        };
+        (nprobe.unwrap_or(c.nprobe), candidates.unwrap_or(DEFAULT_CANDIDATES))
+    }
+
     /// The number of the quantizer file, if trained.
     pub fn quantizer_file(&self) -> Option<u64> {
         self.manifest.quantizer_file

@@ -202,14 +202,16 @@ impl Snapshot {
         if params.k == 0 {
             return Err(Error::invalid_argument("k", "k must be at least 1"));
         }
-        let nprobe = params.nprobe.unwrap_or(c.nprobe);
+        let rerank = params.rerank.unwrap_or(if c.refine { Rerank::L2 } else { Rerank::Off });
+        // Unset settings: the defaults stored for this kind of re-rank.
+        let (default_nprobe, default_candidates) = self.search_defaults(rerank);
+        let nprobe = params.nprobe.unwrap_or(default_nprobe);
         if nprobe == 0 || nprobe > c.nlist {
             return Err(Error::invalid_argument(
                 "nprobe",
                 format!("nprobe must be between 1 and nlist ({}), got {nprobe}", c.nlist),
             ));
         }
-        let rerank = params.rerank.unwrap_or(if c.refine { Rerank::L2 } else { Rerank::Off });
         if !c.refine && rerank != Rerank::Off {
             return Err(Error::invalid_argument(
                 "rerank",
@@ -235,7 +237,7 @@ impl Snapshot {
                 ));
             }
         }
-        let candidates = params.candidates.unwrap_or(DEFAULT_CANDIDATES);
+        let candidates = params.candidates.unwrap_or(default_candidates);
         if candidates == 0 {
             return Err(Error::invalid_argument("candidates", "candidates must be at least 1"));
         }

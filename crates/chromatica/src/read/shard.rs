@@ -102,7 +102,9 @@ impl Snapshot {
 /// disjoint parts of one state (`parts[p][q]`: part p, query q) into
 /// `(id, distance)` results, nearest first: what [`Snapshot::search`] on
 /// the whole state returns (see the module documentation for why they are
-/// the same).
+/// the same). The merge sees no snapshot: when the parts' `params` left
+/// `candidates` unset, pass the state's default here
+/// ([`Snapshot::search_defaults`]); unset here means [`DEFAULT_CANDIDATES`](super::DEFAULT_CANDIDATES).
 pub fn merge_candidates(parts: &[Vec<Vec<Candidate>>], params: &SearchParams) -> Result<Vec<Vec<(u64, f32)>>> {
     if params.k == 0 {
         return Err(Error::invalid_argument("k", "k must be at least 1"));

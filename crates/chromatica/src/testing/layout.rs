@@ -3,17 +3,35 @@
 //! (corruption tests, fuzz targets) follows a reordered header by itself.
 //! FORMAT.md describes every field.
 
-pub use crate::format::manifest::ManifestHeader;
-pub use crate::format::quantizer_file::QuantizerHeader;
+pub use crate::format::manifest::{ManifestHeader, ManifestHeaderV1};
+pub use crate::format::quantizer_file::{QuantizerHeader, QuantizerHeaderV1};
 pub use crate::format::segment::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
 pub use crate::format::tombstone_file::TombstoneHeader;
 pub use crate::format::{crc, FileKind, FORMAT_VERSION, MAGIC};
 use std::mem::size_of;
 
-/// Bytes of a manifest's fixed part.
+/// Bytes of a manifest's fixed part, as this build writes it (version 2).
 pub const MANIFEST_HEADER: usize = size_of::<ManifestHeader>();
-/// Bytes of a quantizer file's header.
+/// Bytes of a quantizer file's header, as this build writes it (version 2).
 pub const QUANTIZER_HEADER: usize = size_of::<QuantizerHeader>();
+
+/// Bytes of the fixed part of the manifest `b` by the version it states
+/// (version 1's is 100 bytes; any other reads as this build's).
+pub fn manifest_header_len(b: &[u8]) -> usize {
+    match b.get(12..16).map(|v| u32::from_le_bytes(v.try_into().unwrap())) {
+        Some(1) => size_of::<ManifestHeaderV1>(),
+        _ => MANIFEST_HEADER,
+    }
+}
+
+/// Bytes of the header of the quantizer file `b` by the version it states
+/// (version 1's is 88 bytes).
+pub fn quantizer_header_len(b: &[u8]) -> usize {
+    match b.get(12..16).map(|v| u32::from_le_bytes(v.try_into().unwrap())) {
+        Some(1) => size_of::<QuantizerHeaderV1>(),
+        _ => QUANTIZER_HEADER,
+    }
+}
 /// Bytes of a segment's header.
 pub const SEGMENT_HEADER: usize = size_of::<SegmentHeader>();
 /// Bytes of a tombstone file's header.

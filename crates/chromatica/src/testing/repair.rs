@@ -9,12 +9,16 @@ use super::tiny::populated_files;
 use crate::quantizer::blocks;
 use std::mem::{offset_of, size_of};
 
-/// Writes a valid magic, kind and version (if the file is long enough).
+/// Writes a valid magic, kind and version (if the file is long enough): a
+/// version the kind has is kept (an old file stays old), any other becomes
+/// the one this build writes.
 pub fn fix_file_header(b: &mut [u8], kind: FileKind) {
     if b.len() >= 16 {
         b[..8].copy_from_slice(&MAGIC);
         put_u32(b, 8, kind as u32);
-        put_u32(b, 12, FORMAT_VERSION);
+        if !(1..=kind.version()).contains(&get_u32(b, 12)) {
+            put_u32(b, 12, kind.version());
+        }
     }
 }
 
@@ -33,12 +37,14 @@ fn fix_header_crc(b: &mut [u8], header_len: usize) {
 /// Manifest: the table CRC (over everything after the fixed part), then the
 /// header CRC.
 pub fn fix_manifest_crcs(b: &mut [u8]) {
-    if b.len() < MANIFEST_HEADER {
+    // Both versions put the table CRC at the same offset.
+    let len = manifest_header_len(b);
+    if b.len() < len {
         return;
     }
-    let t = crc(&b[MANIFEST_HEADER..]);
+    let t = crc(&b[len..]);
     put_u32(b, offset_of!(ManifestHeader, table_crc), t);
-    fix_header_crc(b, MANIFEST_HEADER);
+    fix_header_crc(b, len);
 }
 
 /// Tombstones: the ids CRC (over everything after the fixed part), then the
@@ -55,8 +61,10 @@ pub fn fix_tombstone_crcs(b: &mut [u8]) {
 /// Quantizers: the three section CRCs (where the sections the header
 /// describes lie inside the file), then the header CRC.
 pub fn fix_quantizer_crcs(b: &mut [u8]) {
+    // Both versions put the shape and sections at the same offsets.
     type H = QuantizerHeader;
-    if b.len() < QUANTIZER_HEADER {
+    let len = quantizer_header_len(b);
+    if b.len() < len {
         return;
     }
     let dim = get_u32(b, offset_of!(H, dim)) as u64;
@@ -82,7 +90,7 @@ pub fn fix_quantizer_crcs(b: &mut [u8]) {
             }
         }
     }
-    fix_header_crc(b, QUANTIZER_HEADER);
+    fix_header_crc(b, len);
 }
 
 /// Byte ranges of the vectors `s .. s + c` of a segment, whose codes start
