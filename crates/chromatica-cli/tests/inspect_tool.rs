@@ -566,6 +566,17 @@ fn tune_chooses_stores_and_holds_on_held_back_queries() {
     let (s, _) = ok(&["inspect", d]);
     assert!(s.contains(&format!("vector search: nprobe {nprobe}, {candidates} candidates")), "{s}");
     assert!(after.set_search_defaults(Rerank::L2, 2, 10).is_err(), "a read-only handle stored");
+    drop(after);
+    // Another writer holds the lock: the measurements are printed, nothing
+    // is stored, the command fails naming the lock.
+    let writer = Index::open(&dir).unwrap();
+    let generation = writer.snapshot().generation();
+    let out = run(&["tune", d, "--recall", "0.9", "--seed", "5", "--queries", "20"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stdout).contains("not stored: ") && text(&out.stdout).contains("recall@10 against"));
+    assert!(text(&out.stderr).contains("locked by another writer"), "{}", text(&out.stderr));
+    drop(writer);
+    assert_eq!(Index::open_read_only(&dir).unwrap().snapshot().generation(), generation);
     fails_with(&["tune", d, "--recall", "1.5"], "--recall");
     fails_with(&["tune", d, "--recall", "0.9", "--queries", "0"], "--queries");
     // An index without a refine store has no truth to tune against.

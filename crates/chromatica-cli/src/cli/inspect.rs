@@ -202,9 +202,13 @@ pub fn segment(dir: &Path, n: usize, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The measures health compares with the training baseline: (name, now,
-/// at training, now / at training), for the text and the HTML report.
-pub fn drift_rows(h: &chromatica::HealthReport) -> Vec<(&'static str, Option<f64>, Option<f64>, Option<f64>)> {
+/// One measure against the training baseline: (name, now, at training,
+/// now / at training).
+pub type DriftRow = (&'static str, Option<f64>, Option<f64>, Option<f64>);
+
+/// The measures health compares with the training baseline, for the text
+/// and the HTML report.
+pub fn drift_rows(h: &chromatica::HealthReport) -> Vec<DriftRow> {
     let b = h.baseline;
     vec![
         ("reconstruction error", h.reconstruction_error, b.map(|b| b.reconstruction_error), h.reconstruction_growth),
@@ -467,17 +471,23 @@ pub fn tune(a: TuneArgs<'_>) -> Result<()> {
         }
     };
     let seconds = t.elapsed().as_secs_f64();
-    let stored = match (&r.chosen, dry_run) {
+    // Storing takes the writer lock for one commit; when it fails (another
+    // writer holds the lock), the measurements are still printed, then the
+    // error.
+    let store = match (&r.chosen, dry_run) {
         (Some(c), false) => {
-            chromatica::Index::open(dir)?.set_search_defaults(r.rerank(), c.nprobe, c.candidates)?;
-            true
+            chromatica::Index::open(dir).and_then(|w| w.set_search_defaults(r.rerank(), c.nprobe, c.candidates))
         }
-        _ => false,
+        _ => Ok(()),
     };
+    let stored = r.chosen.is_some() && !dry_run && store.is_ok();
     let searches = if emd { "colour searches (exact EMD)" } else { "vector searches (exact L2 re-rank)" };
     if json {
         let mut v = serde_json::to_value(&r).expect("plain data");
         v["stored"] = serde_json::Value::Bool(stored);
+        if let Err(e) = &store {
+            v["store_error"] = serde_json::json!(e.to_string());
+        }
         v["seconds"] = serde_json::json!(seconds);
         print_json(&v);
     } else {
@@ -526,6 +536,8 @@ pub fn tune(a: TuneArgs<'_>) -> Result<()> {
                         "stored as the defaults of {searches} (were nprobe {}, {} candidates)",
                         r.nprobe_before, r.candidates_before
                     )
+                } else if let Err(e) = &store {
+                    format!("not stored: {e}")
                 } else {
                     "not stored (--dry-run)".into()
                 }
@@ -533,6 +545,7 @@ pub fn tune(a: TuneArgs<'_>) -> Result<()> {
         }
         println!("measured in {seconds:.2}s");
     }
+    store?;
     if r.chosen.is_none() {
         return Err(Error::InvalidInput(format!("no measured setting reaches recall@10 {}", r.target)));
     }

@@ -14,13 +14,6 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// First 8 bytes of every file.
 pub const MAGIC: [u8; 8] = *b"CHROMATI";
-/// The index format's version: the newest version of any file kind this
-/// build writes ([`FileKind::version`]). Version 2 added the search defaults
-/// to the manifest and the training baseline to the quantizer file; segment
-/// and tombstone files are still version 1. Readers accept every version
-/// of a kind up to the one they write, and refuse anything newer with a
-/// clear error, so an index written by version 1 builds opens unchanged.
-pub const FORMAT_VERSION: u32 = 2;
 /// Sections start at multiples of this, so that typed views stay aligned.
 pub const ALIGN: usize = 64;
 
@@ -36,7 +29,11 @@ pub enum FileKind {
 
 impl FileKind {
     /// The version of this kind of file that this build writes (and the
-    /// newest it reads; every older one is read too).
+    /// newest it reads; every older one is read too). The index format's
+    /// version (FORMAT.md's) is the newest of them: 2, which added the
+    /// search defaults to the manifest and the training baseline to the
+    /// quantizer file; segment and tombstone files are still version 1. So
+    /// an index written by version-1 builds opens unchanged.
     pub fn version(self) -> u32 {
         match self {
             FileKind::Manifest | FileKind::Quantizers => 2,

@@ -7,7 +7,7 @@ pub use crate::format::manifest::{ManifestHeader, ManifestHeaderV1};
 pub use crate::format::quantizer_file::{QuantizerHeader, QuantizerHeaderV1};
 pub use crate::format::segment::{ListEntry, SegmentHeader, FAST_SCAN, HAS_RECORDS, HAS_REFINE};
 pub use crate::format::tombstone_file::TombstoneHeader;
-pub use crate::format::{crc, FileKind, FORMAT_VERSION, MAGIC};
+pub use crate::format::{crc, FileKind, MAGIC};
 use std::mem::size_of;
 
 /// Bytes of a manifest's fixed part, as this build writes it (version 2).
