@@ -521,7 +521,7 @@ fn scan(list: &List<'_>, base: f32, lut: &[f32], m: usize, nbits: usize, unpacke
         let (lut, _) = lut.as_chunks::<256>();
         match m {
             4 => return scan_u8::<4>(list, base, lut, top),
-            8 => return scan_u8::<8>(list, base, lut, top),
+            8 => return scan_u8x8(list, base, lut.try_into().expect("table has 8 rows"), top),
             16 => return scan_u8::<16>(list, base, lut, top),
             32 => return scan_u8::<32>(list, base, lut, top),
             _ => {}
@@ -573,6 +573,26 @@ fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: 
         }
         let threshold = top.threshold();
         for (i, &d) in dist[..block.len()].iter().enumerate() {
+            if d <= threshold {
+                list.offer(b * BLOCK + i, d, top);
+            }
+        }
+    }
+}
+
+/// `scan_u8` for m 8, the default shape: the sums come from
+/// `simd::adc::sums8` (AVX2 gathers where the CPU has them, the same bits
+/// as the portable loop).
+fn scan_u8x8(list: &List<'_>, base: f32, lut: &[[f32; 256]; 8], top: &mut TopK) {
+    const BLOCK: usize = 32;
+    let cpu = crate::simd::Cpu::get();
+    let (codes, _) = list.codes.as_chunks::<8>();
+    let mut dist = [0f32; BLOCK];
+    for (b, block) in codes.chunks(BLOCK).enumerate() {
+        let dist = &mut dist[..block.len()];
+        crate::simd::adc::sums8(cpu, block, lut, base, dist);
+        let threshold = top.threshold();
+        for (i, &d) in dist.iter().enumerate() {
             if d <= threshold {
                 list.offer(b * BLOCK + i, d, top);
             }

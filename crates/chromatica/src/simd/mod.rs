@@ -1,7 +1,8 @@
 //! Every SIMD kernel of the engine, and the one decision of which to run.
 //!
 //! A kernel family is one file: `float.rs` (dot product, squared L2, sparse
-//! rows times a matrix, the nearest-centroid argmin), `fastscan.rs` (the
+//! rows times a matrix, the nearest-centroid argmin), `adc.rs` (the stage-1
+//! sums of byte-wide 8-sub-code codes, by gathers), `fastscan.rs` (the
 //! 4-bit fast-scan block sums), `sinkhorn.rs` (the two matrix–vector products
 //! of a Sinkhorn iteration). Each has a portable twin in plain Rust, which
 //! is the reference: a test checks that every kernel this CPU can run agrees with it (beside the
@@ -17,6 +18,7 @@
 //! SIMD buys. Results are equal either way, except for float rounding (FMA
 //! rounds once where the portable code rounds twice).
 
+pub mod adc;
 pub mod fastscan;
 pub mod float;
 pub mod sinkhorn;
