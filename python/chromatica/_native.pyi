@@ -142,6 +142,12 @@ class Index:
         """Bytes used, everything counted: the ``memory`` object of ``chromatica inspect --json``."""
     def inspect(self) -> Dict[str, Any]:
         """The fields of ``chromatica inspect --json``: config, counts, segments, tombstones, list sizes, memory, disk bytes."""
+    def health(self, sample: int = 2000, queries: int = 100, seed: int = 1234) -> Dict[str, Any]:
+        """Drift since training (against the stored training baseline), sampled errors, estimated recall@10 and advice: the fields of ``chromatica inspect --health --json``."""
+    def tune(self, recall: float, queries: int = 200, seed: int = 1234, store: bool = False) -> Dict[str, Any]:
+        """Recall@10 against exact L2 (refine store) and speed over nprobe × candidates; the cheapest setting meeting ``recall`` is ``"chosen"`` (the fields of ``chromatica tune --json``, with ``"stored"``); ``store=True`` makes it the index's defaults in one commit."""
+    def set_search_defaults(self, nprobe: int, candidates: int, rerank: str = "l2") -> None:
+        """Stores the nprobe and candidates of searches re-ranked like ``rerank`` ("l2"/"none": vector searches; "exact"/"emd": colour searches) in one commit."""
     def verify(self) -> Dict[str, Any]:
         """Reads and checks every byte: the fields of ``chromatica verify --json``, or ``CorruptIndexError``."""
     def warnings(self) -> List[str]:

@@ -14,8 +14,8 @@
 use chromatica::color::{self, DominantColor};
 use chromatica::images::{self, ImageIndex, Query, SearchOptions, SyncEvent, SyncOptions, SyncSummary};
 use chromatica::{
-    Candidate, CompactReport, Config, Error, Index as CoreIndex, Preset, Record, Rerank, Rows, SearchParams,
-    StagedSegment, TrainOptions, TrainReport, VectorSource,
+    Candidate, CompactReport, Config, Error, HealthOptions, Index as CoreIndex, Preset, Record, Rerank, Rows,
+    SearchParams, StagedSegment, TrainOptions, TrainReport, VectorSource,
 };
 use numpy::ndarray::Array2;
 use numpy::{
@@ -783,6 +783,56 @@ impl Index {
     fn inspect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let index = self.get()?;
         to_json_obj(py, &index.inspect())
+    }
+
+    /// Drift since training (against the baseline stored at training),
+    /// errors of a seeded sample of stored vectors, estimated stage-1
+    /// recall@10 and advice: the fields of `chromatica inspect --health
+    /// --json`. Read-only; `queries` sampled vectors each cost one exact scan.
+    #[pyo3(signature = (sample=2000, queries=100, seed=1234))]
+    fn health(&self, py: Python<'_>, sample: i64, queries: i64, seed: u64) -> PyResult<Py<PyAny>> {
+        let index = self.get()?;
+        let mut opts = HealthOptions::default();
+        opts.sample = positive("sample", sample)?;
+        opts.queries = usize::try_from(queries).map_err(|_| PyValueError::new_err("queries must be at least 0"))?;
+        opts.seed = seed;
+        let r = py.detach(|| index.health(&opts)).map_err(to_py)?;
+        to_json_obj(py, &r)
+    }
+
+    /// Measures recall@10 against exact L2 over the refine store (on
+    /// `queries` stored vectors) and speed over a grid of nprobe ×
+    /// candidates, and picks the cheapest setting meeting `recall`: the
+    /// fields of `chromatica tune --json`, with "stored". With `store=True`
+    /// the choice becomes the index's defaults (one commit, as
+    /// `set_search_defaults`).
+    #[pyo3(signature = (recall, queries=200, seed=1234, store=false))]
+    fn tune(&self, py: Python<'_>, recall: f64, queries: i64, seed: u64, store: bool) -> PyResult<Py<PyAny>> {
+        let index = self.get()?;
+        let queries = positive("queries", queries)?;
+        let r = py.detach(|| index.tune(recall, queries, seed)).map_err(to_py)?;
+        let stored = match (&r.chosen, store) {
+            (Some(c), true) => {
+                py.detach(|| index.set_search_defaults(r.rerank(), c.nprobe, c.candidates)).map_err(to_py)?;
+                true
+            }
+            _ => false,
+        };
+        let out = to_json_obj(py, &r)?;
+        out.bind(py).set_item("stored", stored)?;
+        Ok(out)
+    }
+
+    /// Stores `nprobe` and `candidates` as the defaults of searches
+    /// re-ranked like `rerank` ("l2" or "none": vector searches; "exact" or
+    /// "emd": colour searches), in one commit; searches that do not say
+    /// otherwise use them.
+    #[pyo3(signature = (nprobe, candidates, rerank="l2"))]
+    fn set_search_defaults(&self, py: Python<'_>, nprobe: i64, candidates: i64, rerank: &str) -> PyResult<()> {
+        let index = self.get()?;
+        let (nprobe, candidates) = (positive("nprobe", nprobe)?, positive("candidates", candidates)?);
+        let rerank = rerank_arg(Some(rerank))?.expect("given");
+        py.detach(|| index.set_search_defaults(rerank, nprobe, candidates)).map_err(to_py)
     }
 
     /// Reads every byte of the index and checks every checksum; returns the

@@ -254,3 +254,46 @@ def test_contiguous_float32_is_read_in_place(tmp_path):
         grown = _hwm_bytes() - before
         assert (I[:, 0] == 1).all()
         assert grown < x.nbytes / 3, (grown, x.nbytes)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_health_and_tune_store_search_defaults(tmp_path, data):
+    xb, xq = data
+    with make(tmp_path, xb, refine=True) as index:
+        index.add(xb)
+        h = index.health(sample=500, queries=20)
+        b = h["baseline"]
+        assert b["points"] == len(xb) and b["reconstruction_error"] > 0
+        assert h["reconstruction_growth"] == pytest.approx(h["reconstruction_error"] / b["reconstruction_error"])
+        assert not [a for a in h["advice"] if "grew" in a["message"]]
+        # Shifted vectors grow the errors past the threshold, and the advice says so.
+        index.add(xb[:2000] + 0.5)
+        h = index.health(sample=2000, queries=5)
+        assert h["reconstruction_growth"] >= 1.25
+        assert [a for a in h["advice"] if a["message"].startswith("retrain: reconstruction error grew")]
+        with pytest.raises(ValueError, match="sample"):
+            index.health(sample=0)
+
+        before = index.state()["generation"]
+        r = index.tune(0.9, queries=50)
+        assert r["stored"] is False and r["truth"] == "exact L2" and index.state()["generation"] == before
+        r = index.tune(0.9, queries=50, store=True)
+        c = r["chosen"]
+        assert r["stored"] and c["recall_at_10"] >= 0.9 and index.state()["generation"] == before + 1
+        s = index.state()
+        assert (s["nprobe"], s["candidates"]) == (c["nprobe"], c["candidates"])
+        D, I = index.search(xq, 10)
+        D2, I2 = index.search(xq, 10, nprobe=c["nprobe"], candidates=c["candidates"])
+        assert (I == I2).all() and (D == D2).all()
+        index.set_search_defaults(3, 40)
+        assert (index.state()["nprobe"], index.state()["candidates"]) == (3, 40)
+        index.set_search_defaults(2, 60, rerank="exact")  # colour searches only
+        assert (index.state()["nprobe"], index.state()["candidates"]) == (3, 40)
+        assert (index.inspect()["emd_nprobe"], index.inspect()["emd_candidates"]) == (2, 60)
+        for bad in [dict(nprobe=0, candidates=5), dict(nprobe=99, candidates=5), dict(nprobe=2, candidates=0)]:
+            with pytest.raises(ValueError):
+                index.set_search_defaults(**bad)
+        with pytest.raises(ValueError, match="rerank"):
+            index.set_search_defaults(2, 5, rerank="cosine")
+        with pytest.raises(ValueError, match="recall"):
+            index.tune(1.5)
