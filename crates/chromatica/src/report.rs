@@ -280,6 +280,8 @@ impl Snapshot {
             .map(|t| TombstoneInfo { file: tombstone_name(t.file), ids: t.ids, generation: t.generation })
             .collect();
         let quantizers = memory.quantizer_bytes + memory.precomputed_table_bytes;
+        let default_candidates = self.search_defaults(crate::Rerank::L2).1;
+        let (emd_nprobe, emd_candidates) = self.search_defaults(crate::Rerank::ExactEmd);
         Inspection {
             format_version: self.manifest.version,
             generation: self.manifest.generation,
@@ -290,9 +292,9 @@ impl Snapshot {
             vectors: memory.vectors,
             deleted: self.manifest.deleted_vectors(),
             next_id: self.manifest.next_id,
-            default_candidates: self.search_defaults(crate::Rerank::L2).1,
-            emd_nprobe: self.search_defaults(crate::Rerank::ExactEmd).0,
-            emd_candidates: self.search_defaults(crate::Rerank::ExactEmd).1,
+            default_candidates,
+            emd_nprobe,
+            emd_candidates,
             segments,
             tombstones,
             lists: self.list_stats(),
