@@ -447,6 +447,25 @@ mod tests {
         assert!(Manifest::decode(&c2, "M").is_err());
     }
 
+    /// A stored EMD nprobe above nlist, with valid checksums, is refused.
+    #[test]
+    fn an_emd_nprobe_above_nlist_is_refused() {
+        let m = sample();
+        let b = m.encode();
+        let mut h = ManifestHeader::read_from_prefix(&b).unwrap().0;
+        h.emd_nprobe = U32::new(m.config.nlist as u32 + 1);
+        let mut c = Vec::new();
+        write_checked_header(&h, &mut c);
+        c.extend_from_slice(&b[112..]);
+        let e = Manifest::decode(&c, "M").unwrap_err().to_string();
+        assert!(e.contains("EMD nprobe is above nlist"), "{e}");
+        h.emd_nprobe = U32::new(m.config.nlist as u32);
+        let mut c = Vec::new();
+        write_checked_header(&h, &mut c);
+        c.extend_from_slice(&b[112..]);
+        assert_eq!(Manifest::decode(&c, "M").unwrap().defaults.emd_nprobe, Some(m.config.nlist));
+    }
+
     #[test]
     fn fast_scan_flag_round_trips_and_unknown_flags_are_refused() {
         let mut m = sample();
