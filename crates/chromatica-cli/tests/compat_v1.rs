@@ -183,6 +183,15 @@ fn golden_index_v1_still_opens_and_searches() {
     assert_eq!(r.ids.start, expected["next_id"].as_u64().unwrap());
     assert_eq!(rw.len(), 597);
     drop(rw);
+    // The add wrote a version-2 segment (16-bit scaled refine values)
+    // beside the golden version-1 ones, which stay as they were.
+    let mut versions: Vec<(bool, u32)> = dir_contents(&dir)
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".seg"))
+        .map(|(n, b)| (names.contains(&n), get_u32(&b, 12)))
+        .collect();
+    versions.sort();
+    assert_eq!(versions, [(false, 2), (true, 1), (true, 1)]);
 
     // The CLI reads it too.
     let out = tmp.path().join("r.ivecs");

@@ -854,7 +854,7 @@ impl Snapshot {
             for n in g.iter().filter(|n| n.id != skip[qi]).take(10) {
                 let found = t.iter().any(|&(_, id)| id == n.id) || {
                     let r = self.segments[n.location.segment as usize].refine(n.location.position as usize)?;
-                    let xn: f32 = r.values.iter().map(|v| v.get() * v.get()).sum();
+                    let xn: f32 = r.iter().map(|(_, v)| v * v).sum();
                     let dot: f32 = r.iter().map(|(j, v)| q[j] * v).sum();
                     qn + xn - 2.0 * dot <= kth + 1e-6 * kth.abs().max(1e-6)
                 };
@@ -888,7 +888,7 @@ impl Snapshot {
                         continue;
                     }
                     let r = seg.refine(seg.list_start(l) + i)?;
-                    let xn: f32 = r.values.iter().map(|v| v.get() * v.get()).sum();
+                    let xn: f32 = r.iter().map(|(_, v)| v * v).sum();
                     for (qi, top) in tops.iter_mut().enumerate() {
                         if id == skip[qi] {
                             continue;

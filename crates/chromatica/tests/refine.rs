@@ -6,6 +6,7 @@
 use chromatica::color::Sinkhorn;
 use chromatica::color::{hellinger, histogram_of_pixels};
 use chromatica::testing::distance;
+use chromatica::testing::reference::as_stored;
 use chromatica::testing::MemStorage;
 use chromatica::testing::{IndexInternals, SnapshotInternals};
 use chromatica::{Config, Index, MergePolicy, Record, Rerank, SearchParams, TrainOptions};
@@ -106,7 +107,7 @@ fn untrained_refine_index_searches_exactly() {
             assert!((nb.distance - dist).abs() < 1e-4);
             let rec = snap.record(nb.location).unwrap().unwrap();
             assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
-            assert_eq!(snap.vector(nb.location).unwrap(), base[*id as usize * d..(*id as usize + 1) * d].to_vec());
+            assert_eq!(snap.vector(nb.location).unwrap(), as_stored(&base[*id as usize * d..(*id as usize + 1) * d]));
         }
     }
     // Without a refine store there is nothing to search before training.
@@ -242,8 +243,7 @@ fn live_locations_turn_every_live_id_into_its_record_and_vector() {
         let rec = snap.record(loc).unwrap().unwrap();
         assert_eq!(rec.path, std::path::Path::new(&format!("/photos/{id:05}.jpg")));
         let v = snap.vector(loc).unwrap();
-        let want = &base[id as usize * d..(id as usize + 1) * d];
-        assert!(v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "id {id}");
+        assert_eq!(v, as_stored(&base[id as usize * d..(id as usize + 1) * d]), "id {id}");
     }
 }
 

@@ -31,13 +31,14 @@ impl FileKind {
     /// The version of this kind of file that this build writes (and the
     /// newest it reads; every older one is read too). The index format's
     /// version (FORMAT.md's) is the newest of them: 2, which added the
-    /// search defaults to the manifest and the training baseline to the
-    /// quantizer file; segment and tombstone files are still version 1. So
-    /// an index written by version-1 builds opens unchanged.
+    /// search defaults to the manifest, the training baseline to the
+    /// quantizer file and 16-bit scaled values to the segments' refine
+    /// store; tombstone files are still version 1. So an index written by
+    /// version-1 builds opens unchanged.
     pub fn version(self) -> u32 {
         match self {
-            FileKind::Manifest | FileKind::Quantizers => 2,
-            FileKind::Segment | FileKind::Tombstones => 1,
+            FileKind::Manifest | FileKind::Quantizers | FileKind::Segment => 2,
+            FileKind::Tombstones => 1,
         }
     }
 }
@@ -259,11 +260,16 @@ mod tests {
 
     #[test]
     fn header_checks_magic_kind_and_version() {
-        let mut b = FileHeader::new(FileKind::Segment).as_bytes().to_vec();
-        FileHeader::check(&b, FileKind::Segment, "f").unwrap();
+        let mut b = FileHeader::new(FileKind::Tombstones).as_bytes().to_vec();
+        FileHeader::check(&b, FileKind::Tombstones, "f").unwrap();
         assert!(FileHeader::check(&b, FileKind::Manifest, "f").unwrap_err().to_string().contains("kind"));
         b[12] = 2;
-        assert!(FileHeader::check(&b, FileKind::Segment, "f").unwrap_err().to_string().contains("version 2"));
+        assert!(FileHeader::check(&b, FileKind::Tombstones, "f").unwrap_err().to_string().contains("version 2"));
+        let mut s = FileHeader::new(FileKind::Segment).as_bytes().to_vec();
+        for (v, ok) in [(1u8, true), (2, true), (3, false)] {
+            s[12] = v;
+            assert_eq!(FileHeader::check(&s, FileKind::Segment, "f").ok(), ok.then_some(u32::from(v)), "segment {v}");
+        }
         let mut m = FileHeader::new(FileKind::Manifest).as_bytes().to_vec();
         assert_eq!(FileHeader::check(&m, FileKind::Manifest, "f").unwrap(), 2);
         m[12] = 1;
@@ -276,7 +282,7 @@ mod tests {
                 .contains("versions 1 to 2"));
         }
         b[0] = b'X';
-        assert!(FileHeader::check(&b, FileKind::Segment, "f").unwrap_err().to_string().contains("magic"));
-        assert!(FileHeader::check(&b[..5], FileKind::Segment, "f").is_err());
+        assert!(FileHeader::check(&b, FileKind::Tombstones, "f").unwrap_err().to_string().contains("magic"));
+        assert!(FileHeader::check(&b[..5], FileKind::Tombstones, "f").is_err());
     }
 }

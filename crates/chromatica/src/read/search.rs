@@ -629,12 +629,12 @@ mod tests {
             let (dims, values): (Vec<U16>, Vec<F32>) =
                 (0..dim).filter(|&p| y[p] != 0.0).map(|p| (U16::new(p as u16), F32::new(y[p]))).unzip();
             let want: f64 = x.iter().zip(&y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
-            let got = exact_l2(&nz, RefineRef { dims: &dims, values: &values });
+            let got = exact_l2(&nz, RefineRef::from_f32(&dims, &values));
             assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
             // A vector is at distance exactly 0 from itself.
             let (dims, values): (Vec<U16>, Vec<F32>) =
                 nz.iter().map(|&(p, v)| (U16::new(p as u16), F32::new(v))).unzip();
-            assert_eq!(exact_l2(&nz, RefineRef { dims: &dims, values: &values }), 0.0);
+            assert_eq!(exact_l2(&nz, RefineRef::from_f32(&dims, &values)), 0.0);
         }
     }
 }

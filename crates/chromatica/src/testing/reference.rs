@@ -4,6 +4,14 @@
 use crate::quantizer::Quantizers;
 use crate::Neighbor;
 
+/// A vector as the refine store gives it back: each value rounded to a
+/// multiple of the vector's power-of-two scale (segment format version 2;
+/// within max|x| / 32767 of the value written). Zeros stay zero.
+pub fn as_stored(x: &[f32]) -> Vec<f32> {
+    let (scale, q) = crate::format::segment::quantize(x.iter().copied());
+    q.into_iter().map(|q| f32::from(q) * scale).collect()
+}
+
 /// Squared L2 distance, summed in f64.
 pub fn l2(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()

@@ -96,7 +96,8 @@ pub fn fix_quantizer_crcs(b: &mut [u8]) {
 /// Byte ranges of the vectors `s .. s + c` of a segment, whose codes start
 /// at code slot `slot`, as the engine's list checksum covers them (codes —
 /// with fast-scan the list's blocks, `blocks::slots(c)` code slots —, ids,
-/// and when present their refine offsets, dimensions and values, and their
+/// and when present their refine offsets, scales (version 2), dimensions and
+/// values, and their
 /// record offsets, sizes, mtimes and path bytes): a re-statement of
 /// `Layout::ranges` in `src/format/segment/layout.rs`, kept honest by
 /// [`repairs_leave_genuine_files_unchanged`]. `None` where the file does not hold them.
@@ -119,16 +120,29 @@ fn segment_list_ranges(b: &[u8], s: u64, c: u64, slot: u64) -> Option<Vec<std::o
     if flags & HAS_REFINE != 0 {
         let starts = get_u64(b, offset_of!(H, refine_offset));
         let nnz = u64_at(starts.checked_add(n.checked_mul(8)?)?)?.min(b.len() as u64);
-        let bins = starts.checked_add(n1.checked_mul(8)?)?;
-        let values = bins.checked_add(nnz.checked_mul(2)?)?.div_ceil(4).checked_mul(4)?;
+        let after_starts = starts.checked_add(n1.checked_mul(8)?)?;
+        // Version 1: dims, padding to 4, f32 values. Version 2: per-vector
+        // f32 scales, dims, i16 values.
+        let version = get_u32(b, offset_of!(H, file) + 12);
+        let (scales, bins) = match version {
+            1 => (None, after_starts),
+            _ => (Some(after_starts), after_starts.checked_add(n.checked_mul(4)?)?),
+        };
+        let (values, width) = match scales {
+            None => (bins.checked_add(nnz.checked_mul(2)?)?.div_ceil(4).checked_mul(4)?, 4),
+            Some(_) => (bins.checked_add(nnz.checked_mul(2)?)?, 2),
+        };
         let lo = u64_at(starts.checked_add(s.checked_mul(8)?)?)?;
         let hi = u64_at(starts.checked_add(s.checked_add(c)?.checked_mul(8)?)?)?;
         if lo > hi || hi > nnz {
             return None;
         }
         v.push(at(starts, 8, s, c.checked_add(1)?)?);
+        if let Some(scales) = scales {
+            v.push(at(scales, 4, s, c)?);
+        }
         v.push(at(bins, 2, lo, hi - lo)?);
-        v.push(at(values, 4, lo, hi - lo)?);
+        v.push(at(values, width, lo, hi - lo)?);
     }
     if flags & HAS_RECORDS != 0 {
         let starts = get_u64(b, offset_of!(H, records_offset));

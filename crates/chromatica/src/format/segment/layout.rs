@@ -21,16 +21,45 @@ pub(super) struct Layout {
     pub(super) slots: usize,
     pub(super) codes: usize,
     pub(super) ids: usize,
-    /// (start of `starts`, start of bins, start of values, total nnz).
-    pub(super) refine: Option<(usize, usize, usize, usize)>,
+    pub(super) refine: Option<Refine>,
     /// (start of `starts`, sizes, mtimes, blob, blob length).
     pub(super) records: Option<(usize, usize, usize, usize, usize)>,
 }
 
-fn refine_parts(off: usize, n: usize, nnz: usize) -> (usize, usize, usize, usize) {
-    let bins = off + 8 * (n + 1);
-    let values = (bins + 2 * nnz).div_ceil(4) * 4;
-    (values + 4 * nnz - off, bins, values, nnz)
+/// Where the refine section's arrays lie (FORMAT.md, "Refine store"):
+/// `starts` (n + 1 u64), in version 2 `scales` (n f32), `dims` (nnz u16),
+/// then `values`: f32 in version 1 (after padding to 4 bytes), i16 in
+/// version 2, where value = q × scale.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Refine {
+    pub(super) starts: usize,
+    /// Version 2's per-vector scales; `None` in version 1.
+    pub(super) scales: Option<usize>,
+    pub(super) dims: usize,
+    pub(super) values: usize,
+    pub(super) nnz: usize,
+    /// Bytes per value: 4 (f32, version 1) or 2 (i16, version 2).
+    pub(super) value_size: usize,
+}
+
+impl Refine {
+    /// The arrays of a refine section at `off` holding `n` vectors and
+    /// `nnz` values in all, as segment format `version` lays them out.
+    pub(super) fn of(off: usize, n: usize, nnz: usize, version: u32) -> Refine {
+        let after_starts = off + 8 * (n + 1);
+        if version == 1 {
+            let values = (after_starts + 2 * nnz).div_ceil(4) * 4;
+            Refine { starts: off, scales: None, dims: after_starts, values, nnz, value_size: 4 }
+        } else {
+            let dims = after_starts + 4 * n;
+            Refine { starts: off, scales: Some(after_starts), dims, values: dims + 2 * nnz, nnz, value_size: 2 }
+        }
+    }
+
+    /// One past the section's last byte.
+    pub(super) fn end(&self) -> usize {
+        self.values + self.value_size * self.nnz
+    }
 }
 
 fn records_parts(off: usize, n: usize, blob: usize) -> (usize, usize, usize, usize) {
@@ -78,11 +107,11 @@ impl Layout {
                 return Err(Error::corrupt(file, r.start as u64, "refine store shorter than its offsets"));
             }
             let nnz = u64_at(bytes, r.start + 8 * n, file)? as usize;
-            let (len, bins, values, nnz) = refine_parts(r.start, n, nnz.min(bytes.len()));
-            if len != r.len() {
+            let refine = Refine::of(r.start, n, nnz.min(bytes.len()), h.file.version.get());
+            if refine.end() != r.end {
                 return Err(Error::corrupt(file, r.start as u64, "refine store length disagrees with its offsets"));
             }
-            Some((r.start, bins, values, nnz))
+            Some(refine)
         } else {
             None
         };
@@ -150,22 +179,24 @@ impl Layout {
 
     /// Every byte range that belongs to vectors `s .. s + c`, whose codes
     /// start at code slot `slot`: codes (with fast-scan, their blocks, padding
-    /// included), ids, and (when present) their refine values and records.
+    /// included), ids, and (when present) their refine values (with their
+    /// scales) and records.
     fn ranges(&self, bytes: &[u8], s: usize, c: usize, slot: usize, file: &str) -> Result<Vec<Range<usize>>> {
         let mut v = vec![
             self.codes + slot * self.code_size..self.codes + (slot + self.code_slots(c)) * self.code_size,
             self.ids + s * self.id_width..self.ids + (s + c) * self.id_width,
         ];
-        if let Some((starts, bins, values, nnz)) = self.refine {
-            let (a, b) = (Self::start(bytes, starts, s, nnz, file)?, Self::start(bytes, starts, s + c, nnz, file)?);
+        if let Some(r) = self.refine {
+            let (a, b) =
+                (Self::start(bytes, r.starts, s, r.nnz, file)?, Self::start(bytes, r.starts, s + c, r.nnz, file)?);
             if a > b {
-                return Err(Error::corrupt(file, (starts + 8 * s) as u64, "refine offsets decrease"));
+                return Err(Error::corrupt(file, (r.starts + 8 * s) as u64, "refine offsets decrease"));
             }
-            v.extend([
-                starts + 8 * s..starts + 8 * (s + c + 1),
-                bins + 2 * a..bins + 2 * b,
-                values + 4 * a..values + 4 * b,
-            ]);
+            v.push(r.starts + 8 * s..r.starts + 8 * (s + c + 1));
+            if let Some(scales) = r.scales {
+                v.push(scales + 4 * s..scales + 4 * (s + c));
+            }
+            v.extend([r.dims + 2 * a..r.dims + 2 * b, r.values + r.value_size * a..r.values + r.value_size * b]);
         }
         if let Some((starts, sizes, mtimes, blob_at, blob)) = self.records {
             let (a, b) = (Self::start(bytes, starts, s, blob, file)?, Self::start(bytes, starts, s + c, blob, file)?);

@@ -19,7 +19,7 @@ mod tests;
 mod view;
 mod writer;
 
-pub use refine_records::{RecordRef, RefineRef};
+pub use refine_records::{quantize, RecordRef, RefineRef};
 pub use view::{Expect, Ids, SegmentView};
 pub use writer::{encode, SegmentInput};
 

@@ -123,20 +123,11 @@ impl Sink<'_> {
         Ok(())
     }
 
-    /// Zero bytes up to a multiple of `align`: between sections (in no
-    /// checksum), or inside one (`in_section`: in its checksum, no list's).
-    fn pad(&mut self, align: u64, in_section: bool) -> Result<()> {
-        let zeros = [0u8; 64];
-        let n = (self.pos.div_ceil(align) * align - self.pos) as usize;
-        if in_section {
-            self.section.update(&zeros[..n]);
-        }
-        self.raw(&zeros[..n])
-    }
-
     /// Starts a section at the next aligned offset; returns the offset.
     fn begin(&mut self) -> Result<u64> {
-        self.pad(ALIGN as u64, false)?;
+        // Zero bytes between sections, in no checksum.
+        let n = (self.pos.div_ceil(ALIGN as u64) * ALIGN as u64 - self.pos) as usize;
+        self.raw(&[0u8; ALIGN][..n])?;
         self.section = crc32fast::Hasher::new();
         Ok(self.pos)
     }
@@ -279,13 +270,16 @@ fn sweep(spec: &StreamSpec, src: &dyn RowSource, prefix: &[u8], sink: &mut Sink<
     sections[1] = sink.end(start);
     if spec.refine {
         let start = sink.begin()?;
+        // Version 2's arrays (layout.rs): starts, scales, dims, values.
         starts(src, Part::Refine, nlist, sink, |r| Ok(refine_of(r)?.dims.len() as u64))?;
+        for l in 0..nlist {
+            src.list_rows(l, Part::Refine, &mut |r| sink.put(&refine_of(r)?.scaled().0.to_le_bytes(), l..l + 1))?;
+        }
         for l in 0..nlist {
             src.list_rows(l, Part::Refine, &mut |r| sink.put(refine_of(r)?.dims.as_bytes(), l..l + 1))?;
         }
-        sink.pad(4, true)?;
         for l in 0..nlist {
-            src.list_rows(l, Part::Refine, &mut |r| sink.put(refine_of(r)?.values.as_bytes(), l..l + 1))?;
+            src.list_rows(l, Part::Refine, &mut |r| sink.put(refine_of(r)?.scaled().1.as_bytes(), l..l + 1))?;
         }
         sections[2] = sink.end(start);
     }

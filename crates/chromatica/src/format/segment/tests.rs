@@ -165,3 +165,84 @@ fn mismatched_shape_is_refused() {
     let e = SegmentView::open(Bytes::Owned(Arc::new(b)), "s".into(), Expect { nlist: 4, ..expect(false) }).unwrap_err();
     assert!(e.to_string().contains("nlist"));
 }
+
+#[test]
+fn refine_values_are_scaled_integers_within_half_a_step() {
+    // Values of mixed sign and magnitude that no power of two divides, and
+    // a vector of zeros.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut rows: Vec<Sparse> =
+        (0..4).map(|i| (0..8u16).map(|d| (d, ((next() - 0.3) * 10f64.powi(i * 3 - 4)) as f32)).collect()).collect();
+    rows.push(vec![(3, 0.0)]);
+    let codes = vec![0u8; 5 * 3];
+    let b = encode(&SegmentInput {
+        code_size: 3,
+        quantizer_file: 9,
+        counts: &[2, 0, 3],
+        codes: &codes,
+        ids: &[0, 1, 2, 3, 4],
+        refine: Some(&rows),
+        records: None,
+        fast_scan: false,
+    });
+    assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()), 2, "segments are written as version 2");
+    let v = open(b, true).unwrap();
+    v.verify().unwrap();
+    for (p, want) in rows.iter().enumerate() {
+        let got = v.refine(p).unwrap().to_sparse();
+        let max = want.iter().fold(0f32, |m, &(_, x)| m.max(x.abs()));
+        assert_eq!(got.len(), want.len());
+        for (&(d, x), &(e, y)) in want.iter().zip(&got) {
+            assert_eq!(d, e);
+            assert!((x - y).abs() <= max / 32767.0, "vector {p} dim {d}: {x} stored as {y} (max {max})");
+        }
+        // The scale is a power of two (or 0 for zeros), the smallest that
+        // keeps every value within ±32767 steps; storing again changes nothing.
+        let (scale, q) = quantize(got.iter().map(|&(_, y)| y));
+        if max == 0.0 {
+            assert_eq!(scale, 0.0);
+        } else {
+            assert_eq!(scale.to_bits() & 0x007f_ffff, 0, "vector {p}: scale {scale} is not a power of two");
+            assert!(max / scale <= 32767.0 && max / scale > 32767.0 / 2.0, "vector {p}: scale {scale}, max {max}");
+        }
+        let again: Vec<f32> = q.iter().map(|&q| f32::from(q) * scale).collect();
+        assert_eq!(again, got.iter().map(|&(_, y)| y).collect::<Vec<_>>(), "vector {p}: not idempotent");
+    }
+}
+
+#[test]
+fn a_negative_or_non_finite_refine_scale_is_refused_with_valid_checksums() {
+    let b = build(&[1, 2, 3, 4], true);
+    let v = open(b.clone(), true).unwrap();
+    let scales = v.layout.refine.unwrap().scales.expect("version 2 has scales");
+    let h = SegmentHeader::read_from_prefix(&b).unwrap().0;
+    // Vector 3 is the second of list 2 (lists of 2, 0 and 2 vectors).
+    let at = scales + 4 * 3;
+    for bad in [-0.5f32, f32::NAN, f32::INFINITY] {
+        let mut c = b.clone();
+        c[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+        let (s, n, _, slot) = v.lists[2];
+        let crc = v.layout.list_crc(&c, s, n, slot, "s").unwrap();
+        let entry = h.lists_offset.get() as usize + 2 * 16 + 12;
+        c[entry..entry + 4].copy_from_slice(&crc.to_le_bytes());
+        let lists = h.lists_offset.get() as usize..h.lists_offset.get() as usize + 3 * 16;
+        let refine = h.refine_offset.get() as usize..(h.refine_offset.get() + h.refine_len.get()) as usize;
+        let mut h2 = h;
+        h2.lists_crc = U32::new(format::crc(&c[lists]));
+        h2.refine_crc = U32::new(format::crc(&c[refine]));
+        let mut head = Vec::new();
+        write_checked_header(&h2, &mut head);
+        c[..HEADER].copy_from_slice(&head);
+        let w = open(c, true).unwrap();
+        w.refine(2).unwrap();
+        let e = w.refine(3).err().expect("bad scale refused").to_string();
+        assert!(e.contains("refine scale") && e.contains(&format!("byte {at}")), "{bad}: {e}");
+        assert!(w.verify().is_err());
+    }
+}

@@ -218,7 +218,7 @@ impl SegmentView {
     }
     /// Bytes of the refine section (0 without one).
     pub fn refine_bytes(&self) -> usize {
-        self.layout.refine.map_or(0, |(s, _, v, nnz)| v + 4 * nnz - s)
+        self.layout.refine.map_or(0, |r| r.end() - r.starts)
     }
     /// Heap bytes of the Lab means kept for EMD search (0 until the first).
     pub fn lab_mean_bytes(&self) -> usize {
@@ -351,18 +351,19 @@ impl SegmentView {
     /// The per-vector checks of [`SegmentView::verify`] for position `p`:
     /// its refine values (finite, dimensions ascending) and its record.
     fn check_vector(&self, p: usize) -> Result<()> {
-        if self.layout.refine.is_some() {
+        if let Some(layout) = self.layout.refine {
             let r = self.refine(p)?;
-            if let Some(k) = r.values.iter().position(|v| !v.get().is_finite()) {
-                // Byte offset of the bad value: where its slice sits in the file.
-                let at = r.values.as_ptr() as usize - self.bytes.as_ptr() as usize + 4 * k;
+            let first = || r.dims.as_ptr() as usize - self.bytes.as_ptr() as usize - layout.dims;
+            if let Some(k) = r.iter().position(|(_, v)| !v.is_finite()) {
+                // Byte offset of the bad value: the vector's first value's
+                // index (its first dimension's) plus k.
+                let at = layout.values + layout.value_size * (first() / 2 + k);
                 return Err(Error::corrupt(&self.name, at as u64, format!("non-finite refine value of vector {p}")));
             }
             if r.dims.windows(2).any(|w| w[0].get() >= w[1].get()) {
-                let at = r.dims.as_ptr() as usize - self.bytes.as_ptr() as usize;
                 return Err(Error::corrupt(
                     &self.name,
-                    at as u64,
+                    (layout.dims + first()) as u64,
                     format!("refine dimensions of vector {p} not ascending"),
                 ));
             }
@@ -371,7 +372,8 @@ impl SegmentView {
         Ok(())
     }
 
-    /// vector's refine values and record.
+    /// Checks every checksum (sections and lists) and every vector's
+    /// refine values and record; stops at the first problem.
     pub fn verify(&self) -> Result<()> {
         let n = self.layout.n;
         let c = self.layout.codes..self.layout.codes + self.code_bytes();
@@ -385,22 +387,7 @@ impl SegmentView {
             self.check_list(l)?;
         }
         for p in 0..n {
-            if self.layout.refine.is_some() {
-                let r = self.refine(p)?;
-                if let Some(k) = r.values.iter().position(|v| !v.get().is_finite()) {
-                    // Byte offset of the bad value: where its slice sits in the file.
-                    let at = r.values.as_ptr() as usize - self.bytes.as_ptr() as usize + 4 * k;
-                    return Err(Error::corrupt(&self.name, at as u64, "non-finite refine value"));
-                }
-                if r.dims.windows(2).any(|w| w[0].get() >= w[1].get()) {
-                    return Err(Error::corrupt(
-                        &self.name,
-                        0,
-                        format!("refine dimensions of vector {p} not ascending"),
-                    ));
-                }
-            }
-            self.record(p)?;
+            self.check_vector(p)?;
         }
         Ok(())
     }

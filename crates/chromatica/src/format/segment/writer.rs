@@ -1,6 +1,7 @@
 //! Encoding a segment file from vectors already grouped by list.
 
 use super::layout::Layout;
+use super::refine_records::quantize;
 use super::{path_bytes, ListEntry, Record, SegmentHeader, Sparse, FAST_SCAN, HAS_RECORDS, HAS_REFINE, HEADER};
 use crate::format::{crc, pad, write_checked_header, FileHeader, FileKind};
 use crate::quantizer::blocks;
@@ -74,9 +75,10 @@ pub fn encode(input: &SegmentInput<'_>) -> Vec<u8> {
             at += r.len() as u64;
             out.extend_from_slice(&at.to_le_bytes());
         }
+        let scaled: Vec<(f32, Vec<i16>)> = rows.iter().map(|r| quantize(r.iter().map(|&(_, v)| v))).collect();
+        scaled.iter().for_each(|(s, _)| out.extend_from_slice(&s.to_le_bytes()));
         rows.iter().flatten().for_each(|(b, _)| out.extend_from_slice(&b.to_le_bytes()));
-        out.resize(out.len().div_ceil(4) * 4, 0);
-        rows.iter().flatten().for_each(|(_, v)| out.extend_from_slice(&v.to_le_bytes()));
+        scaled.iter().flat_map(|(_, q)| q).for_each(|q| out.extend_from_slice(&q.to_le_bytes()));
         refine_len = out.len() - refine_off;
     }
     let (mut records_off, mut records_len) = (0, 0);
