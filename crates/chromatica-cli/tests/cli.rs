@@ -442,7 +442,8 @@ fn commands_on_a_non_index_directory_write_nothing() {
 fn refine_index(root: &Path) -> (PathBuf, Vec<f32>) {
     let dir = root.join("r");
     ok(&["create", p(&dir), "--dim", "16", "--nlist", "4", "--m", "4", "--nbits", "4", "--nprobe", "4", "--refine"]);
-    let data: Vec<f32> = (0..400 * 16).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    // As the refine store keeps them, so that each is found at distance 0.
+    let data = stored_rows(&(0..400 * 16).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect::<Vec<_>>(), 16);
     let vf = root.join("v.fvecs");
     write_fvecs(&vf, &data, 16).unwrap();
     ok(&["train", p(&dir), "--vectors", p(&vf)]);

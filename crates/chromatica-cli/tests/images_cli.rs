@@ -306,7 +306,9 @@ fn search_by_example_image() {
     assert_eq!(v["query"]["image"], p(img));
     assert!(v["query"].get("colors").is_none());
     assert_eq!(v["results"][0]["path"], p(img));
-    assert!(v["results"][0]["distance"].as_f64().unwrap() < 1e-4);
+    // Not 0: the stored histogram is the image's rounded to 16-bit steps
+    // (FORMAT.md, "Refine store"), about 1e-4 ΔE away.
+    assert!(v["results"][0]["distance"].as_f64().unwrap() < 1e-2);
     for path in result_paths(&v).iter().take(RED_BLUE.min(5)) {
         let c = f.colours_of(path);
         assert!(c.contains(&RED) && c.contains(&BLUE), "{path}");

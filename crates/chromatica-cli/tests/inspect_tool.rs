@@ -8,7 +8,7 @@
 mod common;
 
 use chromatica::testing::layout::{get_u32, get_u64};
-use chromatica::testing::reference::exact_knn;
+use chromatica::testing::reference::{exact_knn, stored_rows};
 use chromatica::testing::Rng;
 use chromatica::testing::SnapshotInternals;
 use chromatica::{Config, HealthOptions, Index, Metric, Rerank, SearchParams, TrainOptions};
@@ -36,7 +36,9 @@ fn data(seed: u64, n: usize, clusters: usize, skew: bool) -> Vec<f32> {
             out.push((centres[k * DIM + j] + rng.normal() * 0.7) as f32);
         }
     }
-    out
+    // As the refine store keeps them: brute force over these is what the
+    // engine computes from its stored values.
+    stored_rows(&out, DIM)
 }
 
 fn opts(sample: usize, queries: usize) -> HealthOptions {

@@ -177,7 +177,9 @@ fn search_by_colours_image_and_histogram() {
     let by_image = index.search(&Query::Image(red.clone()), &SearchOptions::default().k(2)).unwrap();
     assert_eq!(by_image.hits.len(), 2);
     assert_eq!(by_image.hits[0].path.as_deref(), Some(red.as_path()));
-    assert!(by_image.hits[0].distance < 1e-6, "{}", by_image.hits[0].distance);
+    // Not 0: the stored histogram is the image's rounded to 16-bit steps
+    // (FORMAT.md, "Refine store"), about 1e-4 ΔE away.
+    assert!(by_image.hits[0].distance < 1e-2, "{}", by_image.hits[0].distance);
 
     // A raw histogram, at any scale: the same as the image it came from.
     let h: Vec<f32> = images::histogram(&red).unwrap().iter().map(|v| v * 7.0).collect();

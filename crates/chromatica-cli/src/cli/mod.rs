@@ -289,10 +289,10 @@ enum Command {
     /// Measure recall@10 and speed over a grid of nprobe × candidates on a
     /// sample of stored vectors (exact search over the refine store is the
     /// truth; on a colour index the exact EMD, with colour palettes of
-    /// stored images as queries), print the curve, and store the nprobe of
-    /// the cheapest setting that meets --recall with the default candidates
-    /// as the index's default nprobe (one commit; `search` uses it unless
-    /// given --nprobe).
+    /// stored images as queries), print the curve, and store the nprobe
+    /// and candidates of the cheapest setting that meets --recall as the
+    /// index's defaults for that re-rank (one commit; `search` uses them
+    /// unless given --nprobe or --candidates).
     Tune {
         dir: PathBuf,
         /// Recall@10 to reach, in (0, 1].

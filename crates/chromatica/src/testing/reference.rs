@@ -12,6 +12,13 @@ pub fn as_stored(x: &[f32]) -> Vec<f32> {
     q.into_iter().map(|q| f32::from(q) * scale).collect()
 }
 
+/// Rows of `dim` values, each as the refine store keeps it
+/// ([`as_stored`]): data that a refine index stores unchanged, so that a
+/// stored vector searched for is at distance exactly 0.
+pub fn stored_rows(data: &[f32], dim: usize) -> Vec<f32> {
+    data.chunks_exact(dim).flat_map(as_stored).collect()
+}
+
 /// Squared L2 distance, summed in f64.
 pub fn l2(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()

@@ -28,10 +28,13 @@ enum Values<'a> {
 const Q_MAX: f32 = i16::MAX as f32;
 
 /// The scale version 2 stores for values whose largest magnitude is `max`:
-/// the smallest power of two s with max / s ≤ 32767 (0 when max is 0). A
-/// power of two makes x / s and q × s exact in f32, so the stored value is
-/// the rounding of x to a multiple of s, within s / 2 ≤ max / 32767 of it,
-/// and quantizing stored values again gives them back unchanged.
+/// the smallest power of two s with max / s ≤ 32767 (0 when max is 0), so
+/// s < 2 · max / 32767. A power of two makes x / s and q × s exact in f32,
+/// so the stored value is x rounded to a multiple of s: within s / 2 of it,
+/// except that a magnitude is never rounded above `max` (then within s), so
+/// stored values stay inside the input limits they were checked against.
+/// Quantizing stored values again gives them back unchanged: their scale
+/// divides s, and none of them exceeds their own largest magnitude.
 fn scale_for(max: f32) -> f32 {
     let t = max / Q_MAX;
     if t.is_nan() || t <= 0.0 {
@@ -50,8 +53,19 @@ fn scale_for(max: f32) -> f32 {
 /// q × scale (see [`scale_for`]). Values must be finite (input checks make
 /// them so).
 pub fn quantize(values: impl Iterator<Item = f32> + Clone) -> (f32, Vec<i16>) {
-    let scale = scale_for(values.clone().fold(0f32, |m, v| m.max(v.abs())));
-    let q = values.map(|v| if scale > 0.0 { (v / scale).round() as i16 } else { 0 }).collect();
+    let max = values.clone().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = scale_for(max);
+    if scale == 0.0 {
+        return (0.0, values.map(|_| 0).collect());
+    }
+    let q = values
+        .map(|v| {
+            let q = (v / scale).round();
+            // Rounding up past the largest magnitude: one step back.
+            let q = if (q * scale).abs() > max { q - q.signum() } else { q };
+            q as i16
+        })
+        .collect();
     (scale, q)
 }
 

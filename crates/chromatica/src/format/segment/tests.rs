@@ -179,6 +179,9 @@ fn refine_values_are_scaled_integers_within_half_a_step() {
     };
     let mut rows: Vec<Sparse> =
         (0..4).map(|i| (0..8u16).map(|d| (d, ((next() - 0.3) * 10f64.powi(i * 3 - 4)) as f32)).collect()).collect();
+    // A largest value that rounds up (29103.8 steps of 2^35): kept at or
+    // below itself, as the input limit 1e15 needs.
+    rows[3][0].1 = 1e15;
     rows.push(vec![(3, 0.0)]);
     let codes = vec![0u8; 5 * 3];
     let b = encode(&SegmentInput {
@@ -200,7 +203,8 @@ fn refine_values_are_scaled_integers_within_half_a_step() {
         assert_eq!(got.len(), want.len());
         for (&(d, x), &(e, y)) in want.iter().zip(&got) {
             assert_eq!(d, e);
-            assert!((x - y).abs() <= max / 32767.0, "vector {p} dim {d}: {x} stored as {y} (max {max})");
+            assert!((x - y).abs() <= 2.0 * max / 32767.0, "vector {p} dim {d}: {x} stored as {y} (max {max})");
+            assert!(y.abs() <= max, "vector {p} dim {d}: {x} stored as {y}, above the largest {max}");
         }
         // The scale is a power of two (or 0 for zeros), the smallest that
         // keeps every value within ±32767 steps; storing again changes nothing.
