@@ -56,7 +56,8 @@ class Index:
         Unset arguments come from ``preset``: "memory" (the default: dim 1152,
         nlist 100, m 8, nbits 8, nprobe 10), "accuracy" (m 16, nlist 200,
         nprobe 20) or "speed" (m 4, nbits 6, nlist 50, nprobe 5); an unset nprobe is capped at nlist. ``refine``
-        keeps each vector's exact values (sparse) to re-rank candidates by
+        keeps each vector's values (sparse, 16 bits each with a per-vector
+        scale: within 1/32767 of its largest) to re-rank candidates by
         exact L2; ``fast_scan`` needs ``nbits=4``. ``FileExistsError`` if
         ``path`` holds an index or other files.
         """

@@ -29,8 +29,10 @@ pub struct Config {
     pub nprobe: usize,
     /// The distance; only L2 (the Hellinger transform makes it right for histograms).
     pub metric: Metric,
-    /// Keep each vector's exact values (sparse) beside its code, for
-    /// re-ranking and exact search (`create --refine`; always on for images).
+    /// Keep each vector's values beside its code (sparse, 16 bits each with
+    /// a per-vector scale, within 1/32767 of the vector's largest; FORMAT.md
+    /// "Refine store"), for re-ranking and exact search (`create --refine`;
+    /// always on for images).
     pub refine: bool,
     /// Train (and retrain) automatically as the collection grows; until
     /// trained, search is exact over the refine store. Needs `refine`.

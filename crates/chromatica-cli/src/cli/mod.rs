@@ -40,8 +40,8 @@ pub struct CreateArgs {
     pub nbits: Option<usize>,
     #[arg(long)]
     pub nprobe: Option<usize>,
-    /// Keep each vector's exact values (the refine store) for exact
-    /// re-ranking and `retrain`.
+    /// Keep each vector's values (the refine store: 16 bits each with a
+    /// per-vector scale) for exact re-ranking and `retrain`.
     #[arg(long)]
     pub refine: bool,
     /// 4-bit fast-scan (needs --nbits 4): codes stored in blocks of 32 and
