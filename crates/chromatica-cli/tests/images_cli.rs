@@ -307,7 +307,7 @@ fn search_by_example_image() {
     assert!(v["query"].get("colors").is_none());
     assert_eq!(v["results"][0]["path"], p(img));
     // Not 0: the stored histogram is the image's rounded to 16-bit steps
-    // (FORMAT.md, "Refine store"), about 1e-4 ΔE away.
+    // (FORMAT.md, "Refine store"), well under 0.01 ΔE away.
     assert!(v["results"][0]["distance"].as_f64().unwrap() < 1e-2);
     for path in result_paths(&v).iter().take(RED_BLUE.min(5)) {
         let c = f.colours_of(path);
