@@ -1,8 +1,9 @@
 //! Encoding a segment file from vectors already grouped by list.
 
 use super::layout::Layout;
-use super::refine_records::quantize;
-use super::{path_bytes, ListEntry, Record, SegmentHeader, Sparse, FAST_SCAN, HAS_RECORDS, HAS_REFINE, HEADER};
+use super::{
+    path_bytes, quantize, ListEntry, Record, SegmentHeader, Sparse, FAST_SCAN, HAS_RECORDS, HAS_REFINE, HEADER,
+};
 use crate::format::{crc, pad, write_checked_header, FileHeader, FileKind};
 use crate::quantizer::blocks;
 use zerocopy::byteorder::little_endian::{U32, U64};
