@@ -18,7 +18,7 @@ use chromatica::color::HIST_DIM;
 use chromatica::testing::distance;
 use chromatica::testing::read::topk::TopK;
 use chromatica::testing::SnapshotInternals;
-use chromatica::{vecio, Config, Error, Index, Result, SearchParams, TrainOptions};
+use chromatica::{vecio, Config, Error, Index, Rerank, Result, SearchParams, TrainOptions};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -215,11 +215,32 @@ fn measure(a: &ScaleArgs<'_>, config: Config, dir: &Path, work: &Path) -> Result
             Ok(())
         })?;
     }
+    // With the refine store the searches above are two-stage (the default
+    // L2 re-rank of 200 candidates); stage 1 alone is measured beside them.
+    if config.refine {
+        let single1 = SearchParams::new(10).rerank(Rerank::Off);
+        let t = a.threads[0];
+        let (s, _) = pool(t)?.install(|| {
+            best_of(a.repeat, || {
+                queries
+                    .chunks_exact(d)
+                    .try_for_each(|q| index.search(q, &single1).map(|r| drop(std::hint::black_box(r))))
+            })
+        })?;
+        res.insert(format!("stage1_search_single_qps_t{t}"), json!(a.queries as f64 / s));
+    }
     if let Some(gt) = &b.truth {
-        let found = pool(a.threads[0])?.install(|| index.search(&queries[..recall_nq * d], &batch))?;
-        let found: Vec<Vec<u64>> = found.into_iter().map(|r| r.into_iter().map(|nb| nb.id).collect()).collect();
+        let ids = |p: &SearchParams| -> Result<Vec<Vec<u64>>> {
+            let found = pool(a.threads[0])?.install(|| index.search(&queries[..recall_nq * d], p))?;
+            Ok(found.into_iter().map(|r| r.into_iter().map(|nb| nb.id).collect()).collect())
+        };
+        let found = ids(&batch)?;
         for r in [1, 10, 100] {
             res.insert(format!("recall_at_{r}"), json!(recall_at(&found, gt, GT_K, r)));
+        }
+        if config.refine {
+            let found = ids(&SearchParams::new(GT_K).rerank(Rerank::Off))?;
+            res.insert("stage1_recall_at_10".into(), json!(recall_at(&found, gt, GT_K, 10)));
         }
     }
     drop(index);
@@ -311,6 +332,14 @@ fn print_text(res: &Value) {
             f("recall_at_1"),
             f("recall_at_10"),
             f("recall_at_100")
+        );
+    }
+    if res["refine"] == json!(true) {
+        let t = &res["threads"][0];
+        println!(
+            "(two-stage above: 200 candidates re-ranked by exact L2); stage 1 alone: {:.1} q/s one per call, {t} thread(s), recall@10 {:.4}",
+            f(&format!("stage1_search_single_qps_t{t}")),
+            f("stage1_recall_at_10")
         );
     }
 }
