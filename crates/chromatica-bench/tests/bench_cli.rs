@@ -230,10 +230,14 @@ fn bench_write_rss_reports_compact_and_retrain() {
     #[rustfmt::skip]
     let build = [
         "bench-scale", "--n", "2000", "--batch", "500", "--nlist", "8", "--m", "8", "--nbits", "4", "--nprobe", "4",
-        "--train-n", "1000", "--queries", "10", "--recall-queries", "0", "--opens", "1", "--small", "0",
+        "--train-n", "1000", "--queries", "10", "--recall-queries", "10", "--opens", "1", "--small", "0",
         "--threads", "1", "--build-threads", "1", "--repeat", "1", "--refine", "--dir", p(&dir), "--json",
     ];
-    json_of(&build);
+    // With the refine store the run is two-stage, and measures stage 1 beside it.
+    let r = json_of(&build);
+    assert!(num(&r, "stage1_search_single_qps_t1") > 0.0, "{r}");
+    assert!(num(&r, "recall_at_10") > num(&r, "stage1_recall_at_10"), "{r}");
+    assert!(num(&r, "recall_at_10") >= 0.9, "{r}");
     let thin = json_of(&["bench-write-rss", "--index", p(&dir), "--op", "thin"]);
     assert_eq!(num(&thin, "vectors"), 2000.0);
     assert_eq!(Index::open_read_only(&dir).unwrap().len(), 1980);
