@@ -42,14 +42,18 @@ def panel(runs, title, fmt, keys, x0):
         return out
     lx = [math.log10(n) for n, _ in every]
     ylo, yhi = min(0.0, min(v for _, v in every)), max(v for _, v in every) * 1.1 or 1.0
+    top = {}  # per n, the highest value: its label goes above the point, the others' below
+    for n, v in every:
+        top[n] = max(top.get(n, v), v)
     for pts, colour in series:
         xy = [(scale(math.log10(n), min(lx), max(lx), x0 + PAD + 10, x0 + W - PAD - 10),
                scale(v, ylo, yhi, H - PAD, PAD)) for n, v in pts]
         out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="' +
                    " ".join(f"{x:.1f},{y:.1f}" for x, y in xy) + '"/>')
         for (n, v), (x, y) in zip(pts, xy):
+            ty = y - 7 if v == top[n] else y + 14
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>')
-            out.append(f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" font-size="10">{fmt(v)}</text>')
+            out.append(f'<text x="{x:.1f}" y="{ty:.1f}" text-anchor="middle" font-size="10">{fmt(v)}</text>')
     for n in sorted({n for n, _ in every}):
         x = scale(math.log10(n), min(lx), max(lx), x0 + PAD + 10, x0 + W - PAD - 10)
         label = f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
