@@ -201,33 +201,28 @@ fn measure(a: &ScaleArgs<'_>, config: Config, dir: &Path, work: &Path) -> Result
     let (open_ms, open_all, index) = time_opens(dir, a.opens)?;
     let mut res = Map::new();
     let batch = SearchParams::new(GT_K);
+    // q/s of every query searched one per call (best of the repeats).
+    let one_per_call = |p: &SearchParams| -> Result<f64> {
+        let (s, _) = best_of(a.repeat, || {
+            queries.chunks_exact(d).try_for_each(|q| index.search(q, p).map(|r| drop(std::hint::black_box(r))))
+        })?;
+        Ok(a.queries as f64 / s)
+    };
     let single = SearchParams::new(10);
     for &t in a.threads {
         pool(t)?.install(|| -> Result<()> {
             let (batch_s, _) = best_of(a.repeat, || index.search(&queries, &batch))?;
-            let (single_s, _) = best_of(a.repeat, || {
-                queries
-                    .chunks_exact(d)
-                    .try_for_each(|q| index.search(q, &single).map(|r| drop(std::hint::black_box(r))))
-            })?;
             res.insert(format!("search_batch_qps_t{t}"), json!(a.queries as f64 / batch_s));
-            res.insert(format!("search_single_qps_t{t}"), json!(a.queries as f64 / single_s));
+            res.insert(format!("search_single_qps_t{t}"), json!(one_per_call(&single)?));
             Ok(())
         })?;
     }
     // With the refine store the searches above are two-stage (the default
     // L2 re-rank of 200 candidates); stage 1 alone is measured beside them.
     if config.refine {
-        let single1 = SearchParams::new(10).rerank(Rerank::Off);
         let t = a.threads[0];
-        let (s, _) = pool(t)?.install(|| {
-            best_of(a.repeat, || {
-                queries
-                    .chunks_exact(d)
-                    .try_for_each(|q| index.search(q, &single1).map(|r| drop(std::hint::black_box(r))))
-            })
-        })?;
-        res.insert(format!("stage1_search_single_qps_t{t}"), json!(a.queries as f64 / s));
+        let qps = pool(t)?.install(|| one_per_call(&SearchParams::new(10).rerank(Rerank::Off)))?;
+        res.insert(format!("stage1_search_single_qps_t{t}"), json!(qps));
     }
     if let Some(gt) = &b.truth {
         let ids = |p: &SearchParams| -> Result<Vec<Vec<u64>>> {
