@@ -6,7 +6,7 @@
 //! domain.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Seek};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -180,9 +180,12 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
 /// A JPEG at least twice as large as `fit` on its longer side, decoded
 /// with the DCT scaled to the smallest of 1/8, 1/4, 1/2 that still covers
 /// the target size, so the area downscale that follows starts from a few
-/// times the target instead of the full image. `None` when the JPEG is
-/// small or in a form this decoder leaves to the general path (CMYK,
-/// 16-bit): the reader is then rewound.
+/// times the target instead of the full image. At 1/8 the samples are the
+/// blocks' DC coefficients alone ([`jpeg_dc`](super::jpeg_dc)), which skips
+/// a progressive file's AC scans; a file that decoder does not take goes to
+/// jpeg-decoder like the other scales. `None` when the JPEG is small or in a
+/// form this path leaves to the general one (CMYK, 16-bit): the reader is
+/// then rewound.
 fn scaled_jpeg<R: BufRead + Seek>(
     path: &Path,
     reader: &mut R,
@@ -190,6 +193,7 @@ fn scaled_jpeg<R: BufRead + Seek>(
     fit: u32,
 ) -> Result<Option<RgbImage>> {
     let bad = |e: jpeg_decoder::Error| Error::bad_file(path, format!("cannot decode image: {}", one_line(e)));
+    let cannot_read = |e: std::io::Error| Error::bad_file(path, format!("cannot read image: {}", one_line(e)));
     let mut decoder = jpeg_decoder::Decoder::new(&mut *reader);
     guarded(path, || decoder.read_info())?.map_err(bad)?;
     let info = decoder.info().expect("read_info succeeded");
@@ -198,7 +202,7 @@ fn scaled_jpeg<R: BufRead + Seek>(
     let small = w.max(h) < 2 * fit;
     let plain = matches!(info.pixel_format, jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8);
     if small || !plain {
-        reader.rewind().map_err(|e| Error::bad_file(path, format!("cannot read image: {}", one_line(e))))?;
+        reader.rewind().map_err(cannot_read)?;
         return Ok(None);
     }
     let (tw, th) = target_size(w, h, fit);
@@ -209,20 +213,59 @@ fn scaled_jpeg<R: BufRead + Seek>(
     // its last scan, whatever the output scale.
     let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
     let coefficients = if progressive { u64::from(w) * u64::from(h) * components * 2 } else { 0 };
-    let need = out_bytes * 2 + coefficients;
+    let mut need = out_bytes * 2 + coefficients;
+    let eighth = (u32::from(sw), u32::from(sh)) == (w.div_ceil(8), h.div_ceil(8));
+    if !eighth {
+        if need > MAX_DECODE_BYTES {
+            return Err(too_big(path, need));
+        }
+        decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
+        let _reserved = BUDGET.reserve(need);
+        let pixels = guarded(path, || decoder.decode())?.map_err(bad)?;
+        return jpeg_pixels(path, info.pixel_format, sw, sh, pixels, fit).map(Some);
+    }
+    // The DC path holds the file and one 4-byte DC value per block (an
+    // MCU's padding is at most 2 blocks per row and column of blocks).
+    drop(decoder);
+    let file_len = reader.seek(std::io::SeekFrom::End(0)).map_err(cannot_read)?;
+    let blocks = (u64::from(w.div_ceil(8)) + 3) * (u64::from(h.div_ceil(8)) + 3);
+    need += file_len + blocks * 4 * components;
     if need > MAX_DECODE_BYTES {
         return Err(too_big(path, need));
     }
-    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
     let _reserved = BUDGET.reserve(need);
+    reader.rewind().map_err(cannot_read)?;
+    let mut bytes = Vec::with_capacity(file_len as usize);
+    reader.take(file_len).read_to_end(&mut bytes).map_err(cannot_read)?;
+    if let Some(img) = guarded(path, || super::jpeg_dc::decode_eighth(&bytes, limits.max_pixels))? {
+        if img.dimensions() == (u32::from(sw), u32::from(sh)) {
+            return Ok(Some(fit_within(img, fit)));
+        }
+    }
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(&bytes));
+    guarded(path, || decoder.read_info())?.map_err(bad)?;
+    decoder.scale(tw as u16, th as u16).map_err(bad)?;
+    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
     let pixels = guarded(path, || decoder.decode())?.map_err(bad)?;
-    let rgb = match info.pixel_format {
+    jpeg_pixels(path, info.pixel_format, sw, sh, pixels, fit).map(Some)
+}
+
+/// jpeg-decoder's `sw × sh` output (RGB or grey) as RGB, shrunk to `fit`.
+fn jpeg_pixels(
+    path: &Path,
+    format: jpeg_decoder::PixelFormat,
+    sw: u16,
+    sh: u16,
+    pixels: Vec<u8>,
+    fit: u32,
+) -> Result<RgbImage> {
+    let rgb = match format {
         jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
         _ => pixels,
     };
     let img = RgbImage::from_raw(u32::from(sw), u32::from(sh), rgb)
         .ok_or_else(|| Error::bad_file(path, "cannot decode image: the decoder returned too few pixels"))?;
-    Ok(Some(fit_within(img, fit)))
+    Ok(fit_within(img, fit))
 }
 
 /// Decodes an image from `reader`: the format is recognised from the bytes

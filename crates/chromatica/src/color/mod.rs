@@ -12,6 +12,8 @@
 pub(crate) mod decode;
 #[cfg(feature = "images")]
 pub(crate) mod downscale;
+#[cfg(feature = "images")]
+pub(crate) mod jpeg_dc;
 pub(crate) mod emd;
 pub(crate) mod histogram;
 mod lab;
