@@ -17,7 +17,7 @@ set -uo pipefail
 secs=${1:-30}
 shift || true
 cd "$(dirname "$0")"
-all=(manifest quantizer_file segment_file tombstone_file index_dir ops_model faiss_import)
+all=(manifest quantizer_file segment_file tombstone_file index_dir ops_model faiss_import jpeg_dc)
 targets=("${@:-${all[@]}}")
 sanitizer=${FUZZ_SANITIZER:-address}
 rss=${FUZZ_RSS_LIMIT_MB:-2048}

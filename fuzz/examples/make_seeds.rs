@@ -3,7 +3,8 @@
 //! genuine tiny indexes built in a `MemStorage` (one plain, one with the
 //! refine store and records; each also with fast-scan codes), the golden v1
 //! index of the tests (`crates/chromatica/tests/golden/v1`), and the faiss
-//! fixtures of the tests (`crates/chromatica/tests/fixtures/faiss`). Run
+//! fixtures of the tests (`crates/chromatica/tests/fixtures/faiss`), and the
+//! progressive JPEG fixtures (`crates/chromatica/tests/testdata/jpeg`). Run
 //! from fuzz/:
 //!
 //!     cargo run --release --example make_seeds
@@ -123,6 +124,24 @@ fn main() {
             written.0 += 1;
             written.1 += bytes.len();
             std::fs::write(dir.join(path.file_name().unwrap()), bytes).unwrap();
+        }
+    }
+    // The 1/8-scale JPEG decoder's seeds: libjpeg's progressive fixtures of
+    // the main crate's tests, whole (suffix length 0) and with their last
+    // 16 bytes as the suffix.
+    let dir = root.join("jpeg_dc");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(test_data("testdata/jpeg")).expect("the JPEG fixtures") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jpg") {
+            let bytes = std::fs::read(&path).unwrap();
+            for suffix in [0u8, 16] {
+                let input = [&[suffix][..], &bytes].concat();
+                written.0 += 1;
+                written.1 += input.len();
+                let name = path.file_stem().unwrap().to_string_lossy();
+                std::fs::write(dir.join(format!("{name}.suffix{suffix}")), input).unwrap();
+            }
         }
     }
     println!("wrote {} seed files ({} bytes) under {}", written.0, written.1, root.display());

@@ -11,7 +11,8 @@ in this one process on one core, file by file, timed around the call that
 turns a path into a 1152-bin histogram:
 
 - chromatica: ``chromatica.histogram(path)`` (decode, JPEGs of >= 512 px at
-  1/2, 1/4 or 1/8 scale in the DCT domain, area downscale to <= 256 px,
+  1/2 or 1/4 scale in the DCT domain and of >= 2048 px at 1/8 from their DC
+  coefficients alone, area downscale to <= 256 px,
   sRGB -> Lab, tri-linear soft histogram), one thread.
 - the original's pipeline: Pillow ``Image.open`` + ``draft("RGB", (256,
   256))`` (Pillow's reduced-size JPEG decoding in the DCT domain), RGB,

@@ -5,7 +5,7 @@
 //! (non-regular files, pixel limit, large JPEGs at reduced size).
 
 use chromatica::images::{self, ImageIndex, ImageLimits, Query, SearchOptions, SyncOptions, SyncSummary};
-use chromatica::testing::color::{area_resize, histogram_of_pixels, target_size, MAX_SIDE};
+use chromatica::testing::color::{area_resize, decode_eighth, fit_within, histogram_of_pixels, target_size, MAX_SIDE};
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -294,25 +294,57 @@ fn the_pixel_limit_is_checked_from_the_header_before_decoding() {
     assert!(s.failed[0].to_string().contains("over the limit"), "{}", s.failed[0]);
 }
 
-#[test]
-fn a_large_jpeg_decoded_at_reduced_size_histograms_like_a_full_decode() {
-    // Smooth gradients with some texture, like a photo.
-    let (w, h) = (1600u32, 1200u32);
-    let img = RgbImage::from_fn(w, h, |x, y| {
+/// Smooth gradients with some texture, like a photo.
+fn photo_like(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
         let t = ((x * 7 + y * 13) % 31) as u8;
         Rgb([(x * 255 / w) as u8 ^ (t & 3), (y * 255 / h) as u8, (((x + y) / 12) % 256) as u8])
-    });
+    })
+}
+
+/// L1 distance between the histogram of `path` and the histogram of its
+/// full decode area-averaged to the same size; also checks that size.
+fn l1_from_full_decode(path: &Path) -> f32 {
+    let full = image::open(path).unwrap().into_rgb8();
+    let (tw, th) = target_size(full.width(), full.height(), MAX_SIDE);
+    let want = histogram_of_pixels(area_resize(&full, tw, th).pixels().map(|p| p.0));
+    assert_eq!(chromatica::color::load_image(path).unwrap().dimensions(), (tw, th));
+    let got = images::histogram(path).unwrap();
+    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).sum()
+}
+
+#[test]
+fn a_large_jpeg_decoded_at_reduced_size_histograms_like_a_full_decode() {
+    // 1600 px: decoded at 1/4 scale by jpeg-decoder.
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("big.jpg");
-    img.save(&path).unwrap();
-    let full = image::open(&path).unwrap().into_rgb8();
-    let (tw, th) = target_size(w, h, MAX_SIDE);
-    let want = histogram_of_pixels(area_resize(&full, tw, th).pixels().map(|p| p.0));
-    let small = chromatica::color::load_image(&path).unwrap();
-    assert_eq!(small.dimensions(), (tw, th));
-    let got = images::histogram(&path).unwrap();
-    let l1: f32 = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).sum();
+    photo_like(1600, 1200).save(&path).unwrap();
+    let l1 = l1_from_full_decode(&path);
     assert!(l1 < 0.05, "L1 {l1} between the DCT-scaled and the full decode");
+}
+
+#[test]
+fn a_jpeg_of_2048_px_or_more_histograms_from_its_dc_coefficients_like_a_full_decode() {
+    // At 1/8 scale only the DC coefficients count: sequential and
+    // progressive, 4:2:0 and 4:4:4, each within the same L1 of its full
+    // decode as the 1/4-scale path above.
+    let tmp = tempfile::tempdir().unwrap();
+    let (w, h) = (2400u16, 1500u16);
+    let img = photo_like(w.into(), h.into());
+    for progressive in [false, true] {
+        for sampling in [jpeg_encoder::SamplingFactor::R_4_2_0, jpeg_encoder::SamplingFactor::R_4_4_4] {
+            let path = tmp.path().join(format!("big-{progressive}-{sampling:?}.jpg"));
+            let mut e = jpeg_encoder::Encoder::new_file(&path, 90).unwrap();
+            e.set_progressive(progressive);
+            e.set_sampling_factor(sampling);
+            e.encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+            // These pixels come from the DC decoder, not from a fallback.
+            let dc = decode_eighth(&std::fs::read(&path).unwrap(), u64::MAX).unwrap();
+            assert_eq!(chromatica::color::load_image(&path).unwrap(), fit_within(dc, MAX_SIDE));
+            let l1 = l1_from_full_decode(&path);
+            assert!(l1 < 0.05, "progressive {progressive} {sampling:?}: L1 {l1} from the full decode");
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -3,7 +3,7 @@
 //! dimensions) is checked against a pixel limit before any pixel is
 //! decoded, each decode's memory is bounded, concurrent decodes share one
 //! memory budget, and large JPEGs are decoded at reduced size in the DCT
-//! domain.
+//! domain (at 1/8, from the DC coefficients alone: `jpeg_dc.rs`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek};
@@ -333,7 +333,9 @@ pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
 /// [`MAX_DECODE_BYTES`] and all running decodes share
 /// [`DECODE_BUDGET_BYTES`]; a decoder panic is an error. A JPEG of at least
 /// twice `max_side` is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
-/// (the smallest that still covers the target), then area-averaged.
+/// (the smallest that still covers the target; at 1/8 from the DC
+/// coefficients alone, so a progressive file's AC scans are never read),
+/// then area-averaged.
 pub fn load_image_with(path: &Path, limits: &ImageLimits, max_side: u32) -> Result<RgbImage> {
     let file = open_regular(path)?;
     decode(path, BufReader::new(file), limits, Some(max_side))

@@ -104,7 +104,30 @@ impl<'a> Bits<'a> {
         Bits { data, pos, acc: 0, n: 0, pad: 0, at_marker: false, overrun: false }
     }
 
+    /// Tops `acc` up to more than 56 bits. While the next 8 bytes hold no
+    /// 0xFF (no stuffing, no marker: nearly always) they are taken in one
+    /// load; otherwise byte by byte.
+    #[inline(always)]
     fn fill(&mut self) {
+        if self.n > 56 {
+            return;
+        }
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let word = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
+            // A byte of `word` is 0xFF where the same byte of `!word` is 0.
+            let inverse = !word;
+            if inverse.wrapping_sub(0x0101_0101_0101_0101) & !inverse & 0x8080_8080_8080_8080 == 0 {
+                let k = (64 - self.n) / 8;
+                self.acc |= (word >> (64 - 8 * k)) << (64 - self.n - 8 * k);
+                self.pos += k as usize;
+                self.n += 8 * k;
+                return;
+            }
+        }
+        self.fill_slowly();
+    }
+
+    fn fill_slowly(&mut self) {
         while self.n <= 56 {
             let mut byte = 0;
             if !self.at_marker {
@@ -128,6 +151,7 @@ impl<'a> Bits<'a> {
         }
     }
 
+    #[inline(always)]
     fn consume(&mut self, len: u32) {
         self.acc <<= len;
         self.n -= len;
@@ -162,20 +186,26 @@ impl<'a> Bits<'a> {
 
     /// One Huffman-coded symbol; `None` for a bit pattern that is no code.
     fn symbol(&mut self, table: &Huffman) -> Option<u8> {
+        let (len, symbol) = self.peek_symbol(table)?;
+        self.consume(len);
+        Some(symbol)
+    }
+
+    /// The length and symbol of the code that the next bits start with,
+    /// without consuming it.
+    #[inline(always)]
+    fn peek_symbol(&mut self, table: &Huffman) -> Option<(u32, u8)> {
         self.fill();
-        let peek = (self.acc >> (64 - LOOKAHEAD)) as usize;
-        let entry = table.lookup[peek];
+        let entry = table.lookup[(self.acc >> (64 - LOOKAHEAD)) as usize];
         if entry != 0 {
-            self.consume(u32::from(entry >> 8));
-            return Some(entry as u8);
+            return Some((u32::from(entry >> 8), entry as u8));
         }
         let bits16 = (self.acc >> 48) as i32;
         for len in LOOKAHEAD + 1..=16 {
             let code = bits16 >> (16 - len);
             if code <= table.maxcode[len as usize] {
-                self.consume(len);
                 let i = table.valoffset[len as usize] + code;
-                return table.symbols.get(i as usize).copied();
+                return Some((len, *table.symbols.get(i as usize)?));
             }
         }
         None
@@ -294,7 +324,9 @@ fn parse_frame(seg: &[u8], progressive: bool, max_pixels: u64) -> Option<Frame> 
     }
     let hmax = components.iter().map(|c| c.h).max()?;
     let vmax = components.iter().map(|c| c.v).max()?;
-    if components.iter().any(|c| hmax % c.h != 0 || vmax % c.v != 0) || components.iter().map(|c| c.h * c.v).sum::<usize>() > 10 {
+    if components.iter().any(|c| hmax % c.h != 0 || vmax % c.v != 0)
+        || components.iter().map(|c| c.h * c.v).sum::<usize>() > 10
+    {
         return None;
     }
     let (mcus_x, mcus_y) = (width.div_ceil(8 * hmax), height.div_ceil(8 * vmax));
@@ -365,7 +397,8 @@ impl Decoder<'_> {
                 return None;
             }
             // Entry 0 of the zig-zag order is the DC coefficient's step.
-            let q0 = if precision == 0 { i64::from(table[0]) } else { i64::from(u16::from_be_bytes([table[0], table[1]])) };
+            let q0 =
+                if precision == 0 { i64::from(table[0]) } else { i64::from(u16::from_be_bytes([table[0], table[1]])) };
             self.q0[id] = Some(q0);
             seg = &seg[1 + len..];
         }
@@ -443,7 +476,14 @@ impl Decoder<'_> {
             if ns == 1 {
                 let c = &mut frame.components[scan[0].index];
                 let at = (mcu / c.real_w) * c.grid_w + mcu % c.real_w;
-                block(&mut bits, &mut c.dc[at], &mut pred[0], pass, &self.dc_tables[scan[0].dc_table], &self.ac_tables[scan[0].ac_table])?;
+                block(
+                    &mut bits,
+                    &mut c.dc[at],
+                    &mut pred[0],
+                    pass,
+                    &self.dc_tables[scan[0].dc_table],
+                    &self.ac_tables[scan[0].ac_table],
+                )?;
             } else {
                 let (mx, my) = (mcu % frame.mcus_x, mcu / frame.mcus_x);
                 let mut b = 0;
@@ -453,7 +493,14 @@ impl Decoder<'_> {
                         let (bx, by) = blocks[b];
                         b += 1;
                         let at = (my * c.v + by) * c.grid_w + mx * c.h + bx;
-                        block(&mut bits, &mut c.dc[at], &mut pred[k], pass, &self.dc_tables[s.dc_table], &self.ac_tables[s.ac_table])?;
+                        block(
+                            &mut bits,
+                            &mut c.dc[at],
+                            &mut pred[k],
+                            pass,
+                            &self.dc_tables[s.dc_table],
+                            &self.ac_tables[s.ac_table],
+                        )?;
                     }
                 }
             }
@@ -466,7 +513,14 @@ impl Decoder<'_> {
 }
 
 /// One block of a scan: its DC coefficient updated, its AC codes skipped.
-fn block(bits: &mut Bits, dc: &mut i32, pred: &mut i32, pass: Pass, dc_table: &Option<Huffman>, ac_table: &Option<Huffman>) -> Option<()> {
+fn block(
+    bits: &mut Bits,
+    dc: &mut i32,
+    pred: &mut i32,
+    pass: Pass,
+    dc_table: &Option<Huffman>,
+    ac_table: &Option<Huffman>,
+) -> Option<()> {
     match pass {
         Pass::Sequential | Pass::DcFirst { .. } => {
             let category = u32::from(bits.symbol(dc_table.as_ref()?)?);
@@ -484,8 +538,11 @@ fn block(bits: &mut Bits, dc: &mut i32, pred: &mut i32, pass: Pass, dc_table: &O
         let ac = ac_table.as_ref()?;
         let mut k = 1;
         while k < 64 {
-            let rs = bits.symbol(ac)?;
+            // The code and the value bits after it go in one step: at most
+            // 16 + 15 bits, and `fill` left more than 56.
+            let (len, rs) = bits.peek_symbol(ac)?;
             let (run, size) = (rs >> 4, u32::from(rs & 15));
+            bits.consume(len + size);
             if size == 0 {
                 if run != 15 {
                     break;
@@ -493,8 +550,6 @@ fn block(bits: &mut Bits, dc: &mut i32, pred: &mut i32, pass: Pass, dc_table: &O
                 k += 16;
             } else {
                 k += usize::from(run) + 1;
-                bits.fill();
-                bits.consume(size);
             }
         }
     }
@@ -505,7 +560,7 @@ fn block(bits: &mut Bits, dc: &mut i32, pred: &mut i32, pass: Pass, dc_table: &O
 /// the mean of an 8 × 8 block), or `None` when the file is not a JPEG this
 /// decoder takes or is malformed (see the module comment). `max_pixels`
 /// bounds the frame's width × height before anything is allocated.
-pub(crate) fn decode_eighth(data: &[u8], max_pixels: u64) -> Option<RgbImage> {
+pub fn decode_eighth(data: &[u8], max_pixels: u64) -> Option<RgbImage> {
     if data.get(..2)? != [0xFF, 0xD8] {
         return None;
     }
@@ -550,7 +605,7 @@ pub(crate) fn decode_eighth(data: &[u8], max_pixels: u64) -> Option<RgbImage> {
         }
         pos += len;
         match marker {
-            0xC0 | 0xC1 | 0xC2 if d.frame.is_none() => d.frame = Some(parse_frame(seg, marker == 0xC2, max_pixels)?),
+            0xC0..=0xC2 if d.frame.is_none() => d.frame = Some(parse_frame(seg, marker == 0xC2, max_pixels)?),
             0xC4 => d.define_huffman(seg)?,
             0xDB => d.define_quantization(seg)?,
             0xDD => d.restart_interval = be16(seg, 0)?,
@@ -579,7 +634,8 @@ fn to_rgb(frame: &Frame, adobe_transform: Option<u8>) -> Option<RgbImage> {
         .iter()
         .map(|c| {
             let q0 = c.q0.unwrap_or(0);
-            let samples: Vec<u8> = c.dc.iter().map(|&dc| (((i64::from(dc) * q0 + 4) >> 3) + 128).clamp(0, 255) as u8).collect();
+            let samples: Vec<u8> =
+                c.dc.iter().map(|&dc| (((i64::from(dc) * q0 + 4) >> 3) + 128).clamp(0, 255) as u8).collect();
             upsample(&samples, c, (frame.hmax / c.h, frame.vmax / c.v), (w, h))
         })
         .collect();
@@ -609,7 +665,7 @@ fn upsample(samples: &[u8], c: &Component, factor: (usize, usize), size: (usize,
     let at = |x: usize, y: usize| u32::from(samples[y.min(m - 1) * c.grid_w + x.min(n - 1)]);
     // The neighbour an output sample leans towards: the previous input for
     // an even output index, the next for an odd one, clamped to the edge.
-    let near = |i: usize| if i % 2 == 0 { (i / 2).saturating_sub(1) } else { i / 2 + 1 };
+    let near = |i: usize| if i.is_multiple_of(2) { (i / 2).saturating_sub(1) } else { i / 2 + 1 };
     let (w, h) = size;
     let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
@@ -652,7 +708,8 @@ mod tests {
         d.read_info().unwrap();
         let (w, h) = d.scale(1, 1).unwrap();
         let px = d.decode().unwrap();
-        let rgb = if px.len() == usize::from(w) * usize::from(h) { px.iter().flat_map(|&v| [v, v, v]).collect() } else { px };
+        let rgb =
+            if px.len() == usize::from(w) * usize::from(h) { px.iter().flat_map(|&v| [v, v, v]).collect() } else { px };
         RgbImage::from_raw(u32::from(w), u32::from(h), rgb).unwrap()
     }
 
@@ -757,9 +814,9 @@ mod tests {
             let whole = decode_eighth(data, u64::MAX).unwrap();
             // Where the last DC scan's data ends: the marker after it.
             let last_dc = (0..data.len() - 1)
+                .rev()
                 .filter(|&i| data[i] == 0xFF && data[i + 1] == 0xDA)
-                .filter(|&i| data[i + 4 + 2 * usize::from(data[i + 4]) + 1] == 0)
-                .last()
+                .find(|&i| data[i + 5 + 2 * usize::from(data[i + 4])] == 0)
                 .unwrap();
             let dc_end = find_marker(data, last_dc + 2 + be16(data, last_dc + 2).unwrap(), true).unwrap();
             for cut in 0..data.len() {

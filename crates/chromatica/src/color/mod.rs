@@ -12,10 +12,10 @@
 pub(crate) mod decode;
 #[cfg(feature = "images")]
 pub(crate) mod downscale;
-#[cfg(feature = "images")]
-pub(crate) mod jpeg_dc;
 pub(crate) mod emd;
 pub(crate) mod histogram;
+#[cfg(feature = "images")]
+pub(crate) mod jpeg_dc;
 mod lab;
 pub(crate) mod palette;
 pub(crate) mod query;

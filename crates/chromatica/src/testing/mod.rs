@@ -92,6 +92,8 @@ pub mod color {
     pub use crate::color::downscale::*;
     pub use crate::color::emd::*;
     pub use crate::color::histogram::*;
+    #[cfg(feature = "images")]
+    pub use crate::color::jpeg_dc::decode_eighth;
     pub use crate::color::palette::*;
     pub use crate::color::query::*;
     pub use crate::color::spread::*;
