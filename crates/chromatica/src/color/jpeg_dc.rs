@@ -6,19 +6,23 @@
 //! `sample = clamp(128 + round(DC · Q₀ / 8))`, with `Q₀` the first entry of
 //! the component's quantization table. That is libjpeg's `jpeg_idct_1x1`,
 //! `DESCALE(DC · Q₀, 3)`, which rounds halves up; the chroma is then
-//! replicated to the luma's resolution and converted to RGB as libjpeg's
-//! `ycc_rgb_convert` does (16-bit fixed point).
+//! upsampled to the luma's resolution (`upsample`: libjpeg's triangle
+//! filter) and converted to RGB as libjpeg's `ycc_rgb_convert` does (16-bit
+//! fixed point).
 //!
 //! **Why our own decoder.** A progressive JPEG puts the DC coefficients in
-//! scans of their own (`Ss = Se = 0`) ahead of the AC scans, which hold most
-//! of the file. The 1/8-scale image needs only those DC scans: the AC scans
-//! are skipped by looking for the next marker, without decoding a bit of
-//! them. jpeg-decoder, zune-jpeg and libjpeg-turbo all entropy-decode and
-//! buffer every coefficient of a progressive file whatever the output scale;
-//! on an 18-megapixel progressive wallpaper that is close to a second, this
-//! is a few milliseconds. A sequential JPEG interleaves AC codes with the DC
-//! codes, so each code is still Huffman-decoded, but the AC values are only
-//! skipped: nothing is dequantized or transformed.
+//! scans of their own (`Ss = Se = 0`); the AC scans hold most of the file.
+//! The 1/8-scale image needs only the DC scans: an AC scan that comes
+//! before the last of them is stepped over by looking for the next marker,
+//! without decoding a bit of it, and reading stops once every component's
+//! DC values are whole. jpeg-decoder, zune-jpeg and libjpeg-turbo all
+//! entropy-decode and buffer every coefficient of a progressive file
+//! whatever the output scale: on an 18-megapixel progressive wallpaper
+//! Pillow (libjpeg-turbo, at 1/4) takes 0.6 s, and our whole histogram
+//! 31 ms. A sequential JPEG interleaves AC codes with the DC codes, so
+//! each code is still Huffman-decoded, but the AC values are only skipped:
+//! nothing is dequantized or transformed, which gains far less (1.0–1.7×
+//! per file against Pillow).
 //!
 //! **What it takes.** 8-bit Huffman-coded frames, sequential (SOF0, SOF1) or
 //! progressive (SOF2), with one component (grey) or three (YCbCr, or RGB when
