@@ -28,8 +28,8 @@
 //! progressive (SOF2), with one component (grey) or three (YCbCr, or RGB when
 //! an Adobe marker says "no transform" or the components are named R, G, B),
 //! integral sampling ratios, restart intervals. Anything else — arithmetic
-//! coding, 12 bits, lossless, CMYK, a height given later by a DNL marker, a
-//! malformed or truncated entropy stream — returns `None`, and the caller
+//! coding, 12 bits, lossless, hierarchical, CMYK, a height given later by a
+//! DNL marker, a malformed or truncated entropy stream — returns `None`, and the caller
 //! falls back to a general decoder, which then decodes it or names the
 //! fault. So this decoder never has to be more tolerant than it is correct.
 //!
@@ -617,8 +617,9 @@ pub fn decode_eighth(data: &[u8], max_pixels: u64) -> Option<RgbImage> {
             // "Adobe": byte 11 is the colour transform (0: none, 1: YCbCr).
             0xEE if seg.starts_with(b"Adobe") => d.adobe_transform = seg.get(11).copied(),
             // Other frame types (lossless, hierarchical, arithmetic), a
-            // second frame, DNL: not for this decoder.
-            0xC0..=0xCF | 0xDC => return None,
+            // second frame, DNL, and the hierarchical mode's DHP and EXP
+            // (its frames are stages of one image): not for this decoder.
+            0xC0..=0xCF | 0xDC | 0xDE | 0xDF => return None,
             _ => {}
         }
     }
@@ -855,11 +856,17 @@ mod tests {
             d
         };
         // 12-bit samples, arithmetic coding (SOF9), lossless (SOF3), a
-        // height left to a DNL marker.
+        // height left to a DNL marker (0 in the frame header).
         assert!(decode_eighth(&patched(sof + 4, 12), u64::MAX).is_none());
         assert!(decode_eighth(&patched(sof + 1, 0xC9), u64::MAX).is_none());
         assert!(decode_eighth(&patched(sof + 1, 0xC3), u64::MAX).is_none());
         assert!(decode_eighth(&[&base[..sof + 5], &[0, 0], &base[sof + 7..]].concat(), u64::MAX).is_none());
+        // Hierarchical: a DHP segment (a frame header's body) or an EXP
+        // segment ahead of the frame.
+        let sof_len = usize::from(u16::from_be_bytes([base[sof + 2], base[sof + 3]]));
+        let dhp = [&[0xFF, 0xDE][..], &base[sof + 2..sof + 2 + sof_len]].concat();
+        assert!(decode_eighth(&[&base[..sof], &dhp, &base[sof..]].concat(), u64::MAX).is_none());
+        assert!(decode_eighth(&[&base[..sof], &[0xFF, 0xDF, 0, 3, 0x11], &base[sof..]].concat(), u64::MAX).is_none());
         // Over the pixel limit: refused before the DC grids are allocated.
         assert!(decode_eighth(&base, 64 * 48 - 1).is_none());
         assert!(decode_eighth(&base, 64 * 48).is_some());
