@@ -216,24 +216,17 @@ fn scaled_jpeg<R: BufRead + Seek>(
     let mut need = out_bytes * 2 + coefficients;
     let eighth = (u32::from(sw), u32::from(sh)) == (w.div_ceil(8), h.div_ceil(8));
     if !eighth {
-        if need > MAX_DECODE_BYTES {
-            return Err(too_big(path, need));
-        }
-        decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
-        let _reserved = BUDGET.reserve(need);
-        let pixels = guarded(path, || decoder.decode())?.map_err(bad)?;
-        return jpeg_pixels(path, info.pixel_format, sw, sh, pixels, fit).map(Some);
+        let _reserved = reserve(path, need)?;
+        return jpeg_decoder_pixels(path, decoder, info.pixel_format, sw, sh, fit).map(Some);
     }
     // The DC path holds the file and one 4-byte DC value per block (an
-    // MCU's padding is at most 2 blocks per row and column of blocks).
+    // MCU's padding is at most 2 blocks per row and column of blocks), and
+    // what jpeg-decoder needs should it fall back there.
     drop(decoder);
     let file_len = reader.seek(std::io::SeekFrom::End(0)).map_err(cannot_read)?;
     let blocks = (u64::from(w.div_ceil(8)) + 3) * (u64::from(h.div_ceil(8)) + 3);
     need += file_len + blocks * 4 * components;
-    if need > MAX_DECODE_BYTES {
-        return Err(too_big(path, need));
-    }
-    let _reserved = BUDGET.reserve(need);
+    let _reserved = reserve(path, need)?;
     reader.rewind().map_err(cannot_read)?;
     let mut bytes = Vec::with_capacity(file_len as usize);
     reader.take(file_len).read_to_end(&mut bytes).map_err(cannot_read)?;
@@ -245,20 +238,31 @@ fn scaled_jpeg<R: BufRead + Seek>(
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(&bytes));
     guarded(path, || decoder.read_info())?.map_err(bad)?;
     decoder.scale(tw as u16, th as u16).map_err(bad)?;
-    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
-    let pixels = guarded(path, || decoder.decode())?.map_err(bad)?;
-    jpeg_pixels(path, info.pixel_format, sw, sh, pixels, fit).map(Some)
+    jpeg_decoder_pixels(path, decoder, info.pixel_format, sw, sh, fit).map(Some)
 }
 
-/// jpeg-decoder's `sw × sh` output (RGB or grey) as RGB, shrunk to `fit`.
-fn jpeg_pixels(
+/// `need` bytes of the decode budget, or the one-line error when one decode
+/// may not take that much.
+fn reserve(path: &Path, need: u64) -> Result<Reservation> {
+    if need > MAX_DECODE_BYTES {
+        return Err(too_big(path, need));
+    }
+    Ok(BUDGET.reserve(need))
+}
+
+/// Decodes with `decoder` (header read, scale set to give `sw × sh`), as
+/// RGB (grey is repeated), shrunk to `fit`.
+fn jpeg_decoder_pixels<R: std::io::Read>(
     path: &Path,
+    mut decoder: jpeg_decoder::Decoder<R>,
     format: jpeg_decoder::PixelFormat,
     sw: u16,
     sh: u16,
-    pixels: Vec<u8>,
     fit: u32,
 ) -> Result<RgbImage> {
+    let bad = |e: jpeg_decoder::Error| Error::bad_file(path, format!("cannot decode image: {}", one_line(e)));
+    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
+    let pixels = guarded(path, || decoder.decode())?.map_err(bad)?;
     let rgb = match format {
         jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
         _ => pixels,

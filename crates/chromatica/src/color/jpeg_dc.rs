@@ -218,7 +218,7 @@ impl<'a> Bits<'a> {
     /// After a restart interval: drop the bits left of it and step over the
     /// RSTn marker that must follow. `false` if another marker comes first.
     fn restart(&mut self) -> bool {
-        let Some(at) = next_marker(self.data, self.pos) else { return false };
+        let Some(at) = find_marker(self.data, self.pos, false) else { return false };
         let marker = self.data.get(at + 1).copied().unwrap_or(0);
         if !(0xD0..=0xD7).contains(&marker) {
             return false;
@@ -241,10 +241,6 @@ fn find_marker(data: &[u8], mut from: usize, skip_rst: bool) -> Option<usize> {
             Some(_) => return Some(at),
         }
     }
-}
-
-fn next_marker(data: &[u8], from: usize) -> Option<usize> {
-    find_marker(data, from, false)
 }
 
 /// Where the entropy data from `from` ends: the next marker that is not an
@@ -355,10 +351,11 @@ enum Pass {
     DcRefine { al: u32 },
 }
 
-struct ScanComponent {
+struct ScanComponent<'t> {
     index: usize,
-    dc_table: usize,
-    ac_table: usize,
+    dc: &'t Huffman,
+    /// Only a sequential scan reads AC codes.
+    ac: Option<&'t Huffman>,
 }
 
 struct Decoder<'a> {
@@ -434,10 +431,11 @@ impl Decoder<'_> {
             if dc_table > 3 || ac_table > 3 || scan.iter().any(|s: &ScanComponent| s.index == index) {
                 return None;
             }
-            self.dc_tables[dc_table].as_ref()?;
-            if matches!(pass, Pass::Sequential) {
-                self.ac_tables[ac_table].as_ref()?;
-            }
+            let dc = self.dc_tables[dc_table].as_ref()?;
+            let ac = match pass {
+                Pass::Sequential => Some(self.ac_tables[ac_table].as_ref()?),
+                _ => None,
+            };
             let component = &mut frame.components[index];
             if component.q0.is_none() {
                 component.q0 = Some(self.q0[component.tq]?);
@@ -448,26 +446,15 @@ impl Decoder<'_> {
                 (Pass::DcRefine { al }, Some(bit)) if bit == ah && al + 1 == ah => Some(al),
                 _ => return None,
             };
-            scan.push(ScanComponent { index, dc_table, ac_table });
+            scan.push(ScanComponent { index, dc, ac });
         }
-        // The blocks of the scan, in order: MCU by MCU when interleaved, the
-        // component's own blocks row by row when alone (each an MCU).
-        let mut blocks: Vec<(usize, usize)> = Vec::new();
-        let mcu_count;
-        if ns == 1 {
-            let c = &frame.components[scan[0].index];
-            mcu_count = c.real_w * c.real_h;
-        } else {
-            mcu_count = frame.mcus_x * frame.mcus_y;
-            for s in &scan {
-                let c = &frame.components[s.index];
-                for by in 0..c.v {
-                    for bx in 0..c.h {
-                        blocks.push((bx, by));
-                    }
-                }
-            }
-        }
+        // The blocks of the scan, in order: MCU by MCU when interleaved (each
+        // component's h × v blocks in turn), the component's own blocks row
+        // by row when alone (each an MCU).
+        let mcu_count = match scan.as_slice() {
+            [alone] => frame.components[alone.index].real_w * frame.components[alone.index].real_h,
+            _ => frame.mcus_x * frame.mcus_y,
+        };
         let mut bits = Bits::new(self.data, pos);
         let mut pred = [0i32; 4];
         for mcu in 0..mcu_count {
@@ -477,34 +464,18 @@ impl Decoder<'_> {
                 }
                 pred = [0; 4];
             }
-            if ns == 1 {
-                let c = &mut frame.components[scan[0].index];
-                let at = (mcu / c.real_w) * c.grid_w + mcu % c.real_w;
-                block(
-                    &mut bits,
-                    &mut c.dc[at],
-                    &mut pred[0],
-                    pass,
-                    &self.dc_tables[scan[0].dc_table],
-                    &self.ac_tables[scan[0].ac_table],
-                )?;
-            } else {
+            for (k, s) in scan.iter().enumerate() {
+                let c = &mut frame.components[s.index];
+                if ns == 1 {
+                    let at = (mcu / c.real_w) * c.grid_w + mcu % c.real_w;
+                    block(&mut bits, &mut c.dc[at], &mut pred[k], pass, s)?;
+                    continue;
+                }
                 let (mx, my) = (mcu % frame.mcus_x, mcu / frame.mcus_x);
-                let mut b = 0;
-                for (k, s) in scan.iter().enumerate() {
-                    let c = &mut frame.components[s.index];
-                    for _ in 0..c.h * c.v {
-                        let (bx, by) = blocks[b];
-                        b += 1;
+                for by in 0..c.v {
+                    for bx in 0..c.h {
                         let at = (my * c.v + by) * c.grid_w + mx * c.h + bx;
-                        block(
-                            &mut bits,
-                            &mut c.dc[at],
-                            &mut pred[k],
-                            pass,
-                            &self.dc_tables[s.dc_table],
-                            &self.ac_tables[s.ac_table],
-                        )?;
+                        block(&mut bits, &mut c.dc[at], &mut pred[k], pass, s)?;
                     }
                 }
             }
@@ -517,17 +488,10 @@ impl Decoder<'_> {
 }
 
 /// One block of a scan: its DC coefficient updated, its AC codes skipped.
-fn block(
-    bits: &mut Bits,
-    dc: &mut i32,
-    pred: &mut i32,
-    pass: Pass,
-    dc_table: &Option<Huffman>,
-    ac_table: &Option<Huffman>,
-) -> Option<()> {
+fn block(bits: &mut Bits, dc: &mut i32, pred: &mut i32, pass: Pass, tables: &ScanComponent) -> Option<()> {
     match pass {
         Pass::Sequential | Pass::DcFirst { .. } => {
-            let category = u32::from(bits.symbol(dc_table.as_ref()?)?);
+            let category = u32::from(bits.symbol(tables.dc)?);
             *pred = pred.wrapping_add(bits.signed(category));
             let al = if let Pass::DcFirst { al } = pass { al } else { 0 };
             *dc = pred.wrapping_shl(al);
@@ -538,8 +502,7 @@ fn block(
             }
         }
     }
-    if let Pass::Sequential = pass {
-        let ac = ac_table.as_ref()?;
+    if let Some(ac) = tables.ac {
         let mut k = 1;
         while k < 64 {
             // The code and the value bits after it go in one step: at most
