@@ -161,7 +161,8 @@ struct Scratch {
 /// Buffers of the scan of one query.
 #[derive(Default)]
 struct Work {
-    coarse: Vec<(f32, u32)>,
+    /// The probed lists, as `list_key`s.
+    coarse: Vec<u64>,
     /// Look-up table for the current list: term 2 + term 3.
     lut: Vec<f32>,
     unpacked: Vec<u32>,
@@ -321,29 +322,30 @@ impl Snapshot {
     fn scan_codes(&self, q: &Quantizers, term1: &[f32], ip: &[f32], plan: &Plan, s: &mut Work) -> Result<Vec<Entry>> {
         let c = &q.config;
         let (m, ksub) = (c.m, c.ksub());
-        // Keep the nprobe nearest lists.
+        // Keep the nprobe nearest lists, ordered by (distance, list): each
+        // as one u64 whose integer order is that order, so that selecting
+        // and sorting compare integers.
         s.coarse.clear();
-        s.coarse.extend(term1.iter().enumerate().map(|(l, &d)| (d, l as u32)));
-        let by_dist = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        s.coarse.extend(term1.iter().enumerate().map(|(l, &d)| list_key(d, l as u32)));
         if plan.nprobe < s.coarse.len() {
-            s.coarse.select_nth_unstable_by(plan.nprobe - 1, by_dist);
+            s.coarse.select_nth_unstable(plan.nprobe - 1);
             s.coarse.truncate(plan.nprobe);
         }
         // Nearest list first: its codes fill the top-k with good candidates,
         // so the threshold tightens early and fewer codes enter it later.
-        s.coarse.sort_unstable_by(by_dist);
+        s.coarse.sort_unstable();
         s.lut.resize(m * ksub, 0.0);
         s.unpacked.resize(m, 0);
         if c.fast_scan && s.fast.is_none() {
             s.fast = Some(super::fastscan::FastScan::new(m));
         }
         let mut top = TopK::new(plan.keep);
-        for &(term1, l) in &s.coarse {
-            let l = l as usize;
+        let cpu = crate::simd::Cpu::get();
+        for &key in &s.coarse {
+            let l = key as u32 as usize;
+            let term1 = term1[l];
             let term2 = &q.term2[l * m * ksub..(l + 1) * m * ksub];
-            for ((t, &t2), &ip) in s.lut.iter_mut().zip(term2).zip(ip) {
-                *t = t2 - 2.0 * ip;
-            }
+            crate::simd::float::minus_2(cpu, term2, ip, &mut s.lut);
             if let Some(f) = &mut s.fast {
                 f.prepare(&s.lut);
             }
@@ -513,6 +515,30 @@ impl List<'_> {
             }
         }
     }
+
+    /// Offers the vectors `first + i` of a block whose bit i is set in
+    /// `mask` (their distance was within the threshold when the block
+    /// started; `offer` checks again): vector compares found them, so this
+    /// loop runs only for the few that may enter.
+    #[inline]
+    fn offer_block(&self, first: usize, dist: &[f32], mut mask: u32, top: &mut TopK) {
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            self.offer(first + i, dist[i], top);
+            mask &= mask - 1;
+        }
+    }
+}
+
+/// A list's place in the probe order as one integer: the distance's bits
+/// mapped so that unsigned order is `f32::total_cmp`'s (sign bit flipped
+/// for positives, every bit for negatives), then the list number, which
+/// breaks ties as `(distance, list)` order does.
+#[inline]
+fn list_key(d: f32, list: u32) -> u64 {
+    let b = d.to_bits();
+    let ordered = if b >> 31 == 1 { !b } else { b | 1 << 31 };
+    (u64::from(ordered) << 32) | u64::from(list)
 }
 
 /// Adds each code's table entries to `base` and offers the sum to `top`.
@@ -547,6 +573,7 @@ fn scan(list: &List<'_>, base: f32, lut: &[f32], m: usize, nbits: usize, unpacke
 #[inline]
 fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: &mut TopK) {
     const BLOCK: usize = 32;
+    let cpu = crate::simd::Cpu::get();
     let lut: &[[f32; 256]; M] = lut.try_into().expect("table has m rows");
     let (codes, _) = list.codes.as_chunks::<M>();
     let mut dist = [0f32; BLOCK];
@@ -571,18 +598,15 @@ fn scan_u8<const M: usize>(list: &List<'_>, base: f32, lut: &[[f32; 256]], top: 
             }
             *d = base + ((acc[0] + acc[1]) + (acc[2] + acc[3]));
         }
-        let threshold = top.threshold();
-        for (i, &d) in dist[..block.len()].iter().enumerate() {
-            if d <= threshold {
-                list.offer(b * BLOCK + i, d, top);
-            }
-        }
+        let dist = &dist[..block.len()];
+        let mask = crate::simd::float::le_mask(cpu, dist, top.threshold());
+        list.offer_block(b * BLOCK, dist, mask, top);
     }
 }
 
-/// `scan_u8` for m 8, the default shape: the sums come from
-/// `simd::adc::sums8` (AVX2 gathers where the CPU has them, the same bits
-/// as the portable loop).
+/// `scan_u8` for m 8, the default shape: the sums and their threshold mask
+/// come from `simd::adc::sums8` (AVX2 gathers where the CPU has them, the
+/// same bits as the portable loop).
 fn scan_u8x8(list: &List<'_>, base: f32, lut: &[[f32; 256]; 8], top: &mut TopK) {
     const BLOCK: usize = 32;
     let cpu = crate::simd::Cpu::get();
@@ -590,13 +614,8 @@ fn scan_u8x8(list: &List<'_>, base: f32, lut: &[[f32; 256]; 8], top: &mut TopK) 
     let mut dist = [0f32; BLOCK];
     for (b, block) in codes.chunks(BLOCK).enumerate() {
         let dist = &mut dist[..block.len()];
-        crate::simd::adc::sums8(cpu, block, lut, base, dist);
-        let threshold = top.threshold();
-        for (i, &d) in dist.iter().enumerate() {
-            if d <= threshold {
-                list.offer(b * BLOCK + i, d, top);
-            }
-        }
+        let mask = crate::simd::adc::sums8(cpu, block, lut, base, top.threshold(), dist);
+        list.offer_block(b * BLOCK, dist, mask, top);
     }
 }
 
@@ -604,6 +623,22 @@ fn scan_u8x8(list: &List<'_>, base: f32, lut: &[[f32; 256]; 8], top: &mut TopK) 
 mod tests {
     use super::*;
     use zerocopy::little_endian::{F32, U16};
+
+    /// `list_key`'s integer order is `(total_cmp of the distance, list)`,
+    /// signed zeros, infinities and NaN included.
+    #[test]
+    fn list_keys_sort_as_distance_then_list() {
+        let ds = [0.0, -0.0, 1.5, -2.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, 1.5, 3.0e38];
+        let mut pairs: Vec<(f32, u32)> = ds.iter().enumerate().map(|(i, &d)| (d, (i * 7 % 10) as u32)).collect();
+        let mut keys: Vec<u64> = pairs.iter().map(|&(d, l)| list_key(d, l)).collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        keys.sort_unstable();
+        let back: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
+        let want: Vec<(u32, u32)> = pairs.iter().map(|&(d, l)| ((list_key(d, l) >> 32) as u32, l)).collect();
+        assert_eq!(back, want);
+        assert!(list_key(1.0, 5) < list_key(1.0, 6) && list_key(1.0, 6) < list_key(1.5, 0));
+        assert!(list_key(-0.0, 9) < list_key(0.0, 0));
+    }
 
     #[test]
     fn sparse_exact_l2_matches_dense() {

@@ -16,28 +16,31 @@ use super::Cpu;
 /// Sub-codes per code.
 pub const M: usize = 8;
 
-/// `out[i] = base + Σ_j lut[j][codes[i][j]]` in the order stated above;
-/// `out.len() == codes.len()`.
+/// `out[i] = base + Σ_j lut[j][codes[i][j]]` in the order stated above,
+/// for a block of at most 32 codes (`out.len() == codes.len()`); returns
+/// the mask of the sums within `threshold` (bit i set where `out[i] <=
+/// threshold`, never for NaN): the few codes that may enter the top-k,
+/// found by one compare per eight sums while they are still in registers.
 #[inline]
-pub fn sums8(cpu: Cpu, codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, out: &mut [f32]) {
-    debug_assert_eq!(codes.len(), out.len());
+pub fn sums8(cpu: Cpu, codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, threshold: f32, out: &mut [f32]) -> u32 {
+    assert!(codes.len() == out.len() && codes.len() <= 32, "a block of at most 32 codes");
     #[cfg(target_arch = "x86_64")]
     if cpu.avx2_fma {
         let whole = codes.len() / 8 * 8;
         // SAFETY: a `Cpu` says AVX2 only when the CPU has it.
-        unsafe { x86::sums8(&codes[..whole], lut, base, &mut out[..whole]) };
-        portable(&codes[whole..], lut, base, &mut out[whole..]);
-        return;
+        let mask = unsafe { x86::sums8(&codes[..whole], lut, base, threshold, &mut out[..whole]) };
+        return mask | (portable(&codes[whole..], lut, base, threshold, &mut out[whole..]) << whole);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = cpu;
-    portable(codes, lut, base, out);
+    portable(codes, lut, base, threshold, out)
 }
 
 /// The reference.
 #[inline]
-fn portable(codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, out: &mut [f32]) {
-    for (d, code) in out.iter_mut().zip(codes) {
+fn portable(codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, threshold: f32, out: &mut [f32]) -> u32 {
+    let mut mask = 0;
+    for (i, (d, code)) in out.iter_mut().zip(codes).enumerate() {
         // Four independent partial sums: a single running sum would make
         // every add wait for the previous one.
         let mut acc = [0f32; 4];
@@ -48,7 +51,9 @@ fn portable(codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, out: &mut [f32]
             acc[j % 4] += row[(word >> (8 * j)) as u8 as usize];
         }
         *d = base + ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+        mask |= u32::from(*d <= threshold) << i;
     }
+    mask
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -77,12 +82,14 @@ mod x86 {
         _mm256_add_ps(_mm256_setzero_ps(), entries)
     }
 
-    /// Eight codes at a time; `codes.len()` a multiple of 8 and equal to
-    /// `out.len()`.
+    /// Eight codes at a time; `codes.len()` a multiple of 8, at most 32,
+    /// and equal to `out.len()`.
     #[target_feature(enable = "avx2")]
-    pub fn sums8(codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, out: &mut [f32]) {
+    pub fn sums8(codes: &[[u8; M]], lut: &[[f32; 256]; M], base: f32, threshold: f32, out: &mut [f32]) -> u32 {
         let base = _mm256_set1_ps(base);
-        for (codes, out) in codes.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
+        let threshold = _mm256_set1_ps(threshold);
+        let mut mask = 0u32;
+        for (c, (codes, out)) in codes.chunks_exact(8).zip(out.chunks_exact_mut(8)).enumerate() {
             let mut v = [_mm256_setzero_ps(); 8];
             for (v, code) in v.iter_mut().zip(codes) {
                 *v = gather(code, lut);
@@ -101,7 +108,10 @@ mod x86 {
             let d = _mm256_add_ps(base, _mm256_add_ps(first, second));
             // SAFETY: `out` is 8 floats (chunks_exact_mut); an unaligned store.
             unsafe { _mm256_storeu_ps(out.as_mut_ptr(), d) };
+            // Ordered and non-signalling: NaN is never within.
+            mask |= (_mm256_movemask_ps(_mm256_cmp_ps(d, threshold, _CMP_LE_OQ)) as u32) << (8 * c);
         }
+        mask
     }
 }
 
@@ -111,7 +121,8 @@ mod tests {
 
     /// Every kernel this CPU runs gives the portable kernel's bits, on
     /// random tables (signed zeros, negative and large entries included) and
-    /// every block length up to 40.
+    /// every block length up to 32, and the masks for thresholds of ±∞, NaN
+    /// and one inside the sums' range.
     #[test]
     fn kernels_agree_bit_for_bit() {
         let mut seed = 11u64;
@@ -131,16 +142,21 @@ mod tests {
                     };
                 }
             }
-            let n = round % 41;
+            let n = round % 33;
             let codes: Vec<[u8; M]> = (0..n).map(|_| std::array::from_fn(|_| next() as u8)).collect();
             let base = if round % 3 == 0 { -0.0 } else { next() as f32 * 1e-6 - 2.0 };
             let mut want = vec![0f32; n];
-            portable(&codes, &lut, base, &mut want);
+            let threshold = [f32::INFINITY, f32::NAN, f32::NEG_INFINITY, base][round % 4];
+            let want_mask = portable(&codes, &lut, base, threshold, &mut want);
+            // The mask is the plain compare of each sum.
+            let plain = want.iter().enumerate().filter(|(_, d)| **d <= threshold).fold(0u32, |m, (i, _)| m | 1 << i);
+            assert_eq!(want_mask, plain, "{n} codes");
             for cpu in Cpu::available() {
                 let mut got = vec![f32::NAN; n];
-                sums8(cpu, &codes, &lut, base, &mut got);
+                let mask = sums8(cpu, &codes, &lut, base, threshold, &mut got);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{cpu:?}, {n} codes");
+                assert_eq!(mask, want_mask, "{cpu:?}, {n} codes");
             }
         }
     }

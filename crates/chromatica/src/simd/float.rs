@@ -1,7 +1,9 @@
 //! Float kernels: `⟨a, b⟩`, `‖a − b‖²`, sparse rows times a transposed
-//! matrix (`axpy_rows`), and the index of the smallest `a[i] − 2·b[i]`. The
-//! shapes are checked by the callers (`crate::distance`); these functions
-//! choose the kernel for a [`Cpu`] and run it.
+//! matrix (`axpy_rows`), the index of the smallest `a[i] − 2·b[i]`, the
+//! vector `a − 2·b` (`minus_2`) and the bit mask of a block's values within
+//! a threshold (`le_mask`). The shapes are checked by the callers
+//! (`crate::distance`, `crate::read::search`); these functions choose the
+//! kernel for a [`Cpu`] and run it.
 
 use super::Cpu;
 
@@ -63,6 +65,41 @@ pub fn argmin_minus_2(cpu: Cpu, a: &[f32], b: &[f32]) -> (usize, f32) {
     portable::argmin_minus_2(a, b)
 }
 
+/// `out[i] = a[i] − 2·b[i]` for every `i < out.len()` (`a` and `b` at least
+/// as long): stage 1's table for a probed list, its stored term 2 minus
+/// twice the query's inner products. `2·b[i]` is exact, so every kernel
+/// rounds once, in the same place, and gives the same bits.
+#[inline]
+pub fn minus_2(cpu: Cpu, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let (a, b) = (&a[..out.len()], &b[..out.len()]);
+    #[cfg(target_arch = "x86_64")]
+    if cpu.avx2_fma {
+        // SAFETY: the CPU has AVX2 (`cpu` says so); the three slices have
+        // the same length, and the kernel stays inside them.
+        return unsafe { x86::minus_2_avx2(a, b, out) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = cpu;
+    portable::minus_2(a, b, out)
+}
+
+/// Bit `i` set where `v[i] <= t` (never for NaN), for a block of at most
+/// 32 values: which of a block's stage-1 distances may enter the top-k, in
+/// one compare per eight instead of a branch per value.
+#[inline]
+pub fn le_mask(cpu: Cpu, v: &[f32], t: f32) -> u32 {
+    assert!(v.len() <= 32, "a block of at most 32 values");
+    #[cfg(target_arch = "x86_64")]
+    if cpu.avx2_fma {
+        // SAFETY: the CPU has AVX2 (`cpu` says so); the kernel reads only
+        // within `v`.
+        return unsafe { x86::le_mask_avx2(v, t) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = cpu;
+    portable::le_mask(v, t)
+}
+
 /// Merges per-lane minima (ties to the lowest index, infinities never
 /// chosen over index 0), then scans the tail `ra − 2·rb` starting at `body`.
 fn merge_lanes(bv: &[f32; 8], bi: &[u32; 8], body: usize, ra: &[f32], rb: &[f32]) -> (usize, f32) {
@@ -117,6 +154,16 @@ pub mod portable {
             }
         }
         super::merge_lanes(&bv, &bi, a.len() - ra.len(), ra, rb)
+    }
+
+    pub fn minus_2(a: &[f32], b: &[f32], out: &mut [f32]) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = x - 2.0 * y;
+        }
+    }
+
+    pub fn le_mask(v: &[f32], t: f32) -> u32 {
+        v.iter().enumerate().fold(0, |mask, (i, &x)| mask | (u32::from(x <= t) << i))
     }
 
     pub fn axpy_rows(x: &[(u32, f32)], offset: u32, mt: &[f32], out: &mut [f32]) {
@@ -266,6 +313,40 @@ mod x86 {
             }
         }
     }
+    /// Eight values a step; `a`, `b` and `out` of one length.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn minus_2_avx2(a: &[f32], b: &[f32], out: &mut [f32]) {
+        let n = out.len();
+        let body = n / 8 * 8;
+        let mut i = 0;
+        // SAFETY: i + 8 <= body <= n, and the three slices hold n floats;
+        // unaligned loads and stores.
+        unsafe {
+            while i < body {
+                let y = _mm256_loadu_ps(b.as_ptr().add(i));
+                let v = _mm256_sub_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_add_ps(y, y));
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+                i += 8;
+            }
+        }
+        super::portable::minus_2(&a[body..], &b[body..], &mut out[body..]);
+    }
+
+    /// One ordered, non-signalling compare and one movemask per eight.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn le_mask_avx2(v: &[f32], t: f32) -> u32 {
+        let body = v.len() / 8 * 8;
+        let tv = _mm256_set1_ps(t);
+        let mut mask = 0u32;
+        for (c, chunk) in v[..body].chunks_exact(8).enumerate() {
+            // SAFETY: `chunk` is 8 floats; an unaligned load.
+            let x = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+            let le = _mm256_movemask_ps(_mm256_cmp_ps(x, tv, _CMP_LE_OQ)) as u32;
+            mask |= le << (8 * c);
+        }
+        mask | (super::portable::le_mask(&v[body..], t) << body)
+    }
+
     /// Eight lanes of running minima and their indices, in registers.
     #[target_feature(enable = "avx2,fma")]
     pub fn argmin_minus_2_avx2(a: &[f32], b: &[f32]) -> (usize, f32) {
@@ -339,6 +420,24 @@ mod tests {
                     let exact: f64 = start[c] as f64 + (0..rows).map(|p| x[p] as f64 * mt[p * cols + c] as f64).sum::<f64>();
                     prop_assert!((got[c] as f64 - exact).abs() < 1e-4 * (1.0 + rows as f64), "{:?}", cpu);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// Same bits from every kernel, NaN and infinities included, at
+        /// every length up to 40 (body and tail).
+        #[test]
+        fn minus_2_and_le_mask_kernels_agree(v in proptest::collection::vec((prop_oneof![-4f32..4f32, Just(f32::NAN), Just(f32::INFINITY), Just(-0.0f32)], -4f32..4f32), 0..40), t in prop_oneof![-4f32..4f32, Just(f32::NAN), Just(f32::INFINITY)]) {
+            let (a, b): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+            let want: Vec<u32> = a.iter().zip(&b).map(|(x, y)| (x - 2.0 * y).to_bits()).collect();
+            let block = &a[..a.len().min(32)];
+            let want_mask = block.iter().enumerate().filter(|(_, x)| **x <= t).fold(0u32, |m, (i, _)| m | 1 << i);
+            for cpu in Cpu::available() {
+                let mut got = vec![f32::NAN; a.len()];
+                minus_2(cpu, &a, &b, &mut got);
+                prop_assert_eq!(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.clone(), "{:?}", cpu);
+                prop_assert_eq!(le_mask(cpu, block, t), want_mask, "{:?}", cpu);
             }
         }
     }

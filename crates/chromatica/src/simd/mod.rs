@@ -1,7 +1,8 @@
 //! Every SIMD kernel of the engine, and the one decision of which to run.
 //!
 //! A kernel family is one file: `float.rs` (dot product, squared L2, sparse
-//! rows times a matrix, the nearest-centroid argmin), `adc.rs` (the stage-1
+//! rows times a matrix, the nearest-centroid argmin, stage 1's per-list
+//! table and threshold mask), `adc.rs` (the stage-1
 //! sums of byte-wide 8-sub-code codes, by gathers), `fastscan.rs` (the
 //! 4-bit fast-scan block sums), `sinkhorn.rs` (the two matrix–vector products
 //! of a Sinkhorn iteration). Each has a portable twin in plain Rust, which
