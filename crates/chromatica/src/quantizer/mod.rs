@@ -48,7 +48,7 @@ const ENCODE_BATCH: usize = 128;
 const SPARSE_DENSITY: f64 = 0.25;
 
 /// Whether `v` has few enough non-zero coordinates for the sparse paths.
-fn is_sparse(v: &[f32]) -> bool {
+pub(crate) fn is_sparse(v: &[f32]) -> bool {
     (v.iter().filter(|&&x| x != 0.0).count() as f64) < SPARSE_DENSITY * v.len() as f64
 }
 
